@@ -1,0 +1,112 @@
+/**
+ * What the master, peer and election machines share: the node's identity
+ * and options, a read-only view of its clock, injected randomness, the
+ * action list of the event being handled, drop counters, and the one place
+ * where a correction is turned into clock actions (max-adjust, step or slew,
+ * frequency tracking).
+ */
+import type { Header, Message } from '../wire/messages.js';
+import { DEFAULT_DISCIPLINE, discipline, initialDiscipline, type DisciplineState } from './discipline.js';
+import type { NodeOptions } from './options.js';
+import type { Action, Address, Destination, DropReason, Notice, TimerName } from './types.js';
+
+/** What the engine reads of its clock (lib/clock's Clock satisfies it). */
+export interface ClockReader {
+  /** Group time now, ns. */
+  now(): bigint;
+  /** Group time at a monotonic instant of the recent past, ns. */
+  at(monoNs: bigint): bigint;
+  /** Total correction applied so far (steps plus the run part of slews), ns. */
+  appliedNs(): bigint;
+}
+
+export interface Randomness {
+  /** Uniform in [0, 1). */
+  random(): number;
+  /** A random 64-bit value. */
+  nonce(): bigint;
+}
+
+export class Context {
+  out: Action[] = [];
+  readonly counters = new Map<DropReason, number>();
+  /** Has this node applied a correction from a round (or led one)? Steps are free until then. */
+  synced = false;
+  lastAdjustmentNs: bigint | null = null;
+  private disc: DisciplineState = initialDiscipline();
+
+  constructor(
+    readonly opts: NodeOptions,
+    readonly id: bigint,
+    readonly clock: ClockReader,
+    readonly rng: Randomness,
+  ) {}
+
+  header(epoch: number, round: number): Header {
+    return { domain: this.opts.domain, sender: this.id, epoch, round };
+  }
+
+  send(to: Destination, msg: Message): void {
+    this.out.push({ type: 'send', to, msg });
+  }
+
+  arm(timer: TimerName, afterNs: bigint): void {
+    this.out.push({ type: 'arm', timer, afterNs: afterNs < 0n ? 0n : afterNs });
+  }
+
+  disarm(timer: TimerName): void {
+    this.out.push({ type: 'disarm', timer });
+  }
+
+  notice(notice: Notice): void {
+    this.out.push({ type: 'notice', notice });
+  }
+
+  drop(reason: DropReason, msg: Message, from: Address): void {
+    this.counters.set(reason, (this.counters.get(reason) ?? 0) + 1);
+    this.notice({ kind: 'dropped', reason, type: msg.type, from });
+  }
+
+  get frequencyPpm(): number {
+    return this.disc.frequencyPpm;
+  }
+
+  /** A coarse step on the first SYNC: no round has told us anything finer yet. */
+  coarseStep(correctionNs: bigint): void {
+    this.out.push({ type: 'correct', correctionNs, allowStep: true });
+    this.disc = discipline(this.disc, correctionNs, 0n, true);
+    this.notice({ kind: 'coarse-step', correctionNs });
+  }
+
+  /**
+   * Apply this node's adjustment from round (epoch, round).
+   * adjustmentNs answers a measurement taken when appliedNs() read
+   * appliedAtMeasureNs; what was corrected since then is subtracted, and
+   * the result replaces what is left of any earlier slew.
+   */
+  applyAdjustment(epoch: number, round: number, adjustmentNs: bigint, appliedAtMeasureNs: bigint, monoNs: bigint): void {
+    const max = this.opts.maxAdjustNs;
+    const magnitude = adjustmentNs < 0n ? -adjustmentNs : adjustmentNs;
+    if (this.synced && max !== null && magnitude > max) {
+      this.notice({ kind: 'refused', round, adjustmentNs, maxAdjustNs: max });
+      return;
+    }
+    const correctionNs = adjustmentNs - (this.clock.appliedNs() - appliedAtMeasureNs);
+    const allowStep = !this.synced || this.opts.stepAlways;
+    const size = correctionNs < 0n ? -correctionNs : correctionNs;
+    const step = allowStep && size > this.opts.stepThresholdNs;
+    this.out.push({ type: 'correct', correctionNs, allowStep });
+    const before = this.disc.frequencyPpm;
+    this.disc = discipline(this.disc, correctionNs, monoNs, step, DEFAULT_DISCIPLINE);
+    if (this.disc.frequencyPpm !== before) this.out.push({ type: 'frequency', ppm: this.disc.frequencyPpm });
+    this.synced = true;
+    this.lastAdjustmentNs = adjustmentNs;
+    this.notice({ kind: 'corrected', epoch, round, correctionNs, adjustmentNs, step, frequencyPpm: this.disc.frequencyPpm });
+  }
+
+  take(): Action[] {
+    const out = this.out;
+    this.out = [];
+    return out;
+  }
+}

@@ -1,0 +1,170 @@
+/**
+ * The master's side of a round (sans-IO).
+ *
+ * round timer -> SYNC to the group, arm collect
+ * TIME_REQUEST -> TIME_REPLY with T2 (arrival) and T3 (just before sending)
+ * REPORT       -> kept for this round; the member table is refreshed
+ * collect      -> fault-tolerant average, ADJUST table to the group, own correction
+ */
+import { MessageType, type ReportMessage, type TimeRequestMessage } from '../wire/messages.js';
+import { faultTolerantAverage, type Reading } from './average.js';
+import type { Context } from './context.js';
+import type { Address, RoundRow } from './types.js';
+
+/** The first rounds of an epoch run at interval / FAST_START_DIVISOR. */
+export const FAST_START_ROUNDS = 4;
+export const FAST_START_DIVISOR = 4n;
+
+export interface Member {
+  node: bigint;
+  name: string;
+  address: Address;
+  /** Member clock minus master clock at its last report. */
+  offsetNs: bigint;
+  delayNs: bigint;
+  /** Last round the member reported in. */
+  lastRound: number;
+}
+
+interface Report {
+  node: bigint;
+  name: string;
+  offsetNs: bigint;
+  delayNs: bigint;
+}
+
+export class MasterRole {
+  round = 0;
+  readonly members = new Map<bigint, Member>();
+  lastTable: RoundRow[] = [];
+  lastAverageNs: bigint | null = null;
+  private collecting = false;
+  private appliedAtSyncNs = 0n;
+  private readonly reports = new Map<bigint, Report>();
+  private readonly requests = new Map<bigint, number>();
+
+  constructor(
+    private readonly ctx: Context,
+    public epoch: number,
+  ) {}
+
+  /** Requests one node may send in one round: a burst, its warm-up, and some retries. */
+  private get requestLimit(): number {
+    return 2 * (this.ctx.opts.probes + 1) + 4;
+  }
+
+  /** Start a round now: SYNC to the group, and the timers of this round. */
+  startRound(): void {
+    const { ctx } = this;
+    const o = ctx.opts;
+    this.round += 1;
+    this.collecting = true;
+    this.reports.clear();
+    this.requests.clear();
+    this.appliedAtSyncNs = ctx.clock.appliedNs();
+    // Fast start, like chrony's iburst: the first rounds of an epoch run at
+    // a fraction of the interval, so that clocks are set and frequencies
+    // found within about one interval instead of several.
+    const fast = this.round <= FAST_START_ROUNDS;
+    const collectNs = fast ? o.collectTimeoutNs / FAST_START_DIVISOR : o.collectTimeoutNs;
+    ctx.arm('round', fast ? o.intervalNs / FAST_START_DIVISOR : o.intervalNs);
+    ctx.arm('collect', collectNs);
+    ctx.send('group', {
+      type: MessageType.Sync,
+      ...ctx.header(this.epoch, this.round),
+      masterTimeNs: ctx.clock.now(),
+      priority: o.priority,
+      pinned: o.pinnedMaster,
+      intervalMs: Number(o.intervalNs / 1_000_000n),
+      // The nominal interval (peers time elections by it) and this round's collection window.
+      collectMs: Math.max(1, Number(collectNs / 1_000_000n)),
+      unicastAddress: o.unicast.address,
+      unicastPort: o.unicast.port,
+      name: o.name,
+    });
+  }
+
+  onRequest(msg: TimeRequestMessage, from: Address, rxMonoNs: bigint): void {
+    const { ctx } = this;
+    if (msg.epoch !== this.epoch) return ctx.drop('stale-epoch', msg, from);
+    const count = (this.requests.get(msg.sender) ?? 0) + 1;
+    this.requests.set(msg.sender, count);
+    if (count > this.requestLimit) return ctx.drop('rate-limited', msg, from);
+    const receiveNs = ctx.clock.at(rxMonoNs);
+    ctx.send(from, {
+      type: MessageType.TimeReply,
+      ...ctx.header(this.epoch, msg.round),
+      nonce: msg.nonce,
+      originNs: msg.originNs,
+      receiveNs,
+      transmitNs: ctx.clock.now(),
+    });
+  }
+
+  onReport(msg: ReportMessage, from: Address): void {
+    const { ctx } = this;
+    if (msg.epoch !== this.epoch) return ctx.drop('stale-epoch', msg, from);
+    if (msg.round !== this.round || !this.collecting) return ctx.drop('wrong-round', msg, from);
+    if (msg.sender === ctx.id) return ctx.drop('own-message', msg, from);
+    this.reports.set(msg.sender, { node: msg.sender, name: msg.name, offsetNs: msg.offsetNs, delayNs: msg.delayNs });
+    if (!this.members.has(msg.sender)) ctx.notice({ kind: 'member-joined', name: msg.name, node: msg.sender });
+    this.members.set(msg.sender, {
+      node: msg.sender,
+      name: msg.name,
+      address: from,
+      offsetNs: msg.offsetNs,
+      delayNs: msg.delayNs,
+      lastRound: this.round,
+    });
+  }
+
+  onLeave(node: bigint): void {
+    const m = this.members.get(node);
+    if (!m) return;
+    this.members.delete(node);
+    this.reports.delete(node);
+    this.ctx.notice({ kind: 'member-left', name: m.name, node, why: 'leave' });
+  }
+
+  /** The collection timeout: average, multicast the table, correct our own clock. */
+  collect(monoNs: bigint): void {
+    const { ctx } = this;
+    if (!this.collecting) return;
+    this.collecting = false;
+    const readings: Reading[] = [{ node: ctx.id, offsetNs: 0n }, ...[...this.reports.values()].map((r) => ({ node: r.node, offsetNs: r.offsetNs }))];
+    const result = faultTolerantAverage(readings, ctx.opts.toleranceNs);
+    ctx.send('group', {
+      type: MessageType.Adjust,
+      ...ctx.header(this.epoch, this.round),
+      part: 0,
+      parts: 1,
+      averageNs: result.averageNs,
+      entries: result.entries,
+    });
+    const table: RoundRow[] = result.entries.map((e) => {
+      const r = this.reports.get(e.node);
+      return { node: e.node, name: r?.name ?? ctx.opts.name, offsetNs: r?.offsetNs ?? 0n, delayNs: r?.delayNs ?? 0n, adjustmentNs: e.adjustmentNs, outlier: e.outlier };
+    });
+    this.lastTable = table;
+    this.lastAverageNs = result.averageNs;
+    ctx.notice({ kind: 'round', epoch: this.epoch, round: this.round, averageNs: result.averageNs, quorum: result.quorum, table });
+    ctx.applyAdjustment(this.epoch, this.round, result.averageNs, this.appliedAtSyncNs, monoNs);
+    this.expireMembers();
+  }
+
+  private expireMembers(): void {
+    const limit = this.ctx.opts.memberTimeoutRounds;
+    for (const m of [...this.members.values()]) {
+      if (this.round - m.lastRound >= limit) {
+        this.members.delete(m.node);
+        this.ctx.notice({ kind: 'member-left', name: m.name, node: m.node, why: 'silence' });
+      }
+    }
+  }
+
+  stop(): void {
+    this.ctx.disarm('round');
+    this.ctx.disarm('collect');
+    this.collecting = false;
+  }
+}

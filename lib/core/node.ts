@@ -1,0 +1,308 @@
+/**
+ * One berkeleyd node: the election, and the master or peer side of the
+ * round, behind one entry point (sans-IO). The daemon and the simulator both
+ * drive this class: `handle(event)` returns the actions to carry out, in
+ * order, at once.
+ */
+import { nodeIdOf } from '../wire/ids.js';
+import {
+  MessageType,
+  type ClaimMessage,
+  type LeaveMessage,
+  type Message,
+  type SyncMessage,
+} from '../wire/messages.js';
+import { Context, type ClockReader, type Randomness } from './context.js';
+import {
+  CLAIM_WINDOW,
+  compareCredentials,
+  ELECTION_JITTER,
+  ELECTION_TIMEOUT,
+  span,
+  STARTUP_WAIT,
+  type Credentials,
+} from './election.js';
+import { MasterRole, type Member } from './master.js';
+import { validateOptions, type NodeOptions } from './options.js';
+import { PeerRole } from './peer.js';
+import type { Action, Address, DropReason, Event, Role, RoundRow, TimerName } from './types.js';
+
+/** The master this node follows, as its last SYNC described it. */
+interface Followed extends Credentials {
+  name: string;
+  pinned: boolean;
+  address: Address;
+  round: number;
+  intervalNs: bigint;
+}
+
+export interface NodeStatus {
+  name: string;
+  node: bigint;
+  role: Role;
+  masterName: string | null;
+  epoch: number;
+  round: number;
+  synced: boolean;
+  lastAdjustmentNs: bigint | null;
+  frequencyPpm: number;
+  lastOffsetNs: bigint | null;
+  lastDelayNs: bigint | null;
+  members: Member[];
+  lastTable: RoundRow[];
+  lastAverageNs: bigint | null;
+  dropped: Partial<Record<DropReason, number>>;
+}
+
+export class Node {
+  readonly id: bigint;
+  readonly ctx: Context;
+  private role: Role = 'peer';
+  private epoch = 0;
+  private followed: Followed | null = null;
+  private master: MasterRole | null = null;
+  private readonly peer: PeerRole;
+  private claimEpoch: number | null = null;
+  private assertedFor = 0;
+
+  constructor(opts: NodeOptions, clock: ClockReader, rng: Randomness) {
+    validateOptions(opts);
+    this.id = nodeIdOf(opts.name);
+    this.ctx = new Context(opts, this.id, clock, rng);
+    this.peer = new PeerRole(this.ctx);
+  }
+
+  private get opts(): NodeOptions {
+    return this.ctx.opts;
+  }
+
+  private get credentials(): Credentials {
+    return { epoch: this.epoch, priority: this.opts.priority, node: this.id };
+  }
+
+  /** The interval that times elections: the followed master's, else our own. */
+  private get intervalNs(): bigint {
+    return this.followed?.intervalNs ?? this.opts.intervalNs;
+  }
+
+  handle(ev: Event): Action[] {
+    switch (ev.type) {
+      case 'start':
+        if (this.opts.pinnedMaster) this.becomeMaster(Math.max(1, this.epoch), 'pinned with --master');
+        else this.ctx.arm('election', span(this.opts.intervalNs, STARTUP_WAIT, ELECTION_JITTER, this.ctx.rng.random()));
+        break;
+      case 'stop':
+        this.stop();
+        break;
+      case 'timer':
+        this.onTimer(ev.timer, ev.monoNs);
+        break;
+      case 'datagram':
+        this.onMessage(ev.msg, ev.from, ev.rxMonoNs);
+        break;
+    }
+    return this.ctx.take();
+  }
+
+  private onTimer(timer: TimerName, monoNs: bigint): void {
+    switch (timer) {
+      case 'round':
+        return this.master?.startRound();
+      case 'collect':
+        return this.master?.collect(monoNs);
+      case 'slot':
+        return this.peer.onSlot();
+      case 'probe':
+        return this.peer.onProbeTimeout(monoNs);
+      case 'election':
+        return this.onElectionTimeout();
+      case 'claim':
+        if (this.role === 'candidate' && this.claimEpoch !== null) this.becomeMaster(this.claimEpoch, 'won the election');
+        return;
+    }
+  }
+
+  private onMessage(msg: Message, from: Address, rxMonoNs: bigint): void {
+    if (msg.sender === this.id) return; // our own multicast, looped back
+    switch (msg.type) {
+      case MessageType.Sync:
+        return this.onSync(msg, from, rxMonoNs);
+      case MessageType.TimeRequest:
+        if (!this.master) return this.ctx.drop('not-master', msg, from);
+        return this.master.onRequest(msg, from, rxMonoNs);
+      case MessageType.Report:
+        if (!this.master) return this.ctx.drop('not-master', msg, from);
+        return this.master.onReport(msg, from);
+      case MessageType.TimeReply:
+        return this.peer.onReply(msg, from, rxMonoNs);
+      case MessageType.Adjust: {
+        const f = this.followed;
+        if (this.role !== 'peer' || !f || msg.sender !== f.node) return this.ctx.drop('foreign-master', msg, from);
+        if (msg.epoch !== f.epoch) return this.ctx.drop('stale-epoch', msg, from);
+        return this.peer.onAdjust(msg, from, rxMonoNs);
+      }
+      case MessageType.Claim:
+        return this.onClaim(msg, from);
+      case MessageType.Leave:
+        return this.onLeave(msg);
+    }
+  }
+
+  private onSync(msg: SyncMessage, from: Address, rxMonoNs: bigint): void {
+    const { ctx } = this;
+    if (msg.epoch < this.epoch) return ctx.drop('stale-epoch', msg, from);
+    const theirs: Credentials = { epoch: msg.epoch, priority: msg.priority, node: msg.sender };
+    if (this.role === 'master') {
+      if (compareCredentials(theirs, this.credentials) <= 0) return ctx.drop('worse-master', msg, from);
+      if (this.opts.pinnedMaster) {
+        // Pinned: stay, and outbid the other master at our next SYNC.
+        this.epoch = msg.epoch + 1;
+        this.master!.epoch = this.epoch;
+        ctx.notice({ kind: 'role', role: 'master', epoch: this.epoch, masterName: this.opts.name, why: `pinned; outbidding ${msg.name}` });
+        return;
+      }
+      this.master!.stop();
+      this.master = null;
+    } else if (this.role === 'peer' && this.followed) {
+      const f = this.followed;
+      if (msg.sender === f.node && msg.epoch === f.epoch) {
+        if (msg.round <= f.round) return ctx.drop('stale-round', msg, from);
+      } else if (compareCredentials(theirs, f) < 0) {
+        return ctx.drop('worse-master', msg, from);
+      }
+    }
+    this.follow(msg, from, rxMonoNs);
+  }
+
+  private follow(msg: SyncMessage, from: Address, rxMonoNs: bigint): void {
+    const { ctx } = this;
+    const address: Address = { address: msg.unicastAddress === '0.0.0.0' ? from.address : msg.unicastAddress, port: msg.unicastPort };
+    const changed = this.role !== 'peer' || this.followed?.node !== msg.sender || this.followed.epoch !== msg.epoch;
+    if (this.role === 'candidate') ctx.disarm('claim');
+    this.role = 'peer';
+    this.claimEpoch = null;
+    this.epoch = msg.epoch;
+    this.followed = {
+      epoch: msg.epoch,
+      priority: msg.priority,
+      node: msg.sender,
+      name: msg.name,
+      pinned: msg.pinned,
+      address,
+      round: msg.round,
+      intervalNs: BigInt(msg.intervalMs) * 1_000_000n,
+    };
+    if (changed) ctx.notice({ kind: 'role', role: 'peer', epoch: msg.epoch, masterName: msg.name, why: 'following SYNC' });
+    ctx.arm('election', span(this.intervalNs, ELECTION_TIMEOUT, ELECTION_JITTER, ctx.rng.random()));
+    this.peer.onSync(msg, address, rxMonoNs);
+  }
+
+  private onElectionTimeout(): void {
+    if (this.role !== 'peer') return;
+    const { ctx } = this;
+    if (this.followed) {
+      ctx.notice({ kind: 'role', role: 'peer', epoch: this.epoch, masterName: null, why: `no SYNC from ${this.followed.name}` });
+      this.followed = null;
+      this.peer.cancelBurst();
+    }
+    if (this.opts.priority === 0) {
+      ctx.arm('election', span(this.intervalNs, ELECTION_TIMEOUT, ELECTION_JITTER, ctx.rng.random()));
+      return;
+    }
+    this.claim(this.epoch + 1);
+  }
+
+  private claim(epoch: number): void {
+    const { ctx } = this;
+    this.role = 'candidate';
+    this.claimEpoch = epoch;
+    ctx.disarm('election');
+    ctx.notice({ kind: 'role', role: 'candidate', epoch, masterName: null, why: 'claiming mastership' });
+    ctx.send('group', { type: MessageType.Claim, ...ctx.header(epoch, 0), priority: this.opts.priority, name: this.opts.name });
+    ctx.arm('claim', span(this.intervalNs, CLAIM_WINDOW));
+  }
+
+  private onClaim(msg: ClaimMessage, from: Address): void {
+    const { ctx } = this;
+    if (msg.epoch <= this.epoch) return ctx.drop('stale-epoch', msg, from);
+    const theirs: Credentials = { epoch: msg.epoch, priority: msg.priority, node: msg.sender };
+    if (this.role === 'master') {
+      // A live master keeps its place: a SYNC now makes the claimants stand down.
+      if (msg.epoch > this.assertedFor) {
+        this.assertedFor = msg.epoch;
+        this.master!.startRound();
+      }
+      return;
+    }
+    const ours: Credentials = { epoch: msg.epoch, priority: this.opts.priority, node: this.id };
+    if (this.role === 'candidate') {
+      const mine: Credentials = { ...ours, epoch: this.claimEpoch! };
+      if (compareCredentials(theirs, mine) > 0) this.standDown();
+      return;
+    }
+    if (this.opts.priority > 0 && compareCredentials(ours, theirs) > 0) return this.claim(msg.epoch);
+    ctx.arm('election', span(this.intervalNs, ELECTION_TIMEOUT, ELECTION_JITTER, ctx.rng.random()));
+  }
+
+  private standDown(): void {
+    this.role = 'peer';
+    this.claimEpoch = null;
+    this.ctx.disarm('claim');
+    this.ctx.arm('election', span(this.intervalNs, ELECTION_TIMEOUT, ELECTION_JITTER, this.ctx.rng.random()));
+  }
+
+  private onLeave(msg: LeaveMessage): void {
+    if (this.master) return this.master.onLeave(msg.sender);
+    if (this.followed && msg.sender === this.followed.node) {
+      this.ctx.notice({ kind: 'role', role: 'peer', epoch: this.epoch, masterName: null, why: `${msg.name} left` });
+      this.followed = null;
+      this.peer.cancelBurst();
+      // Elect soon, but not all at once.
+      this.ctx.arm('election', span(this.intervalNs, 0, ELECTION_JITTER, this.ctx.rng.random()));
+    }
+  }
+
+  private becomeMaster(epoch: number, why: string): void {
+    const { ctx } = this;
+    this.role = 'master';
+    this.epoch = epoch;
+    this.claimEpoch = null;
+    this.followed = null;
+    this.peer.cancelBurst();
+    ctx.disarm('election');
+    ctx.disarm('claim');
+    this.master = new MasterRole(ctx, epoch);
+    ctx.notice({ kind: 'role', role: 'master', epoch, masterName: this.opts.name, why });
+    this.master.startRound();
+  }
+
+  private stop(): void {
+    const { ctx } = this;
+    ctx.send('group', { type: MessageType.Leave, ...ctx.header(this.epoch, this.master?.round ?? this.followed?.round ?? 0), name: this.opts.name });
+    this.master?.stop();
+    this.peer.cancelBurst();
+    ctx.disarm('election');
+    ctx.disarm('claim');
+  }
+
+  status(): NodeStatus {
+    const { ctx } = this;
+    return {
+      name: this.opts.name,
+      node: this.id,
+      role: this.role,
+      masterName: this.role === 'master' ? this.opts.name : (this.followed?.name ?? null),
+      epoch: this.epoch,
+      round: this.master?.round ?? this.followed?.round ?? 0,
+      synced: ctx.synced,
+      lastAdjustmentNs: ctx.lastAdjustmentNs,
+      frequencyPpm: ctx.frequencyPpm,
+      lastOffsetNs: this.peer.lastOffsetNs,
+      lastDelayNs: this.peer.lastDelayNs,
+      members: this.master ? [...this.master.members.values()] : [],
+      lastTable: this.master?.lastTable ?? [],
+      lastAverageNs: this.master?.lastAverageNs ?? null,
+      dropped: Object.fromEntries(ctx.counters),
+    };
+  }
+}

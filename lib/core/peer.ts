@@ -1,0 +1,186 @@
+/**
+ * A peer's side of a round (sans-IO).
+ *
+ * SYNC    -> (before the first sync, if outside the tolerance: coarse step to the master's clock) arm this node's slot
+ * slot    -> burst: a warm-up exchange, then `probes` exchanges, one after another
+ * reply   -> t4 from the arrival timestamp; keep the sample; next exchange
+ * done    -> best of burst by delay; dropped above maxDelay; else REPORT to the master
+ * ADJUST  -> this node's entry, less what was corrected since the measurement
+ *
+ * The slot spreads the bursts of all peers over the first part of the
+ * collection window, so that peers do not all wake the master at once: its
+ * place is derived from the node id, with a little jitter each round so
+ * that two peers whose slots collide do not collide every round.
+ */
+import { MessageType, type AdjustMessage, type SyncMessage, type TimeReplyMessage } from '../wire/messages.js';
+import type { Context } from './context.js';
+import { bestOfBurst, exchange, type Sample } from './measure.js';
+import type { Address } from './types.js';
+
+/** Bursts start within this part of the collection window (fractions of collectMs). */
+const SLOT_START = 0.05;
+const SLOT_SPAN = 0.55;
+const SLOT_JITTER = 0.1;
+/** The burst reports by this part of the collection window, whatever it has. */
+const REPORT_BY = 0.85;
+/** A request waits at most this part of the collection window (and at most maxDelay) for its reply. */
+const PROBE_TIMEOUT = 0.04;
+
+interface Outstanding {
+  nonce: bigint;
+  originNs: bigint;
+}
+
+interface Burst {
+  epoch: number;
+  round: number;
+  master: Address;
+  left: number;
+  warmup: boolean;
+  samples: Sample[];
+  /** appliedNs() when each sample was taken, by sample index. */
+  appliedAt: bigint[];
+  outstanding: Outstanding | null;
+  /** How long a request waits for its reply. */
+  probeTimeoutNs: bigint;
+  /** Monotonic time by which the burst reports what it has, to reach the master before the collection ends. */
+  deadlineMonoNs: bigint;
+}
+
+interface Measurement {
+  epoch: number;
+  round: number;
+  appliedAtNs: bigint;
+  answered: boolean;
+}
+
+const min = (a: bigint, b: bigint): bigint => (a < b ? a : b);
+
+export class PeerRole {
+  private burst: Burst | null = null;
+  private measurement: Measurement | null = null;
+  lastOffsetNs: bigint | null = null;
+  lastDelayNs: bigint | null = null;
+
+  constructor(private readonly ctx: Context) {}
+
+  /** A valid SYNC from the master we follow. */
+  onSync(msg: SyncMessage, master: Address, rxMonoNs: bigint): void {
+    const { ctx } = this;
+    if (!ctx.synced) {
+      // A newcomer whose clock is outside the group's tolerance takes the
+      // master's clock at once (to within the one-way delay); the round
+      // then measures it properly.
+      const behindNs = msg.masterTimeNs - ctx.clock.at(rxMonoNs);
+      const size = behindNs < 0n ? -behindNs : behindNs;
+      if (size > ctx.opts.toleranceNs && size > ctx.opts.stepThresholdNs) ctx.coarseStep(behindNs);
+    }
+    this.cancelBurst();
+    const idFraction = Number(ctx.id & 0xffffffffn) / 2 ** 32;
+    const fraction = (idFraction + SLOT_JITTER * (ctx.rng.random() - 0.5) + 1) % 1;
+    const collectNs = BigInt(msg.collectMs) * 1_000_000n;
+    const slotNs = BigInt(Math.round(Number(collectNs) * (SLOT_START + SLOT_SPAN * fraction)));
+    this.burst = {
+      epoch: msg.epoch,
+      round: msg.round,
+      master,
+      left: ctx.opts.probes + 1,
+      warmup: true,
+      samples: [],
+      appliedAt: [],
+      outstanding: null,
+      probeTimeoutNs: min(ctx.opts.maxDelayNs, BigInt(Math.round(Number(collectNs) * PROBE_TIMEOUT))),
+      deadlineMonoNs: rxMonoNs + BigInt(Math.round(Number(collectNs) * REPORT_BY)),
+    };
+    ctx.arm('slot', slotNs);
+  }
+
+  /** The slot came: first exchange of the burst. */
+  onSlot(): void {
+    if (this.burst && this.burst.outstanding === null && this.burst.left > 0) this.sendRequest(this.burst);
+  }
+
+  private sendRequest(b: Burst): void {
+    const { ctx } = this;
+    b.left -= 1;
+    const nonce = ctx.rng.nonce();
+    ctx.arm('probe', b.probeTimeoutNs);
+    const originNs = ctx.clock.now();
+    b.outstanding = { nonce, originNs };
+    ctx.send(b.master, { type: MessageType.TimeRequest, ...ctx.header(b.epoch, b.round), nonce, originNs });
+  }
+
+  onReply(msg: TimeReplyMessage, from: Address, rxMonoNs: bigint): void {
+    const { ctx } = this;
+    const t4 = ctx.clock.at(rxMonoNs);
+    const b = this.burst;
+    const o = b?.outstanding;
+    // Accept only an exact echo of the one outstanding request: that alone stops blind spoofing.
+    if (!b || !o || msg.nonce !== o.nonce || msg.originNs !== o.originNs || msg.epoch !== b.epoch) {
+      return ctx.drop('unexpected-reply', msg, from);
+    }
+    b.outstanding = null;
+    ctx.disarm('probe');
+    if (b.warmup) {
+      b.warmup = false;
+    } else {
+      b.samples.push(exchange(o.originNs, msg.receiveNs, msg.transmitNs, t4));
+      b.appliedAt.push(ctx.clock.appliedNs());
+    }
+    this.next(b, rxMonoNs);
+  }
+
+  /** The outstanding request went unanswered. */
+  onProbeTimeout(monoNs: bigint): void {
+    const b = this.burst;
+    if (!b || !b.outstanding) return;
+    b.outstanding = null;
+    b.warmup = false;
+    this.next(b, monoNs);
+  }
+
+  private next(b: Burst, monoNs: bigint): void {
+    if (b.left > 0 && monoNs < b.deadlineMonoNs) return this.sendRequest(b);
+    this.finish(b);
+  }
+
+  private finish(b: Burst): void {
+    const { ctx } = this;
+    this.burst = null;
+    const best = bestOfBurst(b.samples);
+    if (!best) return ctx.notice({ kind: 'burst-failed', round: b.round, why: 'no reply' });
+    if (best.delayNs > ctx.opts.maxDelayNs) {
+      return ctx.notice({ kind: 'burst-failed', round: b.round, why: `best delay ${best.delayNs} ns above the bound` });
+    }
+    const index = b.samples.indexOf(best);
+    this.measurement = { epoch: b.epoch, round: b.round, appliedAtNs: b.appliedAt[index]!, answered: false };
+    this.lastOffsetNs = best.offsetNs;
+    this.lastDelayNs = best.delayNs;
+    ctx.notice({ kind: 'measured', round: b.round, offsetNs: best.offsetNs, delayNs: best.delayNs, samples: b.samples.length });
+    ctx.send(b.master, {
+      type: MessageType.Report,
+      ...ctx.header(b.epoch, b.round),
+      offsetNs: best.offsetNs,
+      delayNs: best.delayNs,
+      name: ctx.opts.name,
+    });
+  }
+
+  /** One part of the table of the master we follow. */
+  onAdjust(msg: AdjustMessage, from: Address, monoNs: bigint): void {
+    const { ctx } = this;
+    const m = this.measurement;
+    if (!m || m.epoch !== msg.epoch || m.round !== msg.round) return ctx.drop('no-measurement', msg, from);
+    const entry = msg.entries.find((e) => e.node === ctx.id);
+    if (!entry) return; // our entry is in another part of the table
+    if (m.answered) return ctx.drop('stale-round', msg, from); // a duplicate or a replay
+    m.answered = true;
+    ctx.applyAdjustment(msg.epoch, msg.round, entry.adjustmentNs, m.appliedAtNs, monoNs);
+  }
+
+  cancelBurst(): void {
+    if (this.burst?.outstanding) this.ctx.disarm('probe');
+    if (this.burst) this.ctx.disarm('slot');
+    this.burst = null;
+  }
+}

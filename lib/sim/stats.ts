@@ -1,0 +1,44 @@
+/**
+ * Figures of a run: when the group converged and how closely it held (pure).
+ */
+
+export interface Percentiles {
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+/** Nearest-rank percentiles of a list of numbers (0s for an empty list). */
+export function percentiles(values: readonly number[]): Percentiles {
+  if (values.length === 0) return { p50: 0, p99: 0, max: 0 };
+  const s = [...values].sort((a, b) => a - b);
+  const rank = (p: number): number => s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))]!;
+  return { p50: rank(0.5), p99: rank(0.99), max: s[s.length - 1]! };
+}
+
+export interface LabelledSample {
+  /** Rounds completed when the sample was taken. */
+  label: number;
+  spreadNs: bigint;
+}
+
+/**
+ * The first round k >= 1 such that every sample taken after round k was
+ * completed shows all clocks within toleranceNs of each other; null if the
+ * last samples still disagree, or if no round completed.
+ */
+export function convergedRound(samples: readonly LabelledSample[], toleranceNs: bigint): number | null {
+  const after = samples.filter((s) => s.label >= 1);
+  if (after.length === 0) return null;
+  let lastBad = 0;
+  for (const s of after) if (s.spreadNs > toleranceNs) lastBad = Math.max(lastBad, s.label);
+  const last = after[after.length - 1]!;
+  if (last.spreadNs > toleranceNs) return null;
+  return Math.max(1, lastBad + 1);
+}
+
+/** Precision after convergence: percentiles of the spread over samples labelled >= fromRound. */
+export function precisionAfter(samples: readonly LabelledSample[], fromRound: number | null): Percentiles {
+  if (fromRound === null) return percentiles([]);
+  return percentiles(samples.filter((s) => s.label >= fromRound).map((s) => Number(s.spreadNs)));
+}
