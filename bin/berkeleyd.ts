@@ -4,22 +4,34 @@
  * Bad usage exits with status 2 and a message naming the option; never a stack trace.
  */
 import { Command, CommanderError } from 'commander';
+import { readFileSync } from 'node:fs';
+import { demoCommand } from './demo.js';
+import { keygenCommand } from './keygen.js';
+import { runCommand } from './run.js';
 import { simulateCommand } from './simulate.js';
+import { nowCommand, statusCommand } from './status.js';
+import { UsageError } from './usage.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 const program = new Command('berkeleyd')
-  .description('keeps the clocks of LAN hosts in agreement with the Berkeley algorithm over UDP multicast')
-  .version(process.env.npm_package_version ?? '0.1.0')
-  .showHelpAfterError('(run with --help for usage)')
+  .description('Keeps the clocks of LAN hosts in agreement with the Berkeley algorithm over UDP multicast.\nDebug logs: DEBUG=berkeleyd:* (namespaces round, wire, clock, election, net, control).')
+  .version(pkg.version)
   .exitOverride();
 
-program.addCommand(simulateCommand());
-for (const c of program.commands) c.exitOverride().showHelpAfterError('(run with --help for usage)');
+for (const c of [runCommand(), demoCommand(), simulateCommand(), statusCommand(), nowCommand(), keygenCommand()]) {
+  program.addCommand(c.exitOverride().showHelpAfterError('(run with --help for usage)'));
+}
 
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
   if (err instanceof CommanderError) {
+    // commander has printed its message; help and --version are not errors.
     process.exitCode = err.exitCode === 0 ? 0 : 2;
+  } else if (err instanceof UsageError || (err as Error).name === 'InvalidArgumentError') {
+    process.stderr.write(`berkeleyd: error: ${(err as Error).message}\n`);
+    process.exitCode = 2;
   } else {
     process.stderr.write(`berkeleyd: ${(err as Error).message}\n`);
     process.exitCode = 1;

@@ -37,6 +37,8 @@ export class MasterRole {
   round = 0;
   readonly members = new Map<bigint, Member>();
   lastTable: RoundRow[] = [];
+  /** The round lastTable belongs to. */
+  lastTableRound = 0;
   lastAverageNs: bigint | null = null;
   private collecting = false;
   private appliedAtSyncNs = 0n;
@@ -146,6 +148,7 @@ export class MasterRole {
       return { node: e.node, name: r?.name ?? ctx.opts.name, offsetNs: r?.offsetNs ?? 0n, delayNs: r?.delayNs ?? 0n, adjustmentNs: e.adjustmentNs, outlier: e.outlier };
     });
     this.lastTable = table;
+    this.lastTableRound = this.round;
     this.lastAverageNs = result.averageNs;
     ctx.notice({ kind: 'round', epoch: this.epoch, round: this.round, averageNs: result.averageNs, quorum: result.quorum, table });
     ctx.applyAdjustment(this.epoch, this.round, result.averageNs, this.appliedAtSyncNs, monoNs);

@@ -50,6 +50,7 @@ export interface NodeStatus {
   lastDelayNs: bigint | null;
   members: Member[];
   lastTable: RoundRow[];
+  lastTableRound: number;
   lastAverageNs: bigint | null;
   dropped: Partial<Record<DropReason, number>>;
 }
@@ -301,6 +302,7 @@ export class Node {
       lastDelayNs: this.peer.lastDelayNs,
       members: this.master ? [...this.master.members.values()] : [],
       lastTable: this.master?.lastTable ?? [],
+      lastTableRound: this.master?.lastTableRound ?? 0,
       lastAverageNs: this.master?.lastAverageNs ?? null,
       dropped: Object.fromEntries(ctx.counters),
     };

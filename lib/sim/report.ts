@@ -2,6 +2,7 @@
  * The simulator's report: a readable account of each round, like the
  * seed's printout made clear, and one JSON object for machines.
  */
+import { byName, magnitude, roundTableLines } from '../table.js';
 import { formatDurationNs } from '../units.js';
 import type { RoundRecord, SimResult } from './simulator.js';
 import { convergedRound, precisionAfter, type Percentiles } from './stats.js';
@@ -57,29 +58,12 @@ export function summarize(r: SimResult): SimSummary {
   };
 }
 
-function byName(a: { name: string }, b: { name: string }): number {
-  return a.name.localeCompare(b.name, 'en', { numeric: true });
-}
-
-const pad = (s: string, n: number): string => s.padEnd(n);
-const padL = (s: string, n: number): string => s.padStart(n);
-
 /** Lines describing one round. Tables of more than maxRows nodes are summarised. */
 export function formatRound(rec: RoundRecord, maxRows = 16): string[] {
   const lines = [`round ${rec.index}: epoch ${rec.epoch}, round ${rec.round}, master ${rec.master}${rec.quorum ? '' : ' (no majority within the tolerance: following the master)'}`];
-  const rows = [...rec.table].sort(byName);
-  if (rows.length <= maxRows) {
-    lines.push(`  ${pad('node', 8)}${padL('offset', 16)}${padL('adjustment', 16)}`);
-    for (const row of rows) {
-      const note = row.name === rec.master ? '  master' : row.outlier ? '  outlier' : '';
-      lines.push(`  ${pad(row.name, 8)}${padL(formatDurationNs(row.offsetNs), 16)}${padL(formatDurationNs(row.adjustmentNs), 16)}${note}`);
-    }
-  } else {
-    const outliers = rows.filter((x) => x.outlier).length;
-    lines.push(`  ${rows.length - 1} peers reported, ${outliers} outside the tolerance`);
-  }
+  lines.push(...roundTableLines(rec.table, rec.master, maxRows));
   const seconds = (Number(rec.groupTimeNs) / 1e9).toFixed(6);
-  const spread = rec.spreadAfterNs === null ? 'n/a' : formatDurationNs(rec.spreadAfterNs).replace(/^\+/, '');
+  const spread = rec.spreadAfterNs === null ? 'n/a' : magnitude(rec.spreadAfterNs);
   lines.push(`  average ${formatDurationNs(rec.averageNs)}   synchronized time ${seconds} s   spread before next round ${spread}`);
   return lines;
 }
@@ -88,15 +72,15 @@ export function formatReport(r: SimResult, s: SimSummary): string {
   const o = r.options;
   const lines: string[] = [];
   lines.push(
-    `berkeleyd simulate: ${o.nodes} nodes, seed ${o.seed}, interval ${formatDurationNs(o.intervalNs).replace(/^\+/, '')}, ` +
-      `delay ${formatDurationNs(o.delayNs).replace(/^\+/, '')} + jitter ${formatDurationNs(o.jitterNs).replace(/^\+/, '')}, ` +
-      `asymmetry ${formatDurationNs(o.asymmetryNs).replace(/^\+/, '')}, loss ${(o.loss * 100).toFixed(1)}%, drift ±${o.driftPpm} ppm, ` +
+    `berkeleyd simulate: ${o.nodes} nodes, seed ${o.seed}, interval ${magnitude(o.intervalNs)}, ` +
+      `delay ${magnitude(o.delayNs)} + jitter ${magnitude(o.jitterNs)}, ` +
+      `asymmetry ${magnitude(o.asymmetryNs)}, loss ${(o.loss * 100).toFixed(1)}%, drift ±${o.driftPpm} ppm, ` +
       `master ${o.master ?? 'elected'}`,
   );
   for (const rec of r.rounds) lines.push(...formatRound(rec, 16));
   lines.push(
     s.convergedRound === null
-      ? `never converged within the tolerance (${formatDurationNs(o.toleranceNs).replace(/^\+/, '')})`
+      ? `never converged within the tolerance (${magnitude(o.toleranceNs)})`
       : `converged after round ${s.convergedRound}; precision since: p50 ${us(s.precisionNs.p50)}, p99 ${us(s.precisionNs.p99)}, max ${us(s.precisionNs.max)}`,
   );
   return lines.join('\n');

@@ -1,0 +1,138 @@
+/**
+ * `berkeleyd run`: the daemon in the foreground (what systemd starts).
+ * Every option can also come from a BERKELEYD_* environment variable.
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { DEFAULTS } from '../lib/core/options.js';
+import { defaultControlPath, ControlError } from '../lib/daemon/control.js';
+import { Daemon, type DaemonOptions } from '../lib/daemon/daemon.js';
+import { NetError, resolveInterface } from '../lib/net/transport.js';
+import { parseKeyFile, type Keyring } from '../lib/wire/keys.js';
+import { duration, int, positiveDuration, ppm, signedDuration } from './parse.js';
+import { UsageError } from './usage.js';
+
+export const DEFAULT_GROUP = '239.255.77.1';
+export const DEFAULT_PORT = 7737;
+
+/** Boolean flags and their environment variables, parsed strictly (commander treats any defined variable as true). */
+const FLAGS = { master: 'BERKELEYD_MASTER', stepAlways: 'BERKELEYD_STEP_ALWAYS' } as const;
+
+function envFlag(name: string): boolean | undefined {
+  const v = process.env[name];
+  if (v === undefined || v === '') return undefined;
+  if (/^(1|true|yes|on)$/i.test(v)) return true;
+  if (/^(0|false|no|off)$/i.test(v)) return false;
+  throw new UsageError(`${name}=${v}: expected 1, true, yes or on, or 0, false, no or off`);
+}
+
+const ipv4Multicast = (t: string): string => {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(t);
+  if (!m || m.slice(1).some((x) => Number(x) > 255)) throw new InvalidArgumentError(`"${t}" is not an IPv4 address`);
+  if (Number(m[1]) < 224 || Number(m[1]) > 239) throw new InvalidArgumentError(`"${t}" is not a multicast address (224.0.0.0 to 239.255.255.255; use 239.255.x.y on a LAN)`);
+  return t;
+};
+
+export function runCommand(): Command {
+  const d = DEFAULTS;
+  const env = (o: Option, name: string): Option => o.env(`BERKELEYD_${name}`);
+  return new Command('run')
+    .description('run the daemon in the foreground (what systemd starts)')
+    .option('--master', `pin this node as master (env ${FLAGS.master}=1)`)
+    .addOption(env(new Option('--priority <n>', 'election priority, 0 to 255; higher wins; 0 never becomes master').argParser(int(0, 255, 'priority')).default(d.priority), 'PRIORITY'))
+    .addOption(env(new Option('--node-id <name>', 'this node\'s name in the group (default: the host name)'), 'NODE_ID'))
+    .addOption(env(new Option('--group <address>', 'IPv4 multicast group').argParser(ipv4Multicast).default(DEFAULT_GROUP), 'GROUP'))
+    .addOption(env(new Option('--port <n>', 'UDP port of the group').argParser(int(1, 65535, 'port')).default(DEFAULT_PORT), 'PORT'))
+    .addOption(env(new Option('--unicast-port <n>', 'UDP port for exchanges and reports (0: any free port)').argParser(int(0, 65535, 'unicast port')).default(0), 'UNICAST_PORT'))
+    .addOption(env(new Option('--interface <name|address>', 'interface to join the group on (default: the first non-loopback IPv4 interface)'), 'INTERFACE'))
+    .addOption(env(new Option('--domain <n>', 'group domain, 0 to 65535: groups sharing an address and port ignore each other').argParser(int(0, 65535, 'domain')).default(d.domain), 'DOMAIN'))
+    .addOption(env(new Option('--interval <duration>', 'time between rounds').argParser(positiveDuration).default(d.intervalNs, '1s'), 'INTERVAL'))
+    .addOption(env(new Option('--collect-timeout <duration>', 'how long the master waits for reports after SYNC (default: half the interval)').argParser(positiveDuration), 'COLLECT_TIMEOUT'))
+    .addOption(env(new Option('--probes <n>', 'time exchanges per measurement burst, best one kept').argParser(int(1, 64, 'probes')).default(d.probes), 'PROBES'))
+    .addOption(env(new Option('--max-delay <duration>', 'drop a measurement whose best round trip is longer').argParser(positiveDuration).default(d.maxDelayNs, '50ms'), 'MAX_DELAY'))
+    .addOption(env(new Option('--tolerance <duration>', 'clocks farther than this from the median do not count in the average').argParser(duration).default(d.toleranceNs, '20ms'), 'TOLERANCE'))
+    .addOption(env(new Option('--max-slew <ppm>', 'largest rate at which a correction is slewed').argParser(ppm).default(500), 'MAX_SLEW'))
+    .addOption(env(new Option('--step-threshold <duration>', 'step corrections larger than this where stepping is allowed (before the first sync, or with --step-always)').argParser(duration).default(d.stepThresholdNs, '100us'), 'STEP_THRESHOLD'))
+    .option('--step-always', `allow steps after the first synchronization too (env ${FLAGS.stepAlways}=1)`)
+    .addOption(env(new Option('--max-adjust <duration>', 'after the first synchronization, refuse corrections larger than this').argParser(positiveDuration), 'MAX_ADJUST'))
+    .addOption(env(new Option('--key-file <path>', 'authenticate every datagram with the HMAC-SHA256 keys in this file (see berkeleyd keygen)'), 'KEY_FILE'))
+    .addOption(env(new Option('--ttl <n>', 'multicast TTL (1: this LAN only)').argParser(int(1, 255, 'ttl')).default(1), 'TTL'))
+    .addOption(env(new Option('--control <path>', `control socket (default: ${defaultControlPath()})`), 'CONTROL'))
+    .addOption(env(new Option('--sim-offset <duration>', 'simulated clock: start this far from the system clock (demo, tests)').argParser(signedDuration), 'SIM_OFFSET'))
+    .addOption(env(new Option('--sim-drift <ppm>', 'simulated clock: run fast (+) or slow (-) by this much').argParser(ppm), 'SIM_DRIFT'))
+    .action(async (o) => {
+      const opts = resolve(o);
+      const daemon = new Daemon(opts);
+      try {
+        await daemon.start();
+      } catch (err) {
+        if (err instanceof NetError || err instanceof ControlError) throw new UsageError(err instanceof NetError ? `${err.option}: ${err.message}` : `--control: ${err.message}`);
+        throw err;
+      }
+      await new Promise<void>((done) => {
+        const stop = (why: string): void => {
+          process.stderr.write(`berkeleyd[${opts.node.name}]: ${why}, leaving the group\n`);
+          daemon.stop().then(done, done);
+        };
+        process.once('SIGTERM', () => stop('SIGTERM'));
+        process.once('SIGINT', () => stop('SIGINT'));
+        // Children of the demo and the benchmark exit with their parent.
+        if (process.env.BERKELEYD_EXIT_WITH_STDIN === '1') {
+          process.stdin.on('end', () => stop('parent gone')).resume();
+        }
+      });
+    });
+}
+
+function resolve(o: Record<string, any>): DaemonOptions {
+  const master = o.master ?? envFlag(FLAGS.master) ?? false;
+  const stepAlways = o.stepAlways ?? envFlag(FLAGS.stepAlways) ?? false;
+  const intervalNs: bigint = o.interval;
+  const collectTimeoutNs: bigint = o.collectTimeout ?? intervalNs / 2n;
+  if (collectTimeoutNs >= intervalNs) throw new UsageError(`--collect-timeout must be shorter than --interval`);
+  if (intervalNs < 40_000_000n) throw new UsageError(`--interval must be at least 40ms`);
+  const name: string = o.nodeId ?? hostname();
+  if (Buffer.byteLength(name) > 64 || /[\u0000-\u001f\u007f]/.test(name) || name === '') throw new UsageError(`--node-id: "${name}" must be 1 to 64 bytes without control characters`);
+  if (!(o.maxSlew > 0)) throw new UsageError(`--max-slew must be above 0 ppm`);
+  if (master && o.priority === 0) throw new UsageError('--master and --priority 0 contradict each other');
+  let interfaceAddress: string;
+  try {
+    interfaceAddress = resolveInterface(o.interface);
+  } catch (err) {
+    throw new UsageError(`--interface: ${(err as Error).message}`);
+  }
+  return {
+    node: {
+      ...DEFAULTS,
+      name,
+      domain: o.domain,
+      priority: o.priority,
+      pinnedMaster: master,
+      intervalNs,
+      collectTimeoutNs,
+      probes: o.probes,
+      toleranceNs: o.tolerance,
+      maxDelayNs: o.maxDelay,
+      stepThresholdNs: o.stepThreshold,
+      stepAlways,
+      maxAdjustNs: o.maxAdjust ?? null,
+    },
+    net: { group: o.group, port: o.port, interfaceAddress, unicastPort: o.unicastPort, ttl: o.ttl },
+    controlPath: o.control ?? defaultControlPath(),
+    clock: { simOffsetNs: o.simOffset ?? null, simDriftPpm: o.simDrift ?? null, maxSlewPpm: o.maxSlew, stepThresholdNs: o.stepThreshold },
+    keys: o.keyFile ? readKeys(o.keyFile) : null,
+  };
+}
+
+function readKeys(path: string): Keyring {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new UsageError(`--key-file: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  const r = parseKeyFile(text);
+  if (!r.ok) throw new UsageError(`--key-file: ${path}: ${r.error}`);
+  return r.keyring;
+}

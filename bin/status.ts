@@ -1,0 +1,45 @@
+/**
+ * `berkeleyd status` and `berkeleyd now`: ask a running daemon through its
+ * control socket.
+ */
+import { Command, Option } from 'commander';
+import { defaultControlPath, query } from '../lib/daemon/control.js';
+import { formatStatus, formatNow } from '../lib/daemon/format.js';
+import type { StatusJson } from '../lib/daemon/status.js';
+import { UsageError } from './usage.js';
+
+const controlOption = (): Option =>
+  new Option('--control <path>', `control socket of the daemon (default: ${defaultControlPath()})`).env('BERKELEYD_CONTROL');
+
+async function ask(path: string | undefined, command: string): Promise<any> {
+  try {
+    const reply = (await query(path ?? defaultControlPath(), command)) as { error?: string };
+    if (reply && typeof reply === 'object' && 'error' in reply) throw new UsageError(`the daemon said: ${reply.error}`);
+    return reply;
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError((err as Error).message);
+  }
+}
+
+export function statusCommand(): Command {
+  return new Command('status')
+    .description('show what a running daemon knows: role, master, offset, frequency, counters; on the master, the member table')
+    .addOption(controlOption())
+    .option('--json', 'one JSON object (times as decimal strings of nanoseconds)')
+    .action(async (o) => {
+      const s = (await ask(o.control, 'status')) as StatusJson;
+      process.stdout.write(o.json ? JSON.stringify(s) + '\n' : formatStatus(s) + '\n');
+    });
+}
+
+export function nowCommand(): Command {
+  return new Command('now')
+    .description("print the group clock of a running daemon")
+    .addOption(controlOption())
+    .option('--json', 'one JSON object: groupTimeNs and monotonicNs as decimal strings')
+    .action(async (o) => {
+      const r = (await ask(o.control, 'now')) as { groupTimeNs: string; monotonicNs: string };
+      process.stdout.write(o.json ? JSON.stringify(r) + '\n' : formatNow(BigInt(r.groupTimeNs)) + '\n');
+    });
+}

@@ -1,0 +1,220 @@
+/**
+ * The daemon: wires the engine (lib/core) to real sockets (lib/net), real
+ * timers and a clock (lib/clock), and answers the control socket. It adds
+ * I/O, never protocol logic: every decision is the engine's.
+ */
+import { randomBytes } from 'node:crypto';
+import { createSimulatedClock, createVirtualClock, type VirtualClock } from '../clock/index.js';
+import { Node } from '../core/node.js';
+import type { NodeOptions } from '../core/options.js';
+import type { Action, Event, Notice, TimerName } from '../core/types.js';
+import { Transport, type TransportOptions } from '../net/transport.js';
+import { formatDurationNs } from '../units.js';
+import { decode, encode, splitAdjust } from '../wire/codec.js';
+import type { Keyring } from '../wire/keys.js';
+import { MessageType, type Message } from '../wire/messages.js';
+import { ControlServer } from './control.js';
+import { log, warner } from './log.js';
+import { buildStatus, type StatusJson } from './status.js';
+
+export interface DaemonOptions {
+  node: Omit<NodeOptions, 'unicast'>;
+  net: Omit<TransportOptions, 'unicastPort'> & { unicastPort: number };
+  controlPath: string;
+  clock: { simOffsetNs: bigint | null; simDriftPpm: number | null; maxSlewPpm: number; stepThresholdNs: bigint };
+  keys: Keyring | null;
+}
+
+export interface Counters {
+  received: number;
+  sent: number;
+  sendErrors: number;
+  rejected: Record<string, number>;
+}
+
+export class Daemon {
+  readonly clock: VirtualClock;
+  readonly node: Node;
+  readonly counters: Counters = { received: 0, sent: 0, sendErrors: 0, rejected: {} };
+  private readonly transport: Transport;
+  private readonly control: ControlServer;
+  private readonly timers = new Map<TimerName, NodeJS.Timeout>();
+  private readonly say: ReturnType<typeof warner>;
+  private running = false;
+  private stopping: Promise<void> | null = null;
+  readonly startedMonoNs = process.hrtime.bigint();
+
+  constructor(private readonly opts: DaemonOptions) {
+    const c = opts.clock;
+    const common = { maxSlewPpm: c.maxSlewPpm, stepThresholdNs: c.stepThresholdNs };
+    this.clock =
+      c.simOffsetNs !== null || c.simDriftPpm !== null
+        ? createSimulatedClock({ ...common, offsetNs: c.simOffsetNs ?? 0n, driftPpm: c.simDriftPpm ?? 0 })
+        : createVirtualClock(common);
+    this.say = warner(opts.node.name);
+    this.transport = new Transport({ ...opts.net }, (data, from, rx) => this.onDatagram(data, from, rx), (err) => {
+      this.counters.sendErrors += 1;
+      log.net('send error: %s', err.message);
+    });
+    // The unicast address is advertised as 0.0.0.0: peers use the SYNC's source address.
+    this.node = new Node({ ...opts.node, unicast: { address: '0.0.0.0', port: 0 } }, this.clock, {
+      random: Math.random,
+      nonce: () => randomBytes(8).readBigUInt64BE(),
+    });
+    this.control = new ControlServer(opts.controlPath, (cmd) => this.command(cmd));
+  }
+
+  /** Binds, joins, listens; rejects with NetError or ControlError when it cannot. */
+  async start(): Promise<void> {
+    await this.control.start();
+    try {
+      await this.transport.start();
+    } catch (err) {
+      await this.control.stop();
+      throw err;
+    }
+    // The engine advertises where it can be reached once the port is known.
+    (this.node.ctx.opts as NodeOptions).unicast = { address: '0.0.0.0', port: this.transport.unicastPort };
+    this.running = true;
+    const n = this.opts.net;
+    log.net('joined %s:%d on %s, unicast port %d, ttl %d', n.group, n.port, n.interfaceAddress, this.transport.unicastPort, n.ttl);
+    log.control('control socket %s', this.opts.controlPath);
+    log.clock('%s clock, max slew %d ppm, step threshold %s', this.clock.kind, this.opts.clock.maxSlewPpm, formatDurationNs(this.opts.clock.stepThresholdNs));
+    this.feed({ type: 'start', monoNs: process.hrtime.bigint() });
+  }
+
+  /** LEAVE, close the sockets, remove the control socket. Idempotent. */
+  stop(): Promise<void> {
+    if (!this.stopping) this.stopping = this.shutdown();
+    return this.stopping;
+  }
+
+  private async shutdown(): Promise<void> {
+    if (this.running) this.feed({ type: 'stop', monoNs: process.hrtime.bigint() });
+    this.running = false;
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+    // Let the LEAVE leave before the socket closes.
+    await new Promise((r) => setImmediate(r));
+    await this.transport.stop();
+    await this.control.stop();
+  }
+
+  private onDatagram(data: Buffer, from: { address: string; port: number }, rxMonoNs: bigint): void {
+    if (!this.running) return;
+    this.counters.received += 1;
+    const r = decode(data, { domain: this.opts.node.domain, keys: this.opts.keys ?? undefined });
+    if (!r.ok) {
+      this.reject(r.reason);
+      log.wire('dropped %d bytes from %s:%d: %s', data.length, from.address, from.port, r.reason);
+      return;
+    }
+    this.feed({ type: 'datagram', msg: r.msg, from, rxMonoNs });
+  }
+
+  private reject(reason: string): void {
+    this.counters.rejected[reason] = (this.counters.rejected[reason] ?? 0) + 1;
+  }
+
+  private feed(ev: Event): void {
+    let actions: Action[];
+    try {
+      actions = this.node.handle(ev);
+    } catch (err) {
+      // A bug, not input: say so loudly, keep running.
+      this.say.error(`engine failed on ${ev.type}: ${(err as Error).stack ?? err}`);
+      return;
+    }
+    for (const a of actions) this.carryOut(a);
+  }
+
+  private carryOut(a: Action): void {
+    switch (a.type) {
+      case 'send':
+        return this.send(a.to, a.msg);
+      case 'arm': {
+        const old = this.timers.get(a.timer);
+        if (old) clearTimeout(old);
+        const t = setTimeout(() => {
+          this.timers.delete(a.timer);
+          if (this.running) this.feed({ type: 'timer', timer: a.timer, monoNs: process.hrtime.bigint() });
+        }, Number(a.afterNs) / 1e6);
+        this.timers.set(a.timer, t);
+        return;
+      }
+      case 'disarm': {
+        const t = this.timers.get(a.timer);
+        if (t) clearTimeout(t);
+        this.timers.delete(a.timer);
+        return;
+      }
+      case 'correct': {
+        const kind = this.clock.correct(a.correctionNs, a.allowStep);
+        log.clock('%s %s', kind === 'step' ? 'stepped' : 'slewing', formatDurationNs(a.correctionNs));
+        return;
+      }
+      case 'frequency':
+        this.clock.setFrequencyPpm(a.ppm);
+        log.clock('frequency %s ppm', a.ppm.toFixed(3));
+        return;
+      case 'notice':
+        return this.notice(a.notice);
+    }
+  }
+
+  private send(to: 'group' | { address: string; port: number }, msg: Message): void {
+    const keys = this.opts.keys;
+    const auth = keys ? { keyId: keys.sendKeyId, key: keys.get(keys.sendKeyId)! } : undefined;
+    const parts = msg.type === MessageType.Adjust ? splitAdjust(msg, msg.averageNs, msg.entries, auth !== undefined) : [msg];
+    for (const part of parts) {
+      const data = encode(part, auth);
+      this.counters.sent += 1;
+      if (to === 'group') this.transport.sendGroup(data);
+      else this.transport.sendTo(data, to.address, to.port);
+    }
+  }
+
+  private notice(n: Notice): void {
+    switch (n.kind) {
+      case 'round':
+        log.round('round %d/%d: average %s%s', n.epoch, n.round, formatDurationNs(n.averageNs), n.quorum ? '' : ' (no majority: following the master)');
+        for (const r of n.table) {
+          log.round('  %s offset %s delay %s adjustment %s%s', r.name, formatDurationNs(r.offsetNs), formatDurationNs(r.delayNs), formatDurationNs(r.adjustmentNs), r.outlier ? ' outlier' : '');
+        }
+        return;
+      case 'measured':
+        return log.round('round %d: offset %s delay %s (best of %d)', n.round, formatDurationNs(n.offsetNs), formatDurationNs(n.delayNs), n.samples);
+      case 'burst-failed':
+        return log.round('round %d: no measurement: %s', n.round, n.why);
+      case 'corrected':
+        return log.clock('round %d/%d: adjustment %s, correction %s%s, frequency %s ppm', n.epoch, n.round, formatDurationNs(n.adjustmentNs), formatDurationNs(n.correctionNs), n.step ? ' (step)' : '', n.frequencyPpm.toFixed(3));
+      case 'coarse-step':
+        return log.clock('coarse step to the master: %s', formatDurationNs(n.correctionNs));
+      case 'refused':
+        this.reject('refused-adjust');
+        return this.say.warn(`refused an adjustment of ${formatDurationNs(n.adjustmentNs)} in round ${n.round}: larger than --max-adjust ${formatDurationNs(n.maxAdjustNs)}`);
+      case 'role':
+        return log.election('%s in epoch %d (master %s): %s', n.role, n.epoch, n.masterName ?? 'none', n.why);
+      case 'member-joined':
+        return log.round('member %s joined', n.name);
+      case 'member-left':
+        return log.round('member %s left (%s)', n.name, n.why);
+      case 'dropped':
+        return log.wire('ignored %s from %s:%d: %s', MessageType[n.type] ?? n.type, n.from.address, n.from.port, n.reason);
+    }
+  }
+
+  private command(cmd: string): unknown {
+    log.control('command %j', cmd);
+    if (cmd === 'status') return this.status();
+    if (cmd === 'now') {
+      const mono = process.hrtime.bigint();
+      return { groupTimeNs: this.clock.at(mono).toString(), monotonicNs: mono.toString() };
+    }
+    return { error: `unknown command "${cmd}" (commands: status, now)` };
+  }
+
+  status(): StatusJson {
+    return buildStatus(this, this.opts);
+  }
+}

@@ -1,0 +1,54 @@
+/**
+ * Readable renderings of status and time, for the CLI and the demo (pure).
+ */
+import { magnitude } from '../table.js';
+import { formatDurationNs } from '../units.js';
+import type { StatusJson } from './status.js';
+
+/** 2026-11-26T07:40:01.123456789Z from nanoseconds since the epoch. */
+export function isoNs(ns: bigint): string {
+  const ms = ns / 1_000_000n;
+  const frac = ((ns % 1_000_000_000n) + 1_000_000_000n) % 1_000_000_000n;
+  return new Date(Number(ms)).toISOString().replace(/\.\d{3}Z$/, `.${frac.toString().padStart(9, '0')}Z`);
+}
+
+export function formatNow(groupTimeNs: bigint): string {
+  return `${isoNs(groupTimeNs)}  (${groupTimeNs} ns since 1970)`;
+}
+
+const dur = (s: string | null): string => (s === null ? '-' : formatDurationNs(BigInt(s)));
+const mag = (s: string | null): string => (s === null ? '-' : magnitude(BigInt(s)));
+
+export function formatStatus(s: StatusJson): string {
+  const role =
+    s.role === 'master'
+      ? `master (epoch ${s.epoch}, round ${s.round}${s.config.pinnedMaster ? ', pinned' : ''})`
+      : s.role === 'candidate'
+        ? `candidate (claiming epoch ${s.epoch + 1})`
+        : s.masterId
+          ? `peer of ${s.masterId} (epoch ${s.epoch}, round ${s.round})`
+          : 'peer, no master heard yet';
+  const rejected = Object.entries(s.counters.rejected).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
+  const dropped = Object.entries(s.counters.dropped).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
+  const lines = [
+    `Node ID          : ${s.nodeId}`,
+    `Role             : ${role}`,
+    `Synchronized     : ${s.synced ? 'yes' : 'no'}`,
+    `Group time       : ${isoNs(BigInt(s.groupTimeNs))}`,
+    `Last offset      : ${dur(s.lastOffsetNs)}${s.lastDelayNs === null ? '' : ` (round trip ${mag(s.lastDelayNs)})`}`,
+    `Last adjustment  : ${dur(s.lastAdjustmentNs)}`,
+    `Frequency        : ${s.frequencyPpm >= 0 ? '+' : ''}${s.frequencyPpm.toFixed(3)} ppm`,
+    `Clock            : ${s.clock.kind}, ${s.clock.steps} step(s), slew remaining ${mag(s.clock.pendingNs)}, max slew ${s.clock.maxSlewPpm} ppm`,
+    `Group            : ${s.config.group}:${s.config.port} on ${s.config.interface}, domain ${s.config.domain}, interval ${s.config.intervalMs} ms${s.config.authenticated ? ', authenticated' : ''}`,
+    `Datagrams        : received ${s.counters.received}, sent ${s.counters.sent}, send errors ${s.counters.sendErrors}`,
+    `Rejected         : ${rejected}`,
+    `Ignored          : ${dropped}`,
+  ];
+  if (s.role === 'master') {
+    lines.push('', `Members (${s.members.length}):`, `  ${'Node'.padEnd(24)}${'Offset'.padStart(16)}${'Round trip'.padStart(16)}${'Last round'.padStart(12)}`);
+    for (const m of [...s.members].sort((a, b) => a.nodeId.localeCompare(b.nodeId, 'en', { numeric: true }))) {
+      lines.push(`  ${m.nodeId.padEnd(24)}${dur(m.offsetNs).padStart(16)}${mag(m.delayNs).padStart(16)}${String(m.lastRound).padStart(12)}`);
+    }
+  }
+  return lines.join('\n');
+}
