@@ -82,6 +82,8 @@ export function runCommand(): Command {
           process.stdin.on('end', () => stop('parent gone')).resume();
         }
       });
+      // Nothing may keep the process alive once the daemon has stopped.
+      process.stdin.destroy();
     });
 }
 

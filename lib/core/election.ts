@@ -17,7 +17,9 @@
  *   - a candidate that hears no better claim and no SYNC for CLAIM_WINDOW
  *     becomes master.
  * A master that hears a claim answers with a SYNC at once, which makes the
- * claimants stand down: a live master keeps its place.
+ * claimants stand down: a live master keeps its place. Peers that still hear
+ * their master leave claims to it; peers whose master went quiet compete,
+ * so that the best node wins rather than the first to time out.
  */
 
 export interface Credentials {
@@ -37,6 +39,8 @@ export const ELECTION_TIMEOUT = 1.5;
 export const ELECTION_JITTER = 0.3;
 export const STARTUP_WAIT = 1.0;
 export const CLAIM_WINDOW = 0.2;
+/** A master heard within this many intervals is alive: its peers leave claims to it. */
+export const FRESH_MASTER = 1.25;
 
 /** Interval multiple -> ns, with jitter drawn from random() in [0, 1). */
 export function span(intervalNs: bigint, multiple: number, jitter = 0, random = 0): bigint {

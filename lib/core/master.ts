@@ -11,9 +11,16 @@ import { faultTolerantAverage, type Reading } from './average.js';
 import type { Context } from './context.js';
 import type { Address, RoundRow } from './types.js';
 
-/** The first rounds of an epoch run at interval / FAST_START_DIVISOR. */
-export const FAST_START_ROUNDS = 4;
-export const FAST_START_DIVISOR = 4n;
+/**
+ * Fast start: rounds 1-4 of an epoch run at a quarter of the interval,
+ * rounds 5-8 at half of it. The frequency estimate's error is the noise of
+ * two measurements over the time they span, so the spans grow with it: by
+ * the first full interval the estimate rests on about three seconds.
+ */
+export const FAST_START_ROUNDS = 8;
+export function fastStartDivisor(round: number): bigint {
+  return round <= 4 ? 4n : round <= FAST_START_ROUNDS ? 2n : 1n;
+}
 
 export interface Member {
   node: bigint;
@@ -66,10 +73,10 @@ export class MasterRole {
     this.appliedAtSyncNs = ctx.clock.appliedNs();
     // Fast start, like chrony's iburst: the first rounds of an epoch run at
     // a fraction of the interval, so that clocks are set and frequencies
-    // found within about one interval instead of several.
-    const fast = this.round <= FAST_START_ROUNDS;
-    const collectNs = fast ? o.collectTimeoutNs / FAST_START_DIVISOR : o.collectTimeoutNs;
-    ctx.arm('round', fast ? o.intervalNs / FAST_START_DIVISOR : o.intervalNs);
+    // found within a few seconds instead of many rounds.
+    const divisor = fastStartDivisor(this.round);
+    const collectNs = o.collectTimeoutNs / divisor;
+    ctx.arm('round', o.intervalNs / divisor);
     ctx.arm('collect', collectNs);
     ctx.send('group', {
       type: MessageType.Sync,

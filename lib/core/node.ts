@@ -18,6 +18,7 @@ import {
   compareCredentials,
   ELECTION_JITTER,
   ELECTION_TIMEOUT,
+  FRESH_MASTER,
   span,
   STARTUP_WAIT,
   type Credentials,
@@ -34,6 +35,8 @@ interface Followed extends Credentials {
   address: Address;
   round: number;
   intervalNs: bigint;
+  /** Monotonic arrival time of its last SYNC. */
+  lastSyncMonoNs: bigint;
 }
 
 export interface NodeStatus {
@@ -143,7 +146,7 @@ export class Node {
         return this.peer.onAdjust(msg, from, rxMonoNs);
       }
       case MessageType.Claim:
-        return this.onClaim(msg, from);
+        return this.onClaim(msg, from, rxMonoNs);
       case MessageType.Leave:
         return this.onLeave(msg);
     }
@@ -192,6 +195,7 @@ export class Node {
       address,
       round: msg.round,
       intervalNs: BigInt(msg.intervalMs) * 1_000_000n,
+      lastSyncMonoNs: rxMonoNs,
     };
     if (changed) ctx.notice({ kind: 'role', role: 'peer', epoch: msg.epoch, masterName: msg.name, why: 'following SYNC' });
     ctx.arm('election', span(this.intervalNs, ELECTION_TIMEOUT, ELECTION_JITTER, ctx.rng.random()));
@@ -223,7 +227,7 @@ export class Node {
     ctx.arm('claim', span(this.intervalNs, CLAIM_WINDOW));
   }
 
-  private onClaim(msg: ClaimMessage, from: Address): void {
+  private onClaim(msg: ClaimMessage, from: Address, rxMonoNs: bigint): void {
     const { ctx } = this;
     if (msg.epoch <= this.epoch) return ctx.drop('stale-epoch', msg, from);
     const theirs: Credentials = { epoch: msg.epoch, priority: msg.priority, node: msg.sender };
@@ -241,6 +245,11 @@ export class Node {
       if (compareCredentials(theirs, mine) > 0) this.standDown();
       return;
     }
+    // A peer whose master was heard within the interval leaves the claim to
+    // the master, which answers it with a SYNC; one whose master has gone
+    // quiet competes, so that the best node wins, not the first to time out.
+    const f = this.followed;
+    if (f && rxMonoNs - f.lastSyncMonoNs < span(f.intervalNs, FRESH_MASTER)) return;
     if (this.opts.priority > 0 && compareCredentials(ours, theirs) > 0) return this.claim(msg.epoch);
     ctx.arm('election', span(this.intervalNs, ELECTION_TIMEOUT, ELECTION_JITTER, ctx.rng.random()));
   }

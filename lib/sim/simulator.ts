@@ -104,7 +104,7 @@ export interface RoundRecord {
   /** The synchronized time (the master's group clock plus the average) and the true (virtual) time when the round was collected. */
   groupTimeNs: bigint;
   trueTimeNs: bigint;
-  /** Largest disagreement between two group clocks at the end of the round (just before the next SYNC's time). */
+  /** Largest disagreement between two group clocks at the last sample before the next round completed. */
   spreadAfterNs: bigint | null;
 }
 

@@ -1,0 +1,615 @@
+/**
+ * The Node state machine driven by hand: a fake monotonic clock that moves
+ * only when the test says so, events fed one at a time, and the returned
+ * ACTIONS checked (sends, timers, corrections, notices). Messages are built
+ * as the codec would deliver them.
+ */
+import test from 'ava';
+import { createSimulatedClock, type VirtualClock } from '../lib/clock/index.js';
+import { CLAIM_WINDOW, ELECTION_JITTER, ELECTION_TIMEOUT, STARTUP_WAIT } from '../lib/core/election.js';
+import { FAST_START_ROUNDS } from '../lib/core/master.js';
+import { Node } from '../lib/core/node.js';
+import { DEFAULTS, type NodeOptions } from '../lib/core/options.js';
+import type { Action, Address, Notice, TimerName } from '../lib/core/types.js';
+import { Prng } from '../lib/sim/prng.js';
+import { nodeIdOf } from '../lib/wire/ids.js';
+import {
+  MessageType,
+  type AdjustMessage,
+  type ClaimMessage,
+  type LeaveMessage,
+  type Message,
+  type ReportMessage,
+  type SyncMessage,
+  type TimeReplyMessage,
+  type TimeRequestMessage,
+} from '../lib/wire/messages.js';
+
+const US = 1_000n;
+const MS = 1_000_000n;
+const S = 1_000_000_000n;
+
+// ---------------------------------------------------------------- harness
+
+/** Virtual monotonic time shared by every node of a test. */
+class FakeTime {
+  ns = 1_000n * S;
+  readonly monotonic = (): bigint => this.ns;
+  advance(ns: bigint): bigint {
+    this.ns += ns;
+    return this.ns;
+  }
+}
+
+interface Harness {
+  node: Node;
+  clock: VirtualClock;
+  name: string;
+  id: bigint;
+  /** Feed one event; carry out 'correct' and 'frequency' on the clock; return the actions. */
+  handle(ev: Parameters<Node['handle']>[0]): Action[];
+  fire(timer: TimerName): Action[];
+  receive(msg: Message, from: Address): Action[];
+}
+
+function makeNode(time: FakeTime, name: string, over: Partial<NodeOptions> = {}, clockOffsetNs = 0n, seed = 7): Harness {
+  const clock = createSimulatedClock({ monotonic: time.monotonic, originNs: 0n, offsetNs: clockOffsetNs });
+  const rng = new Prng(seed);
+  const opts: NodeOptions = { ...DEFAULTS, name, unicast: { address: '0.0.0.0', port: 9200 }, ...over };
+  const node = new Node(opts, clock, { random: () => rng.random(), nonce: () => rng.nonce() });
+  const h: Harness = {
+    node,
+    clock,
+    name,
+    id: node.id,
+    handle(ev) {
+      const actions = node.handle(ev);
+      for (const a of actions) {
+        if (a.type === 'correct') clock.correct(a.correctionNs, a.allowStep);
+        if (a.type === 'frequency') clock.setFrequencyPpm(a.ppm);
+      }
+      return actions;
+    },
+    fire: (timer) => h.handle({ type: 'timer', timer, monoNs: time.ns }),
+    receive: (msg, from) => h.handle({ type: 'datagram', msg, from, rxMonoNs: time.ns }),
+  };
+  return h;
+}
+
+type Send = Extract<Action, { type: 'send' }>;
+const sends = (actions: Action[], type?: MessageType): Send[] =>
+  actions.filter((a): a is Send => a.type === 'send' && (type === undefined || a.msg.type === type));
+const armed = (actions: Action[], timer: TimerName): bigint[] =>
+  actions.flatMap((a) => (a.type === 'arm' && a.timer === timer ? [a.afterNs] : []));
+const disarmed = (actions: Action[], timer: TimerName): boolean => actions.some((a) => a.type === 'disarm' && a.timer === timer);
+const corrections = (actions: Action[]) => actions.filter((a): a is Extract<Action, { type: 'correct' }> => a.type === 'correct');
+function notices<K extends Notice['kind']>(actions: Action[], kind: K): Extract<Notice, { kind: K }>[] {
+  return actions.flatMap((a) => (a.type === 'notice' && a.notice.kind === kind ? [a.notice as Extract<Notice, { kind: K }>] : []));
+}
+const only = <T>(xs: T[], what: string): T => {
+  if (xs.length !== 1) throw new Error(`expected exactly one ${what}, got ${xs.length}`);
+  return xs[0]!;
+};
+
+const MASTER_ADDR: Address = { address: '10.0.0.1', port: 9123 };
+const PEER_ADDR: Address = { address: '10.0.0.2', port: 9200 };
+
+function syncFrom(
+  master: { name: string; clock: VirtualClock },
+  epoch: number,
+  round: number,
+  over: Partial<SyncMessage> = {},
+): SyncMessage {
+  return {
+    type: MessageType.Sync,
+    domain: 0,
+    sender: nodeIdOf(master.name),
+    epoch,
+    round,
+    masterTimeNs: master.clock.now(),
+    priority: 100,
+    pinned: false,
+    intervalMs: 1000,
+    collectMs: 500,
+    unicastAddress: '0.0.0.0',
+    unicastPort: 9300,
+    name: master.name,
+    ...over,
+  };
+}
+
+/** A master seen from outside: just a name and a clock (offset 0). */
+function fakeMaster(time: FakeTime, name = 'master') {
+  return { name, id: nodeIdOf(name), clock: createSimulatedClock({ monotonic: time.monotonic, originNs: 0n }) };
+}
+
+/** The master's answer to a request, as a real master would time it. */
+function replyTo(req: TimeRequestMessage, masterId: bigint, T2: bigint, T3: bigint, over: Partial<TimeReplyMessage> = {}): TimeReplyMessage {
+  return {
+    type: MessageType.TimeReply,
+    domain: 0,
+    sender: masterId,
+    epoch: req.epoch,
+    round: req.round,
+    nonce: req.nonce,
+    originNs: req.originNs,
+    receiveNs: T2,
+    transmitNs: T3,
+    ...over,
+  };
+}
+
+function adjustFor(masterId: bigint, epoch: number, round: number, entries: AdjustMessage['entries'], averageNs = 0n): AdjustMessage {
+  return { type: MessageType.Adjust, domain: 0, sender: masterId, epoch, round, part: 0, parts: 1, averageNs, entries };
+}
+
+/**
+ * One exchange: the peer's outstanding request `req` travels `outNs` to the
+ * master, which answers `turnNs` later; the reply travels `backNs` back.
+ * Returns the peer's actions on the reply.
+ */
+function exchangeOnce(
+  time: FakeTime,
+  peer: Harness,
+  master: ReturnType<typeof fakeMaster>,
+  req: TimeRequestMessage,
+  outNs: bigint,
+  backNs: bigint,
+  turnNs = 20n * US,
+): Action[] {
+  time.advance(outNs);
+  const T2 = master.clock.now();
+  time.advance(turnNs);
+  const T3 = master.clock.now();
+  time.advance(backNs);
+  return peer.receive(replyTo(req, master.id, T2, T3), MASTER_ADDR);
+}
+
+/** Follow a SYNC, fire the slot, run a burst over symmetric `oneWayNs` paths; returns the REPORT's actions. */
+function runBurst(time: FakeTime, peer: Harness, master: ReturnType<typeof fakeMaster>, sync: SyncMessage, oneWayNs = 100n * US): Action[] {
+  const onSync = peer.receive(sync, MASTER_ADDR);
+  if (armed(onSync, 'slot').length !== 1) throw new Error('SYNC did not arm the slot');
+  time.advance(armed(onSync, 'slot')[0]!);
+  let actions = peer.fire('slot');
+  for (;;) {
+    const req = sends(actions, MessageType.TimeRequest)[0];
+    if (!req) return actions;
+    actions = exchangeOnce(time, peer, master, req.msg as TimeRequestMessage, oneWayNs, oneWayNs);
+  }
+}
+
+// ---------------------------------------------------------------- master: rounds
+
+test('a pinned master starts a round at once: SYNC to the group, round and collect armed', (t) => {
+  const time = new FakeTime();
+  const m = makeNode(time, 'alpha', { pinnedMaster: true, priority: 200 });
+  const actions = m.handle({ type: 'start', monoNs: time.ns });
+  const sync = only(sends(actions, MessageType.Sync), 'SYNC');
+  t.is(sync.to, 'group');
+  const msg = sync.msg as SyncMessage;
+  t.is(msg.epoch, 1);
+  t.is(msg.round, 1);
+  t.is(msg.sender, m.id);
+  t.is(msg.name, 'alpha');
+  t.true(msg.pinned);
+  t.is(msg.priority, 200);
+  t.is(msg.masterTimeNs, m.clock.now(), "the master's clock at sending");
+  t.is(msg.intervalMs, 1000);
+  t.deepEqual(armed(actions, 'round'), [DEFAULTS.intervalNs / 4n]);
+  t.deepEqual(armed(actions, 'collect'), [DEFAULTS.collectTimeoutNs / 4n]);
+  t.deepEqual(notices(actions, 'role').map((n) => n.role), ['master']);
+  t.is(sends(actions, MessageType.Claim).length, 0, 'a pinned master does not claim');
+  t.is(armed(actions, 'election').length, 0, 'nor wait for an election');
+});
+
+test('fast start: rounds 1-4 run at a quarter interval, 5-8 at half, later ones at the interval', (t) => {
+  const time = new FakeTime();
+  const intervalNs = 2n * S;
+  const collectTimeoutNs = 800n * MS;
+  const m = makeNode(time, 'alpha', { pinnedMaster: true, intervalNs, collectTimeoutNs });
+  let actions = m.handle({ type: 'start', monoNs: time.ns });
+  const seen: Array<{ round: number; roundNs: bigint; collectNs: bigint; collectMs: number }> = [];
+  for (let i = 0; i < 10; i++) {
+    const msg = only(sends(actions, MessageType.Sync), 'SYNC').msg as SyncMessage;
+    const roundNs = only(armed(actions, 'round'), 'round timer');
+    const collectNs = only(armed(actions, 'collect'), 'collect timer');
+    seen.push({ round: msg.round, roundNs, collectNs, collectMs: msg.collectMs });
+    time.advance(collectNs);
+    const collected = m.fire('collect');
+    t.is(sends(collected, MessageType.Adjust).length, 1, `round ${msg.round}: an ADJUST table after the collection`);
+    time.advance(roundNs - collectNs);
+    actions = m.fire('round');
+  }
+  t.deepEqual(
+    seen.map((s) => s.round),
+    [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+  );
+  t.is(FAST_START_ROUNDS, 8);
+  for (const s of seen) {
+    const divisor = s.round <= 4 ? 4n : s.round <= 8 ? 2n : 1n;
+    t.is(s.roundNs, intervalNs / divisor, `round ${s.round}: next SYNC`);
+    t.is(s.collectNs, collectTimeoutNs / divisor, `round ${s.round}: collection`);
+    t.is(BigInt(s.collectMs) * MS, s.collectNs, `round ${s.round}: the SYNC advertises this round's collection window`);
+  }
+});
+
+// ---------------------------------------------------------------- peer: a round
+
+test('a peer: SYNC arms the slot; the slot sends a TIME_REQUEST to the master by unicast', (t) => {
+  const time = new FakeTime();
+  const p = makeNode(time, 'p1');
+  const master = fakeMaster(time);
+  p.handle({ type: 'start', monoNs: time.ns });
+  const onSync = p.receive(syncFrom(master, 1, 1), MASTER_ADDR);
+  const slot = only(armed(onSync, 'slot'), 'slot timer');
+  t.true(slot > 0n && slot <= (500n * MS * 60n) / 100n, `slot within the first 60% of the collection window: ${slot}`);
+  t.is(sends(onSync).length, 0, 'nothing is sent before the slot');
+  t.deepEqual(notices(onSync, 'role').map((n) => [n.role, n.masterName]), [['peer', 'master']]);
+  t.is(armed(onSync, 'election').length, 1, 'the SYNC re-arms the election timeout');
+  time.advance(slot);
+  const onSlot = p.fire('slot');
+  const req = only(sends(onSlot, MessageType.TimeRequest), 'TIME_REQUEST');
+  t.deepEqual(req.to, { address: MASTER_ADDR.address, port: 9300 }, 'SYNC address 0.0.0.0: the source address, at the advertised port');
+  const msg = req.msg as TimeRequestMessage;
+  t.is(msg.epoch, 1);
+  t.is(msg.round, 1);
+  t.is(msg.sender, p.id);
+  t.is(msg.originNs, p.clock.now(), 't1 is the clock just before sending');
+  t.is(armed(onSlot, 'probe').length, 1, 'the request waits for its reply with a timer');
+
+  // An explicit unicast address is used as given.
+  const p2 = makeNode(time, 'p2');
+  const onSync2 = p2.receive(syncFrom(master, 1, 2, { unicastAddress: '10.9.8.7', unicastPort: 4444 }), MASTER_ADDR);
+  time.advance(armed(onSync2, 'slot')[0]!);
+  t.deepEqual(only(sends(p2.fire('slot'), MessageType.TimeRequest), 'TIME_REQUEST').to, { address: '10.9.8.7', port: 4444 });
+});
+
+test('a peer: replies must echo nonce and origin; the burst reports its least-delay sample; ADJUST corrects once', (t) => {
+  const time = new FakeTime();
+  const X = 5n * MS; // the peer is 5 ms ahead: inside the tolerance, so no coarse step
+  const p = makeNode(time, 'p1', { probes: 3 }, X);
+  const master = fakeMaster(time);
+  p.handle({ type: 'start', monoNs: time.ns });
+  const onSync = p.receive(syncFrom(master, 1, 1), MASTER_ADDR);
+  t.is(notices(onSync, 'coarse-step').length, 0);
+  time.advance(armed(onSync, 'slot')[0]!);
+  let actions = p.fire('slot');
+
+  // Warm-up exchange: answered, discarded, next request goes out.
+  let req = only(sends(actions, MessageType.TimeRequest), 'request').msg as TimeRequestMessage;
+  actions = exchangeOnce(time, p, master, req, 30n * US, 30n * US);
+  req = only(sends(actions, MessageType.TimeRequest), 'request after warm-up').msg as TimeRequestMessage;
+
+  // Forged replies: wrong nonce, wrong origin. Dropped, nothing sent.
+  const wrongNonce = p.receive(replyTo(req, master.id, master.clock.now(), master.clock.now(), { nonce: req.nonce ^ 1n }), MASTER_ADDR);
+  t.deepEqual(notices(wrongNonce, 'dropped').map((n) => n.reason), ['unexpected-reply']);
+  t.is(sends(wrongNonce).length, 0, 'a forged reply does not advance the burst');
+  const wrongOrigin = p.receive(replyTo(req, master.id, master.clock.now(), master.clock.now(), { originNs: req.originNs + 1n }), MASTER_ADDR);
+  t.deepEqual(notices(wrongOrigin, 'dropped').map((n) => n.reason), ['unexpected-reply']);
+  t.is(sends(wrongOrigin).length, 0);
+  t.is(p.node.status().dropped['unexpected-reply'], 2);
+
+  // Three real samples: round trips 300 µs (symmetric), 100 µs (40 out, 60 back), 200 µs (symmetric).
+  actions = exchangeOnce(time, p, master, req, 150n * US, 150n * US);
+  req = only(sends(actions, MessageType.TimeRequest), 'request 2').msg as TimeRequestMessage;
+  // A reply to the previous request, replayed now: no longer outstanding.
+  const stale = p.receive(replyTo({ ...req, nonce: req.nonce + 5n }, master.id, 0n, 0n), MASTER_ADDR);
+  t.deepEqual(notices(stale, 'dropped').map((n) => n.reason), ['unexpected-reply']);
+  actions = exchangeOnce(time, p, master, req, 40n * US, 60n * US);
+  req = only(sends(actions, MessageType.TimeRequest), 'request 3').msg as TimeRequestMessage;
+  actions = exchangeOnce(time, p, master, req, 100n * US, 100n * US);
+
+  // Burst done: REPORT of the least-delay sample to the master.
+  t.is(sends(actions, MessageType.TimeRequest).length, 0, 'probes: 3 → 1 warm-up + 3 requests');
+  const report = only(sends(actions, MessageType.Report), 'REPORT');
+  t.deepEqual(report.to, { address: MASTER_ADDR.address, port: 9300 });
+  const r = report.msg as ReportMessage;
+  t.is(r.delayNs, 100n * US, 'the least delay');
+  t.is(r.offsetNs, X + 10n * US, 'its offset: +5 ms plus half the asymmetry (60 − 40) / 2');
+  t.is(r.round, 1);
+  t.is(r.epoch, 1);
+  t.is(r.name, 'p1');
+  const measured = only(notices(actions, 'measured'), 'measured');
+  t.is(measured.samples, 3);
+
+  // ADJUST with our entry: one 'correct' of exactly the entry (nothing corrected since the measurement).
+  time.advance(100n * MS);
+  const adjust = adjustFor(master.id, 1, 1, [
+    { node: nodeIdOf('someone-else'), adjustmentNs: 123n, outlier: false },
+    { node: p.id, adjustmentNs: -X, outlier: false },
+  ]);
+  const onAdjust = p.receive(adjust, MASTER_ADDR);
+  const c = only(corrections(onAdjust), 'correct');
+  t.is(c.correctionNs, -X);
+  t.true(c.allowStep, 'the first correction may step');
+  t.is(only(notices(onAdjust, 'corrected'), 'corrected').adjustmentNs, -X);
+  t.true(p.node.status().synced);
+
+  // The same ADJUST again (duplicate or replay): dropped, no second correction.
+  const replay = p.receive(adjust, MASTER_ADDR);
+  t.is(corrections(replay).length, 0, 'a replayed ADJUST must not move the clock twice');
+  t.deepEqual(notices(replay, 'dropped').map((n) => n.reason), ['stale-round']);
+  t.is(p.node.status().dropped['stale-round'], 1);
+});
+
+test('a peer: an ADJUST entry is reduced by what was corrected since the measurement', (t) => {
+  const time = new FakeTime();
+  // One sample per burst, so the measurement is taken at the REPORT's instant; a step threshold
+  // high enough that the first 2 ms correction slews (500 ppm: 4 s) instead of stepping.
+  const p = makeNode(time, 'p1', { probes: 1, stepThresholdNs: 10n * MS });
+  const master = fakeMaster(time);
+  p.handle({ type: 'start', monoNs: time.ns });
+  runBurst(time, p, master, syncFrom(master, 1, 1));
+  const first = p.receive(adjustFor(master.id, 1, 1, [{ node: p.id, adjustmentNs: 2n * MS, outlier: false }]), MASTER_ADDR);
+  t.is(only(corrections(first), 'correct').correctionNs, 2n * MS);
+  time.advance(100n * MS);
+  // Round 2 is measured while that slew runs.
+  t.is(sends(runBurst(time, p, master, syncFrom(master, 1, 2)), MessageType.Report).length, 1);
+  const appliedAtMeasureNs = p.clock.appliedNs();
+  time.advance(200n * MS);
+  const ranSinceNs = p.clock.appliedNs() - appliedAtMeasureNs;
+  t.is(ranSinceNs, 100n * US, '200 ms of a 500 ppm slew');
+  const onAdjust = p.receive(adjustFor(master.id, 1, 2, [{ node: p.id, adjustmentNs: -30n * US, outlier: false }]), MASTER_ADDR);
+  const c = only(corrections(onAdjust), 'correct');
+  t.is(c.correctionNs, -30n * US - ranSinceNs, 'the part of the slew that ran after the measurement is subtracted');
+  t.false(c.allowStep, 'after the first synchronization a correction only slews');
+});
+
+test('a replayed or old SYNC is dropped: same epoch with the same or a lower round → stale-round; lower epoch → stale-epoch', (t) => {
+  const time = new FakeTime();
+  const p = makeNode(time, 'p1');
+  const master = fakeMaster(time);
+  p.handle({ type: 'start', monoNs: time.ns });
+  t.is(armed(p.receive(syncFrom(master, 2, 5), MASTER_ADDR), 'slot').length, 1);
+  for (const round of [5, 4, 1]) {
+    const a = p.receive(syncFrom(master, 2, round), MASTER_ADDR);
+    t.deepEqual(notices(a, 'dropped').map((n) => n.reason), ['stale-round'], `round ${round}`);
+    t.is(armed(a, 'slot').length, 0, `round ${round}: no burst for a replayed SYNC`);
+    t.is(armed(a, 'election').length, 0, `round ${round}: a replay is no heartbeat`);
+    t.is(corrections(a).length, 0);
+  }
+  const old = p.receive(syncFrom(master, 1, 9), MASTER_ADDR);
+  t.deepEqual(notices(old, 'dropped').map((n) => n.reason), ['stale-epoch']);
+  t.is(armed(old, 'slot').length, 0);
+  t.deepEqual(p.node.status().dropped, { 'stale-round': 3, 'stale-epoch': 1 });
+  t.is(armed(p.receive(syncFrom(master, 2, 6), MASTER_ADDR), 'slot').length, 1, 'the next round is accepted');
+  t.is(p.node.status().round, 6);
+});
+
+test('an unsynchronised peer far from the master takes its clock at once (coarse step) before measuring', (t) => {
+  const time = new FakeTime();
+  const p = makeNode(time, 'p1', {}, -3n * S);
+  const master = fakeMaster(time);
+  p.handle({ type: 'start', monoNs: time.ns });
+  const a = p.receive(syncFrom(master, 1, 1), MASTER_ADDR);
+  const c = only(corrections(a), 'correct');
+  t.is(c.correctionNs, 3n * S);
+  t.true(c.allowStep);
+  t.is(notices(a, 'coarse-step').length, 1);
+  t.is(p.clock.now(), master.clock.now(), 'stepped onto the master clock');
+});
+
+// ---------------------------------------------------------------- election
+
+test('election: a node that hears no SYNC claims after the startup wait and becomes master after the claim window', (t) => {
+  const time = new FakeTime();
+  const interval = DEFAULTS.intervalNs;
+  const a = makeNode(time, 'alpha');
+  const start = a.handle({ type: 'start', monoNs: time.ns });
+  t.is(sends(start).length, 0, 'nothing is sent at start: listen first');
+  const wait = only(armed(start, 'election'), 'election timer');
+  const lo = BigInt(Math.round(Number(interval) * STARTUP_WAIT));
+  const hi = BigInt(Math.round(Number(interval) * (STARTUP_WAIT + ELECTION_JITTER)));
+  t.true(wait >= lo && wait <= hi, `startup wait ${wait} within [${lo}, ${hi}]`);
+  time.advance(wait);
+  const claimed = a.fire('election');
+  const claim = only(sends(claimed, MessageType.Claim), 'CLAIM');
+  t.is(claim.to, 'group');
+  t.is((claim.msg as ClaimMessage).epoch, 1);
+  t.is((claim.msg as ClaimMessage).priority, 100);
+  t.is((claim.msg as ClaimMessage).name, 'alpha');
+  t.deepEqual(armed(claimed, 'claim'), [BigInt(Math.round(Number(interval) * CLAIM_WINDOW))]);
+  t.is(sends(claimed, MessageType.Sync).length, 0, 'not master yet');
+  time.advance(armed(claimed, 'claim')[0]!);
+  const won = a.fire('claim');
+  t.deepEqual(notices(won, 'role').map((n) => n.role), ['master']);
+  const sync = only(sends(won, MessageType.Sync), 'SYNC').msg as SyncMessage;
+  t.is(sync.epoch, 1);
+  t.is(sync.round, 1);
+  t.false(sync.pinned);
+  t.is(armed(won, 'round').length, 1);
+  t.is(a.node.status().role, 'master');
+});
+
+test('election: a candidate that hears a better claim stands down; a worse claim does not stop it', (t) => {
+  const time = new FakeTime();
+  const a = makeNode(time, 'alpha');
+  time.advance(only(armed(a.handle({ type: 'start', monoNs: time.ns }), 'election'), 'election'));
+  a.fire('election');
+  const claimFrom = (name: string, priority: number, epoch = 1): ClaimMessage => ({
+    type: MessageType.Claim,
+    domain: 0,
+    sender: nodeIdOf(name),
+    epoch,
+    round: 0,
+    priority,
+    name,
+  });
+  // Worse: lower priority. Ignored, the claim stands.
+  const worse = a.receive(claimFrom('bravo', 50), { address: '10.0.0.3', port: 9123 });
+  t.false(disarmed(worse, 'claim'));
+  // Better: higher priority, same epoch.
+  const better = a.receive(claimFrom('charlie', 150), { address: '10.0.0.4', port: 9123 });
+  t.true(disarmed(better, 'claim'), 'the claim window is cancelled');
+  t.is(armed(better, 'election').length, 1, 'back to waiting for a SYNC');
+  t.is(a.node.status().role, 'peer');
+  // Even if the claim timer fired anyway, a node that stood down does not take over.
+  const late = a.fire('claim');
+  t.is(sends(late, MessageType.Sync).length, 0);
+  t.deepEqual(notices(late, 'role'), []);
+});
+
+test('election: equal priority — the lower node id wins the claim', (t) => {
+  const time = new FakeTime();
+  // Pick two names whose ids order both ways.
+  const [low, high] = ['delta', 'echo'].sort((x, y) => (nodeIdOf(x) < nodeIdOf(y) ? -1 : 1)) as [string, string];
+  const mk = (name: string): Harness => {
+    const h = makeNode(time, name);
+    h.handle({ type: 'start', monoNs: time.ns });
+    h.fire('election');
+    return h;
+  };
+  const claimOf = (name: string): ClaimMessage => ({ type: MessageType.Claim, domain: 0, sender: nodeIdOf(name), epoch: 1, round: 0, priority: 100, name });
+  const hi = mk(high);
+  t.true(disarmed(hi.receive(claimOf(low), PEER_ADDR), 'claim'), `${high} stands down to ${low} (lower id)`);
+  const lo = mk(low);
+  t.false(disarmed(lo.receive(claimOf(high), PEER_ADDR), 'claim'), `${low} keeps its claim against ${high}`);
+  t.deepEqual(notices(lo.fire('claim'), 'role').map((n) => n.role), ['master']);
+});
+
+test("election: a master hearing a better master's SYNC steps down and follows it", (t) => {
+  const time = new FakeTime();
+  const a = makeNode(time, 'alpha');
+  a.handle({ type: 'start', monoNs: time.ns });
+  a.fire('election');
+  a.fire('claim');
+  t.is(a.node.status().role, 'master');
+  const other = fakeMaster(time, 'bravo');
+  // A worse master (same epoch, lower priority) is ignored.
+  const worse = a.receive(syncFrom(other, 1, 3, { priority: 50 }), MASTER_ADDR);
+  t.deepEqual(notices(worse, 'dropped').map((n) => n.reason), ['worse-master']);
+  t.false(disarmed(worse, 'round'));
+  // A better one (newer epoch) wins.
+  const better = a.receive(syncFrom(other, 2, 1), MASTER_ADDR);
+  t.true(disarmed(better, 'round'), 'no more rounds of our own');
+  t.true(disarmed(better, 'collect'));
+  t.deepEqual(notices(better, 'role').map((n) => [n.role, n.masterName]), [['peer', 'bravo']]);
+  t.is(armed(better, 'slot').length, 1, 'measures against the new master this very round');
+  t.is(sends(better).length, 0);
+  // A stray round timer does nothing now.
+  t.is(sends(a.fire('round'), MessageType.Sync).length, 0);
+  t.is(a.node.status().masterName, 'bravo');
+});
+
+test('election: a pinned master hearing a better master outbids it instead of stepping down', (t) => {
+  const time = new FakeTime();
+  const a = makeNode(time, 'alpha', { pinnedMaster: true });
+  a.handle({ type: 'start', monoNs: time.ns });
+  const other = fakeMaster(time, 'bravo');
+  const heard = a.receive(syncFrom(other, 3, 1, { priority: 255 }), MASTER_ADDR);
+  t.false(disarmed(heard, 'round'), 'keeps running rounds');
+  t.is(armed(heard, 'slot').length, 0, 'does not follow');
+  t.deepEqual(notices(heard, 'role').map((n) => n.role), ['master']);
+  t.is(a.node.status().role, 'master');
+  const next = only(sends(a.fire('round'), MessageType.Sync), 'SYNC').msg as SyncMessage;
+  t.is(next.epoch, 4, 'its next SYNC carries a newer epoch than the rival');
+  t.true(next.pinned);
+});
+
+test('election: priority 0 never claims', (t) => {
+  const time = new FakeTime();
+  const z = makeNode(time, 'zero', { priority: 0 });
+  let actions = z.handle({ type: 'start', monoNs: time.ns });
+  for (let i = 0; i < 5; i++) {
+    const wait = only(armed(actions, 'election'), 'election timer');
+    time.advance(wait);
+    actions = z.fire('election');
+    t.is(sends(actions, MessageType.Claim).length, 0, `timeout ${i + 1}: no CLAIM`);
+  }
+  // Nor after following a master that fell silent.
+  const master = fakeMaster(time);
+  z.receive(syncFrom(master, 1, 1), MASTER_ADDR);
+  time.advance(BigInt(Math.round(Number(DEFAULTS.intervalNs) * (ELECTION_TIMEOUT + ELECTION_JITTER))));
+  const silent = z.fire('election');
+  t.is(sends(silent, MessageType.Claim).length, 0);
+  t.is(armed(silent, 'election').length, 1, 'keeps listening');
+  // Nor when it hears a worse claim.
+  const heard = z.receive(
+    { type: MessageType.Claim, domain: 0, sender: nodeIdOf('weak'), epoch: 2, round: 0, priority: 1, name: 'weak' },
+    PEER_ADDR,
+  );
+  t.is(sends(heard, MessageType.Claim).length, 0);
+  t.is(z.node.status().role, 'peer');
+});
+
+// ---------------------------------------------------------------- max-adjust
+
+test('--max-adjust: after the first synchronization a larger adjustment is refused, not applied', (t) => {
+  const time = new FakeTime();
+  const p = makeNode(time, 'p1', { probes: 2, maxAdjustNs: 1n * MS });
+  const master = fakeMaster(time);
+  p.handle({ type: 'start', monoNs: time.ns });
+  runBurst(time, p, master, syncFrom(master, 1, 1));
+  // Before the first synchronization a large adjustment is allowed (that is how a node joins).
+  const first = p.receive(adjustFor(master.id, 1, 1, [{ node: p.id, adjustmentNs: 5n * MS, outlier: false }]), MASTER_ADDR);
+  t.is(only(corrections(first), 'correct').correctionNs, 5n * MS);
+  t.is(notices(first, 'refused').length, 0);
+  time.advance(500n * MS);
+  runBurst(time, p, master, syncFrom(master, 1, 2));
+  const big = p.receive(adjustFor(master.id, 1, 2, [{ node: p.id, adjustmentNs: -(1n * MS + 1n), outlier: false }]), MASTER_ADDR);
+  t.is(corrections(big).length, 0, 'no correct action for an adjustment above --max-adjust');
+  t.is(big.filter((a) => a.type === 'frequency').length, 0);
+  const refused = only(notices(big, 'refused'), 'refused');
+  t.is(refused.adjustmentNs, -(1n * MS + 1n));
+  t.is(refused.maxAdjustNs, 1n * MS);
+  t.is(refused.round, 2);
+  time.advance(500n * MS);
+  runBurst(time, p, master, syncFrom(master, 1, 3));
+  const ok = p.receive(adjustFor(master.id, 1, 3, [{ node: p.id, adjustmentNs: 1n * MS, outlier: false }]), MASTER_ADDR);
+  t.is(corrections(ok).length, 1, 'exactly --max-adjust is allowed');
+});
+
+// ---------------------------------------------------------------- leave
+
+test("'stop' sends LEAVE to the group", (t) => {
+  const time = new FakeTime();
+  const p = makeNode(time, 'p1');
+  const master = fakeMaster(time);
+  p.handle({ type: 'start', monoNs: time.ns });
+  p.receive(syncFrom(master, 3, 7), MASTER_ADDR);
+  const stop = p.handle({ type: 'stop', monoNs: time.ns });
+  const leave = only(sends(stop, MessageType.Leave), 'LEAVE');
+  t.is(leave.to, 'group');
+  const msg = leave.msg as LeaveMessage;
+  t.is(msg.name, 'p1');
+  t.is(msg.sender, p.id);
+  t.is(msg.epoch, 3);
+  t.true(disarmed(stop, 'election'));
+
+  const m = makeNode(time, 'm', { pinnedMaster: true });
+  m.handle({ type: 'start', monoNs: time.ns });
+  const mstop = m.handle({ type: 'stop', monoNs: time.ns });
+  t.is(sends(mstop, MessageType.Leave).length, 1);
+  t.true(disarmed(mstop, 'round'));
+  t.true(disarmed(mstop, 'collect'));
+});
+
+test('a master receiving LEAVE from a member removes it from the member table', (t) => {
+  const time = new FakeTime();
+  const m = makeNode(time, 'm', { pinnedMaster: true });
+  const start = m.handle({ type: 'start', monoNs: time.ns });
+  const round = (only(sends(start, MessageType.Sync), 'SYNC').msg as SyncMessage).round;
+  const report = (name: string): ReportMessage => ({
+    type: MessageType.Report,
+    domain: 0,
+    sender: nodeIdOf(name),
+    epoch: 1,
+    round,
+    offsetNs: 10n * US,
+    delayNs: 200n * US,
+    name,
+  });
+  const joined = m.receive(report('p1'), PEER_ADDR);
+  t.deepEqual(notices(joined, 'member-joined').map((n) => n.name), ['p1']);
+  m.receive(report('p2'), { address: '10.0.0.3', port: 9200 });
+  t.deepEqual(m.node.status().members.map((x) => x.name).sort(), ['p1', 'p2']);
+  const leave: LeaveMessage = { type: MessageType.Leave, domain: 0, sender: nodeIdOf('p1'), epoch: 1, round, name: 'p1' };
+  const left = m.receive(leave, PEER_ADDR);
+  t.deepEqual(notices(left, 'member-left').map((n) => [n.name, n.why]), [['p1', 'leave']]);
+  t.deepEqual(m.node.status().members.map((x) => x.name), ['p2']);
+  // Its report of this round no longer counts: the table has only the master and p2.
+  time.advance(DEFAULTS.collectTimeoutNs / 4n);
+  const collected = m.fire('collect');
+  const adjust = only(sends(collected, MessageType.Adjust), 'ADJUST').msg as AdjustMessage;
+  t.deepEqual(adjust.entries.map((e) => e.node).sort(), [m.id, nodeIdOf('p2')].sort());
+});

@@ -1,0 +1,479 @@
+/**
+ * The pure parts of the engine, one unit at a time: the four-timestamp
+ * exchange, the fault-tolerant average, frequency tracking, the election
+ * order and the validation of options. Every test here can fail: each
+ * checks exact values or a bound derived from the formula in the module's
+ * doc comment.
+ */
+import test from 'ava';
+import { divRound, faultTolerantAverage, median, type Reading } from '../lib/core/average.js';
+import {
+  DEFAULT_DISCIPLINE,
+  discipline,
+  initialDiscipline,
+  type DisciplineOptions,
+  type DisciplineState,
+} from '../lib/core/discipline.js';
+import { compareCredentials, type Credentials } from '../lib/core/election.js';
+import { bestOfBurst, exchange } from '../lib/core/measure.js';
+import { DEFAULTS, validateOptions, type NodeOptions } from '../lib/core/options.js';
+import { Prng } from '../lib/sim/prng.js';
+import { testSeed } from './helpers/prng.js';
+
+const US = 1_000n;
+const MS = 1_000_000n;
+const S = 1_000_000_000n;
+
+// ---------------------------------------------------------------- measure
+
+/**
+ * The timestamps of one exchange between a peer whose clock reads
+ * `offsetNs` more than the master's, over a path of `outNs` towards the
+ * master and `backNs` back, with the master taking `turnNs` to answer.
+ * True time of the request: `startNs`.
+ */
+function timestamps(offsetNs: bigint, outNs: bigint, backNs: bigint, turnNs = 7n * US, startNs = 1_000n * S) {
+  const t1 = startNs + offsetNs;
+  const T2 = startNs + outNs;
+  const T3 = T2 + turnNs;
+  const t4 = startNs + outNs + turnNs + backNs + offsetNs;
+  return [t1, T2, T3, t4] as const;
+}
+
+test('exchange: a peer ahead by +X over a symmetric path measures offset +X and the wire round trip', (t) => {
+  for (const X of [90n * MS, 1n, 0n, -1n, -30n * MS, 5n * S]) {
+    const [t1, T2, T3, t4] = timestamps(X, 150n * US, 150n * US);
+    const s = exchange(t1, T2, T3, t4);
+    t.is(s.offsetNs, X, `offset for a peer ${X} ns ahead`);
+    t.is(s.delayNs, 300n * US, 'delay = (t4 - t1) - (T3 - T2): the turnaround at the master is not delay');
+  }
+});
+
+test('exchange: sign convention — a peer behind the master has a negative offset', (t) => {
+  const [t1, T2, T3, t4] = timestamps(-90n * MS, 100n * US, 100n * US);
+  t.is(exchange(t1, T2, T3, t4).offsetNs, -90n * MS);
+});
+
+test('exchange: delay formula on raw numbers', (t) => {
+  // t4 - t1 = 1000, T3 - T2 = 400: delay 600; offset ((10 - 500) + (1010 - 900)) / 2 = -190.
+  const s = exchange(10n, 500n, 900n, 1010n);
+  t.is(s.delayNs, 600n);
+  t.is(s.offsetNs, -190n);
+});
+
+test('exchange: an asymmetric path errs by half the asymmetry (back - out) / 2', (t) => {
+  const X = 20n * MS;
+  // Slower towards the master: the peer looks behind by half the difference.
+  const slowOut = exchange(...timestamps(X, 300n * US, 100n * US));
+  t.is(slowOut.offsetNs - X, -100n * US);
+  t.is(slowOut.delayNs, 400n * US);
+  // Slower back: the peer looks ahead by half the difference.
+  const slowBack = exchange(...timestamps(X, 100n * US, 300n * US));
+  t.is(slowBack.offsetNs - X, 100n * US);
+  // Error never exceeds delay / 2.
+  const oneWay = exchange(...timestamps(X, 0n, 500n * US));
+  t.is(oneWay.offsetNs - X, 250n * US);
+  t.true(oneWay.offsetNs - X <= oneWay.delayNs / 2n);
+});
+
+test('exchange: an odd sum is halved toward −∞', (t) => {
+  // sum = (t1 - T2) + (t4 - T3)
+  t.is(exchange(3n, 0n, 0n, 0n).offsetNs, 1n, 'sum 3 -> 1');
+  t.is(exchange(1n, 0n, 0n, 0n).offsetNs, 0n, 'sum 1 -> 0');
+  t.is(exchange(-1n, 0n, 0n, 0n).offsetNs, -1n, 'sum -1 -> -1, not 0');
+  t.is(exchange(-3n, 0n, 0n, 0n).offsetNs, -2n, 'sum -3 -> -2');
+  t.is(exchange(0n, 0n, 0n, -5n).offsetNs, -3n, 'sum -5 -> -3');
+  t.is(exchange(-4n, 0n, 0n, 0n).offsetNs, -2n, 'even sums are exact');
+});
+
+test('bestOfBurst: the sample of least delay', (t) => {
+  const samples = [
+    { offsetNs: 11n, delayNs: 300n },
+    { offsetNs: 22n, delayNs: 120n },
+    { offsetNs: 33n, delayNs: 121n },
+    { offsetNs: 44n, delayNs: 500n },
+  ];
+  t.deepEqual(bestOfBurst(samples), { offsetNs: 22n, delayNs: 120n });
+  t.deepEqual(bestOfBurst([...samples].reverse()), { offsetNs: 22n, delayNs: 120n }, 'order does not matter');
+  t.deepEqual(bestOfBurst([{ offsetNs: 5n, delayNs: 0n }, ...samples]), { offsetNs: 5n, delayNs: 0n }, 'zero delay is valid');
+});
+
+test('bestOfBurst: negative delays are ignored; nothing usable is undefined', (t) => {
+  t.deepEqual(
+    bestOfBurst([
+      { offsetNs: 1n, delayNs: -50n },
+      { offsetNs: 2n, delayNs: 80n },
+      { offsetNs: 3n, delayNs: -1n },
+    ]),
+    { offsetNs: 2n, delayNs: 80n },
+  );
+  t.is(bestOfBurst([{ offsetNs: 1n, delayNs: -1n }]), undefined);
+  t.is(bestOfBurst([]), undefined);
+});
+
+// ---------------------------------------------------------------- average
+
+const readings = (master: bigint, offsets: bigint[]): Reading[] => [
+  { node: master, offsetNs: 0n },
+  ...offsets.map((offsetNs, i) => ({ node: BigInt(i + 1) * 1000n, offsetNs })),
+];
+
+const adjustmentsOf = (r: ReturnType<typeof faultTolerantAverage>): Map<bigint, bigint> =>
+  new Map(r.entries.map((e) => [e.node, e.adjustmentNs]));
+
+test("average: the seed's vector −90, −60, −30 and the master's 0 give −45 and +45, +15, −15, −45", (t) => {
+  const r = faultTolerantAverage(readings(7n, [-90n * MS, -60n * MS, -30n * MS]), 1n * S);
+  t.is(r.averageNs, -45n * MS);
+  t.true(r.quorum);
+  const adj = adjustmentsOf(r);
+  t.is(adj.get(1000n), 45n * MS);
+  t.is(adj.get(2000n), 15n * MS);
+  t.is(adj.get(3000n), -15n * MS);
+  t.is(adj.get(7n), -45n * MS, "the master's own adjustment is the average");
+  t.true(r.entries.every((e) => !e.outlier));
+  // After applying, every clock reads the same: offset + adjustment is the average for all.
+  const offsets = new Map(readings(7n, [-90n * MS, -60n * MS, -30n * MS]).map((x) => [x.node, x.offsetNs]));
+  for (const e of r.entries) t.is(offsets.get(e.node)! + e.adjustmentNs, -45n * MS);
+});
+
+test('average: an outlier 5 s off does not pull the average but still gets average − offset', (t) => {
+  const r = faultTolerantAverage(readings(1n, [-10n * MS, 10n * MS, 4n * MS, 5n * S]), 1n * S);
+  t.true(r.quorum);
+  t.is(r.averageNs, 1n * MS, 'mean of 0, −10, +10, +4 ms');
+  const out = r.entries.find((e) => e.node === 4000n)!;
+  t.true(out.outlier);
+  t.is(out.adjustmentNs, 1n * MS - 5n * S);
+  t.deepEqual(
+    r.entries.filter((e) => e.outlier).map((e) => e.node),
+    [4000n],
+    'only the 5 s clock is an outlier',
+  );
+  for (const e of r.entries) if (!e.outlier) t.true(e.adjustmentNs > -20n * MS && e.adjustmentNs < 20n * MS);
+});
+
+test('average: an outlier on the negative side too', (t) => {
+  const r = faultTolerantAverage(readings(1n, [-5n * S, 2n * MS, 4n * MS]), 1n * S);
+  t.true(r.quorum);
+  t.is(r.averageNs, 2n * MS);
+  const out = r.entries.find((e) => e.node === 1000n)!;
+  t.true(out.outlier);
+  t.is(out.adjustmentNs, 2n * MS + 5n * S);
+});
+
+test('average: no majority within the tolerance → quorum false, average 0: everyone follows the master', (t) => {
+  // Two clocks 5 s apart: the median sits between them, neither is within 1 s of it.
+  const two = faultTolerantAverage(readings(1n, [5n * S]), 1n * S);
+  t.false(two.quorum);
+  t.is(two.averageNs, 0n);
+  t.is(adjustmentsOf(two).get(1n), 0n, 'the master does not move');
+  t.is(adjustmentsOf(two).get(1000n), -5n * S, 'the peer is brought to the master');
+  // Four clocks all far apart.
+  const four = faultTolerantAverage(readings(1n, [3n * S, -7n * S, 11n * S]), 1n * S);
+  t.false(four.quorum);
+  t.is(four.averageNs, 0n);
+  const adj = adjustmentsOf(four);
+  t.is(adj.get(1n), 0n);
+  t.is(adj.get(1000n), -3n * S);
+  t.is(adj.get(2000n), 7n * S);
+  t.is(adj.get(3000n), -11n * S);
+  // Exactly half is not a majority: of 0, +1 ms, −10 s, +10 s the median is 0.5 ms and only 0 and +1 ms are near it.
+  const half = faultTolerantAverage(readings(1n, [1n * MS, -10n * S, 10n * S]), 1n * S);
+  t.is(half.medianNs, 500n * US);
+  t.deepEqual(half.entries.filter((e) => !e.outlier).map((e) => e.node), [1n, 1000n], 'two clocks agree');
+  t.false(half.quorum, '2 of 4 is not a strict majority');
+  t.is(half.averageNs, 0n);
+  // 3 of 4 is.
+  const three = faultTolerantAverage(readings(1n, [1n * MS, 2n * MS, 10n * S]), 1n * S);
+  t.true(three.quorum, '3 of 4 is a majority');
+  t.is(three.averageNs, 1n * MS);
+});
+
+test('average: a single clock (the master alone) is its own quorum', (t) => {
+  const r = faultTolerantAverage([{ node: 9n, offsetNs: 0n }], 0n);
+  t.true(r.quorum);
+  t.is(r.averageNs, 0n);
+  t.deepEqual(r.entries, [{ node: 9n, adjustmentNs: 0n, outlier: false }]);
+});
+
+test('average: tolerance is inclusive', (t) => {
+  const r = faultTolerantAverage(readings(1n, [-10n, 10n]), 10n);
+  t.true(r.entries.every((e) => !e.outlier), 'exactly tolerance away from the median is kept');
+  const r2 = faultTolerantAverage(readings(1n, [-11n, 10n]), 10n);
+  t.deepEqual(r2.entries.filter((e) => e.outlier).map((e) => e.node), [1000n]);
+});
+
+test('median: odd count, even count (mean of the middle two), order-independent', (t) => {
+  t.is(median([5n]), 5n);
+  t.is(median([3n, 1n, 2n]), 2n);
+  t.is(median([4n, 1n, 3n, 2n]), 3n, '(2 + 3) / 2 = 2.5 rounds away from zero to 3');
+  t.is(median([-1n, -2n]), -2n, '(−1 − 2) / 2 = −1.5 rounds to −2');
+  t.is(median([10n, 20n]), 15n);
+  t.is(median([0n, -90n * MS, -60n * MS, -30n * MS]), -45n * MS);
+  t.is(faultTolerantAverage(readings(1n, [-90n * MS, -60n * MS, -30n * MS]), 1n * S).medianNs, -45n * MS);
+});
+
+test('divRound: nearest, halves away from zero, any signs', (t) => {
+  const cases: Array<[bigint, bigint, bigint]> = [
+    [5n, 2n, 3n],
+    [-5n, 2n, -3n],
+    [5n, -2n, -3n],
+    [-5n, -2n, 3n],
+    [7n, 3n, 2n],
+    [8n, 3n, 3n],
+    [-7n, 3n, -2n],
+    [-8n, 3n, -3n],
+    [6n, 3n, 2n],
+    [1n, 4n, 0n],
+    [2n, 4n, 1n],
+    [-2n, 4n, -1n],
+    [-1n, 4n, 0n],
+    [3n, 4n, 1n],
+    [0n, 5n, 0n],
+    [-135n * MS, 3n, -45n * MS],
+  ];
+  for (const [a, b, q] of cases) t.is(divRound(a, b), q, `divRound(${a}, ${b})`);
+});
+
+test('average: errors on empty input and negative tolerance', (t) => {
+  t.throws(() => faultTolerantAverage([], 1n), { instanceOf: RangeError });
+  t.throws(() => faultTolerantAverage(readings(1n, [1n]), -1n), { instanceOf: RangeError });
+  t.throws(() => median([]), { instanceOf: RangeError });
+});
+
+// ---------------------------------------------------------------- discipline
+
+/**
+ * Feed the discipline the corrections a clock with rate error dPpm would
+ * need: c_k = −(d + f_k)·t_k + noise, f_k the state's frequency before the
+ * update (what the clock ran at during the span).
+ */
+function feed(
+  state: DisciplineState,
+  dPpm: number,
+  spansNs: bigint[],
+  startNs: bigint,
+  noise: () => number = () => 0,
+  opts: DisciplineOptions = DEFAULT_DISCIPLINE,
+): { state: DisciplineState; history: number[]; monoNs: bigint } {
+  // The first correction only anchors the chain.
+  let mono = startNs;
+  let prevNoise = noise();
+  state = discipline(state, 0n, mono, false, opts);
+  const history: number[] = [];
+  for (const spanNs of spansNs) {
+    mono += spanNs;
+    const n = noise();
+    const c = -((dPpm + state.frequencyPpm) * Number(spanNs)) / 1e6 + (n - prevNoise);
+    prevNoise = n;
+    state = discipline(state, BigInt(Math.round(c)), mono, false, opts);
+    history.push(state.frequencyPpm);
+  }
+  return { state, history, monoNs: mono };
+}
+
+test('discipline: a constant drift d is estimated as −d within 1e-6 ppm after 2 updates', (t) => {
+  // d·t is a whole number of ns for these, so the bigint corrections carry no rounding.
+  for (const d of [37.25, -100, 0.5, 250, -3.125]) {
+    for (const f0 of [0, 12, -40.5]) {
+      const start = initialDiscipline(f0);
+      const { history } = feed(start, d, [1n * S, 1n * S, 2n * S, 4n * S], 10n * S);
+      t.true(Math.abs(history[0]! + d) <= 1e-6, `d=${d}, f0=${f0}: after 2 updates ${history[0]} vs ${-d}`);
+      for (const f of history) t.true(Math.abs(f + d) <= 1e-6, `d=${d}, f0=${f0}: stays at −d, got ${f}`);
+    }
+  }
+});
+
+test('discipline: the first correction only anchors (no frequency yet)', (t) => {
+  const s = discipline(initialDiscipline(3), -5n * US, 5n * S, false);
+  t.is(s.frequencyPpm, 3);
+  t.is(s.lastMonoNs, 5n * S);
+  t.is(s.spans.length, 0);
+});
+
+test('discipline: a step breaks the chain — the next correction does not change the frequency', (t) => {
+  const { state: locked, monoNs } = feed(initialDiscipline(), 40, [1n * S, 1n * S], 0n);
+  t.true(Math.abs(locked.frequencyPpm + 40) <= 1e-6);
+  const stepped = discipline(locked, 300n * MS, monoNs + 1n * S, true);
+  t.is(stepped.frequencyPpm, locked.frequencyPpm, 'a step leaves the frequency alone');
+  t.is(stepped.lastMonoNs, null);
+  t.is(stepped.spans.length, 0, 'the window restarts');
+  // The correction after the step carries the stepped measurement's error: a huge value that must not count.
+  const after = discipline(stepped, 250n * US, monoNs + 2n * S, false);
+  t.is(after.frequencyPpm, locked.frequencyPpm, 'no frequency change on the correction after a step');
+  t.is(after.lastMonoNs, monoNs + 2n * S);
+  // The one after that does update again (a +10 ppm change in the rate shows up).
+  const next = discipline(after, BigInt(Math.round(-((40 + 10 + after.frequencyPpm) * 1e9) / 1e6)), monoNs + 3n * S, false);
+  t.true(Math.abs(next.frequencyPpm + 50) <= 1e-6, `after the chain restarts: ${next.frequencyPpm}`);
+});
+
+test('discipline: spans longer than maxSpanNs do not update the frequency', (t) => {
+  const opts: DisciplineOptions = { ...DEFAULT_DISCIPLINE, maxSpanNs: 10n * S };
+  const anchored = discipline(initialDiscipline(), 0n, 1n * S, false, opts);
+  const tooLong = discipline(anchored, -1n * MS, 1n * S + 10n * S + 1n, false, opts);
+  t.is(tooLong.frequencyPpm, 0, 'a gap longer than maxSpanNs is not a span');
+  t.is(tooLong.spans.length, 0);
+  t.is(tooLong.lastMonoNs, 1n * S + 10n * S + 1n, 'but it re-anchors');
+  const justRight = discipline(anchored, -1n * MS, 1n * S + 10n * S, false, opts);
+  t.true(Math.abs(justRight.frequencyPpm - -100) <= 1e-6, `a span of exactly maxSpanNs counts: ${justRight.frequencyPpm}`);
+  // The default bound (60 s).
+  const a = discipline(initialDiscipline(), 0n, 0n, false);
+  t.is(discipline(a, -6n * MS, 61n * S, false).frequencyPpm, 0);
+  // A non-increasing monotonic time is not a span either.
+  t.is(discipline(a, -6n * MS, 0n, false).frequencyPpm, 0);
+});
+
+test('discipline: the frequency is clamped to ±maxFrequencyPpm', (t) => {
+  const { history } = feed(initialDiscipline(), 2000, [1n * S, 1n * S, 1n * S], 0n);
+  t.deepEqual(history, [-500, -500, -500], 'default limit 500 ppm');
+  const opts: DisciplineOptions = { ...DEFAULT_DISCIPLINE, maxFrequencyPpm: 100 };
+  const neg = feed(initialDiscipline(), -150, [1n * S], 0n, undefined, opts);
+  t.is(neg.state.frequencyPpm, 100);
+  const inside = feed(initialDiscipline(), -99, [1n * S], 0n, undefined, opts);
+  t.true(Math.abs(inside.state.frequencyPpm - 99) <= 1e-6);
+});
+
+/** Standard normal from a seeded Prng (Box–Muller). */
+function gaussian(rng: Prng): () => number {
+  return () => Math.sqrt(-2 * Math.log(1 - rng.random())) * Math.cos(2 * Math.PI * rng.random());
+}
+
+test('discipline: with measurement noise σ the error shrinks as the window fills', (t) => {
+  const seed = testSeed();
+  t.log(`seed ${seed} (replay: BERKELEYD_TEST_SEED=${seed})`);
+  const rng = new Prng(seed);
+  const normal = gaussian(rng);
+  const sigmaNs = 20_000; // 20 µs per measurement
+  const spanNs = 1n * S;
+  const trials = 400;
+  const checkpoints = [1, 2, 4, 8, 16];
+  const sq = new Map(checkpoints.map((k) => [k, 0]));
+  for (let i = 0; i < trials; i++) {
+    const d = rng.uniform(-100, 100);
+    const { history } = feed(initialDiscipline(), d, Array.from({ length: 16 }, () => spanNs), 0n, () => sigmaNs * normal());
+    for (const k of checkpoints) sq.set(k, sq.get(k)! + (history[k - 1]! + d) ** 2);
+  }
+  const rms = checkpoints.map((k) => Math.sqrt(sq.get(k)! / trials));
+  // Theory: the error after k spans is (n_k − n_0) / (k·t), RMS σ·√2 / (k·t).
+  const theory = checkpoints.map((k) => ((sigmaNs * Math.SQRT2) / (k * Number(spanNs))) * 1e6);
+  t.log('k, RMS error ppm, theory ppm:', checkpoints.map((k, i) => `${k}: ${rms[i]!.toFixed(3)} (${theory[i]!.toFixed(3)})`).join(', '));
+  for (let i = 1; i < checkpoints.length; i++) {
+    t.true(rms[i]! < rms[i - 1]!, `seed ${seed}: RMS error after ${checkpoints[i]} spans (${rms[i]}) < after ${checkpoints[i - 1]} (${rms[i - 1]})`);
+  }
+  t.true(rms[4]! * 8 < rms[0]!, `seed ${seed}: a full window is at least 8× better than one span (${rms[0]} → ${rms[4]})`);
+  for (let i = 0; i < checkpoints.length; i++) {
+    t.true(rms[i]! < 1.3 * theory[i]! && rms[i]! > 0.7 * theory[i]!, `seed ${seed}: RMS after ${checkpoints[i]} spans ${rms[i]} ppm, theory ${theory[i]} ppm`);
+  }
+});
+
+// ---------------------------------------------------------------- election
+
+const cred = (epoch: number, priority: number, node: bigint): Credentials => ({ epoch, priority, node });
+
+test('compareCredentials: epoch first, then priority, then the lower node id', (t) => {
+  t.true(compareCredentials(cred(2, 0, 99n), cred(1, 255, 1n)) > 0, 'a newer epoch wins over any priority and id');
+  t.true(compareCredentials(cred(1, 255, 1n), cred(2, 0, 99n)) < 0);
+  t.true(compareCredentials(cred(3, 200, 99n), cred(3, 100, 1n)) > 0, 'same epoch: higher priority wins over a lower id');
+  t.true(compareCredentials(cred(3, 100, 1n), cred(3, 200, 99n)) < 0);
+  t.true(compareCredentials(cred(3, 100, 5n), cred(3, 100, 6n)) > 0, 'same epoch and priority: the lower node id wins');
+  t.true(compareCredentials(cred(3, 100, 6n), cred(3, 100, 5n)) < 0);
+  t.true(compareCredentials(cred(3, 100, 0n), cred(3, 100, (1n << 64n) - 1n)) > 0, 'full 64-bit ids');
+  t.is(compareCredentials(cred(3, 100, 5n), cred(3, 100, 5n)), 0);
+});
+
+test('compareCredentials: antisymmetric and total (seeded random pairs, with many ties)', (t) => {
+  const seed = testSeed();
+  const rng = new Prng(seed);
+  const pick = (): Credentials => cred(Math.floor(rng.random() * 3), Math.floor(rng.random() * 3), BigInt(Math.floor(rng.random() * 3)) << 60n);
+  const sign = (x: number): number => (x > 0 ? 1 : x < 0 ? -1 : 0);
+  const pool = Array.from({ length: 40 }, pick);
+  let failures = 0;
+  for (const a of pool) {
+    for (const b of pool) {
+      const ab = sign(compareCredentials(a, b));
+      const ba = sign(compareCredentials(b, a));
+      const same = a.epoch === b.epoch && a.priority === b.priority && a.node === b.node;
+      if (ab !== -ba || (ab === 0) !== same) failures++;
+      for (const c of pool) {
+        // Transitivity: a > b and b > c imply a > c.
+        if (ab > 0 && compareCredentials(b, c) > 0 && !(compareCredentials(a, c) > 0)) failures++;
+      }
+    }
+  }
+  t.is(failures, 0, `seed ${seed}: violations of antisymmetry, totality or transitivity`);
+  // Every node that hears the same contenders picks the same winner, whatever the order.
+  const best = [...pool].sort((x, y) => compareCredentials(y, x))[0]!;
+  const shuffled = [...pool].reverse();
+  t.deepEqual([...shuffled].sort((x, y) => compareCredentials(y, x))[0], best, `seed ${seed}`);
+});
+
+// ---------------------------------------------------------------- options
+
+const good: NodeOptions = { ...DEFAULTS, name: 'alpha', unicast: { address: '0.0.0.0', port: 9123 } };
+
+test('validateOptions: the defaults and boundary values pass', (t) => {
+  t.is(validateOptions(good), good);
+  for (const o of [
+    { name: 'x'.repeat(64) },
+    { name: 'ü'.repeat(32) },
+    { domain: 0 },
+    { domain: 65535 },
+    { priority: 0 },
+    { priority: 255 },
+    { intervalNs: 10n * MS, collectTimeoutNs: 5n * MS },
+    { intervalNs: 3_600n * S },
+    { collectTimeoutNs: 1n },
+    { probes: 1 },
+    { probes: 64 },
+    { toleranceNs: 0n },
+    { stepThresholdNs: 0n },
+    { maxAdjustNs: 1n },
+    { memberTimeoutRounds: 1 },
+    { pinnedMaster: true, priority: 1 },
+  ] satisfies Partial<NodeOptions>[]) {
+    t.notThrows(() => validateOptions({ ...good, ...o }), JSON.stringify(o, (_, v) => (typeof v === 'bigint' ? `${v}n` : v)));
+  }
+});
+
+const bad: Array<[Partial<NodeOptions>, RegExp]> = [
+  [{ name: '' }, /node id/],
+  [{ name: 'x'.repeat(65) }, /node id/],
+  [{ name: 'ü'.repeat(33) }, /node id/], // 66 bytes
+  [{ name: 'tab\there' }, /node id/],
+  [{ name: 'del\u007f' }, /node id/],
+  [{ domain: -1 }, /domain/],
+  [{ domain: 65536 }, /domain/],
+  [{ domain: 1.5 }, /domain/],
+  [{ domain: Number.NaN }, /domain/],
+  [{ priority: -1 }, /priority/],
+  [{ priority: 256 }, /priority/],
+  [{ priority: 2.5 }, /priority/],
+  [{ intervalNs: 10n * MS - 1n, collectTimeoutNs: 1n * MS }, /interval/],
+  [{ intervalNs: 3_600n * S + 1n }, /interval/],
+  [{ collectTimeoutNs: 0n }, /collect timeout/],
+  [{ collectTimeoutNs: -1n }, /collect timeout/],
+  [{ collectTimeoutNs: DEFAULTS.intervalNs }, /collect timeout/],
+  [{ probes: 0 }, /probes/],
+  [{ probes: 65 }, /probes/],
+  [{ probes: 1.5 }, /probes/],
+  [{ toleranceNs: -1n }, /tolerance/],
+  [{ maxDelayNs: 0n }, /max delay/],
+  [{ maxDelayNs: -5n }, /max delay/],
+  [{ stepThresholdNs: -1n }, /step threshold/],
+  [{ maxAdjustNs: 0n }, /max adjust/],
+  [{ maxAdjustNs: -1n }, /max adjust/],
+  [{ memberTimeoutRounds: 0 }, /member timeout/],
+  [{ memberTimeoutRounds: 2.5 }, /member timeout/],
+  [{ memberTimeoutRounds: Number.POSITIVE_INFINITY }, /member timeout/],
+  [{ pinnedMaster: true, priority: 0 }, /master/],
+];
+
+for (const [change, pattern] of bad) {
+  const label = JSON.stringify(change, (_, v) => (typeof v === 'bigint' ? `${v}n` : typeof v === 'number' && !Number.isFinite(v) ? String(v) : v)).replace(
+    /\u007f/g,
+    '\\u007f',
+  );
+  test(`validateOptions rejects ${label} naming the option`, (t) => {
+    const err = t.throws(() => validateOptions({ ...good, ...change }), { instanceOf: RangeError });
+    t.regex(err?.message ?? '', pattern);
+  });
+}
