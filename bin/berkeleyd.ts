@@ -26,12 +26,12 @@ for (const c of [runCommand(), demoCommand(), simulateCommand(), statusCommand()
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
-  if (err instanceof CommanderError) {
+  if (err instanceof UsageError) {
+    process.stderr.write(`berkeleyd: error: ${err.message}\n`);
+    process.exitCode = 2;
+  } else if (err instanceof CommanderError) {
     // commander has printed its message; help and --version are not errors.
     process.exitCode = err.exitCode === 0 ? 0 : 2;
-  } else if (err instanceof UsageError || (err as Error).name === 'InvalidArgumentError') {
-    process.stderr.write(`berkeleyd: error: ${(err as Error).message}\n`);
-    process.exitCode = 2;
   } else {
     process.stderr.write(`berkeleyd: ${(err as Error).message}\n`);
     process.exitCode = 1;

@@ -215,6 +215,6 @@ export class Daemon {
   }
 
   status(): StatusJson {
-    return buildStatus(this, this.opts);
+    return buildStatus(this, this.opts, this.transport.unicastPort);
   }
 }

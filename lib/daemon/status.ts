@@ -49,6 +49,7 @@ export interface StatusJson {
 export function buildStatus(
   d: { clock: VirtualClock; node: Node; counters: Counters; startedMonoNs: bigint },
   opts: DaemonOptions,
+  unicastPort: number,
 ): StatusJson {
   const mono = process.hrtime.bigint();
   const groupTimeNs = d.clock.at(mono);
@@ -93,7 +94,7 @@ export function buildStatus(
       group: opts.net.group,
       port: opts.net.port,
       interface: opts.net.interfaceAddress,
-      unicastPort: opts.net.unicastPort,
+      unicastPort,
       domain: opts.node.domain,
       intervalMs: Number(opts.node.intervalNs / 1_000_000n),
       collectTimeoutMs: Number(opts.node.collectTimeoutNs / 1_000_000n),

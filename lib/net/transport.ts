@@ -49,7 +49,17 @@ export class Transport {
   /** The unicast port actually bound. */
   unicastPort = 0;
 
+  /** Binds and joins; on failure closes whatever it had opened and rejects with a NetError. */
   async start(): Promise<void> {
+    try {
+      await this.open();
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+  }
+
+  private async open(): Promise<void> {
     const o = this.opts;
     const onGroup = (msg: Buffer, r: RemoteInfo): void => {
       const rx = process.hrtime.bigint();

@@ -256,7 +256,7 @@ class Simulation {
 
   private record(n: SimNode, notice: Notice): void {
     this.events.push({ atNs: this.now, node: n.name, notice });
-    if (notice.kind !== 'round') return;
+    if (notice.kind !== 'round' || this.rounds.length >= this.o.rounds) return;
     const byNode = new Map(this.nodes.map((m) => [m.node.id, m.name]));
     this.rounds.push({
       index: this.rounds.length + 1,

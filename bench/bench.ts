@@ -1,0 +1,162 @@
+/**
+ * npm run bench: how closely real daemons hold their clocks together.
+ *
+ * Starts --nodes real `berkeleyd run` processes on loopback multicast (one
+ * master), each with a random starting offset within ±--offset-spread and a
+ * random drift within ±--drift. Several times a second it reads every
+ * daemon's (monotonic, group) pair through its control socket and brings
+ * them to one monotonic instant: all processes share CLOCK_MONOTONIC, so
+ * this ground truth is exact, untouched by the network. It reports the
+ * group's precision (largest disagreement between two clocks) after
+ * convergence, the rounds it took to come within 1 ms and within 100 µs,
+ * each daemon's peak RSS and CPU share, and the measured round trips (to
+ * set the simulator's delay and jitter). Ends by itself; leaves no process.
+ */
+import { Command, Option } from 'commander';
+import { readFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { Cluster } from '../lib/daemon/cluster.js';
+import type { StatusJson } from '../lib/daemon/status.js';
+import { readingOf, spreadNs } from '../lib/daemon/truth.js';
+import { freeUdpPort } from '../lib/net/transport.js';
+import { convergedRound, percentiles, precisionAfter } from '../lib/sim/stats.js';
+import { int, positiveDuration, ppm, duration } from '../bin/parse.js';
+
+interface Sample {
+  atMs: number;
+  /** Rounds the master had completed. */
+  label: number;
+  spreadNs: bigint;
+}
+
+/** Clock ticks per second for /proc/<pid>/stat (USER_HZ; 100 on Linux). */
+const USER_HZ = 100;
+
+function procStat(pid: number): { cpuS: number; hwmMb: number } | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const cpuS = (Number(fields[11]) + Number(fields[12])) / USER_HZ; // utime + stime
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const hwm = /VmHWM:\s+(\d+) kB/.exec(status);
+    return { cpuS, hwmMb: hwm ? Number(hwm[1]) / 1024 : 0 };
+  } catch {
+    return null;
+  }
+}
+
+async function main(): Promise<void> {
+  const o = new Command('bench')
+    .description('measure the precision, convergence and cost of a group of real daemons on loopback')
+    .option('--nodes <n>', 'daemons (n0 is the master)', int(2, 64, 'nodes'), 8)
+    .addOption(new Option('--interval <duration>', 'round interval').argParser(positiveDuration).default(1_000_000_000n, '1s'))
+    .option('--duration <duration>', 'how long to sample after the master starts (default: 80 intervals: fast start, convergence, then more than 60 rounds)', positiveDuration)
+    .option('--drift <ppm>', 'each clock drifts by a random rate within ± this', ppm, 100)
+    .addOption(new Option('--offset-spread <duration>', 'starting clocks within ± this').argParser(duration).default(1_000_000_000n, '1s'))
+    .option('--rate <n>', 'ground-truth samples per second', int(1, 50, 'rate'), 5)
+    .addOption(new Option('--idle <duration>', 'then measure CPU for this long without polling the daemons (their idle cost)').argParser(positiveDuration).default(20_000_000_000n, '20s'))
+    .option('--json', 'one JSON object as the last line of standard output')
+    .parse(process.argv)
+    .opts();
+  const intervalMs = Number(o.interval / 1_000_000n);
+  const durationMs = o.duration ? Number(o.duration / 1_000_000n) : intervalMs * 80;
+  const port = await freeUdpPort();
+  const group = `239.255.${1 + Math.floor(Math.random() * 254)}.${1 + Math.floor(Math.random() * 254)}`;
+  const cluster = new Cluster();
+  const stop = (): void => void cluster.stop().then(() => process.exit(130));
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  const log = (s: string): void => void process.stderr.write(s + '\n');
+  try {
+    const common = ['--group', group, '--port', String(port), '--interface', '127.0.0.1', '--interval', `${o.interval}ns`];
+    const drifts: number[] = [];
+    for (const i of [...Array(o.nodes).keys()].slice(1).concat(0)) {
+      const offset = BigInt(Math.round((Math.random() * 2 - 1) * Number(o.offsetSpread)));
+      const drift = (Math.random() * 2 - 1) * o.drift;
+      drifts.push(drift);
+      await cluster.add({ name: `n${i}`, args: [...common, '--sim-offset', `${offset}ns`, '--sim-drift', drift.toFixed(3), ...(i === 0 ? ['--master'] : ['--priority', '0'])] });
+    }
+    log(`bench: ${o.nodes} daemons on ${group}:${port}, interval ${intervalMs} ms, drift within ±${o.drift} ppm, running ${(durationMs / 1000).toFixed(0)} s`);
+    const t0 = Date.now();
+    const samples: Sample[] = [];
+    const rtts: number[] = [];
+    const cpuStart = new Map<string, { cpuS: number; atMs: number }>();
+    const hwm = new Map<string, number>();
+    const cpuShare = new Map<string, number>();
+    let lastRound = -1;
+    while (Date.now() - t0 < durationMs) {
+      await new Promise((r) => setTimeout(r, 1000 / o.rate));
+      const all = await cluster.statusAll();
+      const live = all.filter((s): s is StatusJson => s !== null);
+      if (live.length !== o.nodes) throw new Error(`only ${live.length} of ${o.nodes} daemons answered`);
+      const master = live.find((s) => s.nodeId === 'n0')!;
+      const label = master.lastRound?.round ?? 0;
+      samples.push({ atMs: Date.now() - t0, label, spreadNs: spreadNs(live.map(readingOf)) });
+      if (label !== lastRound) {
+        lastRound = label;
+        for (const s of live) if (s.lastDelayNs !== null && s.role === 'peer') rtts.push(Number(s.lastDelayNs));
+      }
+      for (const m of cluster.members) {
+        const st = m.proc?.pid ? procStat(m.proc.pid) : null;
+        if (!st) continue;
+        hwm.set(m.name, Math.max(hwm.get(m.name) ?? 0, st.hwmMb));
+        // CPU share over the steady part: from the 10th second on.
+        const now = Date.now();
+        if (now - t0 >= 10_000 && !cpuStart.has(m.name)) cpuStart.set(m.name, { cpuS: st.cpuS, atMs: now });
+        const start = cpuStart.get(m.name);
+        if (start && now - start.atMs > 1000) cpuShare.set(m.name, (100 * (st.cpuS - start.cpuS)) / ((now - start.atMs) / 1000));
+      }
+    }
+    // Idle cost: CPU over a window in which nobody polls the daemons.
+    const idleMs = Number(o.idle / 1_000_000n);
+    const before = new Map(cluster.members.map((m) => [m.name, m.proc?.pid ? procStat(m.proc.pid) : null]));
+    const idleStart = Date.now();
+    await new Promise((r) => setTimeout(r, idleMs));
+    const idleS = (Date.now() - idleStart) / 1000;
+    const idleCpu = cluster.members.map((m) => {
+      const a = before.get(m.name);
+      const b = m.proc?.pid ? procStat(m.proc.pid) : null;
+      if (b) hwm.set(m.name, Math.max(hwm.get(m.name) ?? 0, b.hwmMb));
+      return a && b ? (100 * (b.cpuS - a.cpuS)) / idleS : 0;
+    });
+    const ms1 = convergedRound(samples, 1_000_000n);
+    const us100 = convergedRound(samples, 100_000n);
+    const from = us100 ?? ms1;
+    const precision = precisionAfter(samples, from);
+    const roundsAfter = from === null ? 0 : lastRound - from + 1;
+    const rtt = percentiles(rtts);
+    const rttMin = rtts.length ? Math.min(...rtts) : 0;
+    const result = {
+      nodes: o.nodes,
+      intervalMs,
+      driftPpm: o.drift,
+      durationS: Math.round((Date.now() - t0) / 1000),
+      rounds: lastRound,
+      roundsAfterConvergence: roundsAfter,
+      samples: samples.length,
+      precisionUs: { p50: precision.p50 / 1000, p99: precision.p99 / 1000, max: precision.max / 1000 },
+      convergeRounds: { ms1, us100 },
+      rssMb: { max: Math.max(...hwm.values()) },
+      cpuPercent: { max: Math.max(...idleCpu), master: idleCpu[cluster.members.findIndex((m) => m.name === 'n0')]!, whilePolledMax: Math.max(...cpuShare.values()), idleWindowS: Math.round(idleS) },
+      rttUs: { min: rttMin / 1000, p50: rtt.p50 / 1000, p99: rtt.p99 / 1000 },
+      machine: { cpus: cpus().length, loadavg1: Number(loadavg()[0]!.toFixed(2)), node: process.version },
+    };
+    const f = (x: number): string => x.toFixed(1);
+    log(`rounds: ${result.rounds} (fast start: the first 4 at a quarter interval); samples: ${samples.length}`);
+    log(`converged within 1 ms after round ${ms1 ?? 'never'}, within 100 µs after round ${us100 ?? 'never'}`);
+    log(`precision over ${roundsAfter} rounds after convergence: p50 ${f(result.precisionUs.p50)} µs, p99 ${f(result.precisionUs.p99)} µs, max ${f(result.precisionUs.max)} µs`);
+    log(`per daemon: peak RSS ${f(result.rssMb.max)} MB max; CPU idle ${result.cpuPercent.max.toFixed(2)}% max (master ${result.cpuPercent.master.toFixed(2)}%) over ${result.cpuPercent.idleWindowS} s unpolled, ${result.cpuPercent.whilePolledMax.toFixed(2)}% max while polled ${o.rate}/s`);
+    log(`round trips: min ${f(result.rttUs.min)} µs, p50 ${f(result.rttUs.p50)} µs, p99 ${f(result.rttUs.p99)} µs`);
+    log(`simulate the same: berkeleyd simulate --nodes ${o.nodes} --drift ${o.drift} --delay ${Math.round(rttMin / 2000)}us --jitter ${Math.max(1, Math.round((rtt.p50 - rttMin) / 2000))}us --rounds ${result.rounds}`);
+    if (o.json) process.stdout.write(JSON.stringify(result) + '\n');
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+    await cluster.stop();
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`bench: ${(err as Error).message}\n`);
+  process.exitCode = 1;
+});
