@@ -376,17 +376,24 @@ test('a replayed or old SYNC is dropped: same epoch with the same or a lower rou
   t.is(p.node.status().round, 6);
 });
 
-test('an unsynchronised peer far from the master takes its clock at once (coarse step) before measuring', (t) => {
+test('an unsynchronised peer far from the master takes its clock from its first burst (coarse step), not from the SYNC', (t) => {
   const time = new FakeTime();
   const p = makeNode(time, 'p1', {}, -3n * S);
   const master = fakeMaster(time);
   p.handle({ type: 'start', monoNs: time.ns });
-  const a = p.receive(syncFrom(master, 1, 1), MASTER_ADDR);
-  const c = only(corrections(a), 'correct');
-  t.is(c.correctionNs, 3n * S);
+  const onSync = p.receive(syncFrom(master, 1, 1), MASTER_ADDR);
+  t.is(corrections(onSync).length, 0, 'a SYNC alone moves no clock (it could be a replay)');
+  const done = runBurst(time, p, master, syncFrom(master, 1, 2));
+  const c = only(corrections(done), 'correct');
+  t.is(c.correctionNs, 3n * S, 'symmetric 100 µs paths: the measured offset is exact');
   t.true(c.allowStep);
-  t.is(notices(a, 'coarse-step').length, 1);
+  t.is(notices(done, 'coarse-step').length, 1);
   t.is(p.clock.now(), master.clock.now(), 'stepped onto the master clock');
+  const report = only(sends(done, MessageType.Report), 'REPORT').msg as ReportMessage;
+  t.is(report.offsetNs, -3n * S, 'the report keeps the offset as measured');
+  // The table's entry (average 0 - offset) less the step already taken leaves nothing to do.
+  const adj = p.receive(adjustFor(master.id, 1, 2, [{ node: p.id, adjustmentNs: 3n * S, outlier: true }]), MASTER_ADDR);
+  t.is(only(corrections(adj), 'correct').correctionNs, 0n);
 });
 
 // ---------------------------------------------------------------- election
@@ -550,7 +557,8 @@ test('--max-adjust: after the first synchronization a larger adjustment is refus
   t.is(corrections(big).length, 0, 'no correct action for an adjustment above --max-adjust');
   t.is(big.filter((a) => a.type === 'frequency').length, 0);
   const refused = only(notices(big, 'refused'), 'refused');
-  t.is(refused.adjustmentNs, -(1n * MS + 1n));
+  // What is refused is the correction: the entry less what was corrected since the measurement (here a few ns of slew).
+  t.true(refused.correctionNs < -1n * MS && refused.correctionNs > -(1n * MS + 1n * US), `refused correction ${refused.correctionNs}`);
   t.is(refused.maxAdjustNs, 1n * MS);
   t.is(refused.round, 2);
   time.advance(500n * MS);
@@ -599,6 +607,12 @@ test('a master receiving LEAVE from a member removes it from the member table', 
     delayNs: 200n * US,
     name,
   });
+  // Only a node that measured against the master this round may report.
+  const request = (name: string): TimeRequestMessage => ({ type: MessageType.TimeRequest, domain: 0, sender: nodeIdOf(name), epoch: 1, round, nonce: 1n, originNs: 0n });
+  t.deepEqual(notices(m.receive(report('p1'), PEER_ADDR), 'member-joined'), [], 'a report without an exchange is ignored');
+  t.is(m.node.status().dropped['no-exchange'], 1);
+  m.receive(request('p1'), PEER_ADDR);
+  m.receive(request('p2'), { address: '10.0.0.3', port: 9200 });
   const joined = m.receive(report('p1'), PEER_ADDR);
   t.deepEqual(notices(joined, 'member-joined').map((n) => n.name), ['p1']);
   m.receive(report('p2'), { address: '10.0.0.3', port: 9200 });

@@ -71,7 +71,7 @@ export class Context {
     return this.disc.frequencyPpm;
   }
 
-  /** A coarse step on the first SYNC: no round has told us anything finer yet. */
+  /** A newcomer's coarse step to the master's clock, from its first burst. */
   coarseStep(correctionNs: bigint): void {
     this.out.push({ type: 'correct', correctionNs, allowStep: true });
     this.disc = discipline(this.disc, correctionNs, 0n, true);
@@ -85,13 +85,13 @@ export class Context {
    * the result replaces what is left of any earlier slew.
    */
   applyAdjustment(epoch: number, round: number, adjustmentNs: bigint, appliedAtMeasureNs: bigint, monoNs: bigint): void {
+    const correctionNs = adjustmentNs - (this.clock.appliedNs() - appliedAtMeasureNs);
     const max = this.opts.maxAdjustNs;
-    const magnitude = adjustmentNs < 0n ? -adjustmentNs : adjustmentNs;
+    const magnitude = correctionNs < 0n ? -correctionNs : correctionNs;
     if (this.synced && max !== null && magnitude > max) {
-      this.notice({ kind: 'refused', round, adjustmentNs, maxAdjustNs: max });
+      this.notice({ kind: 'refused', round, correctionNs, maxAdjustNs: max });
       return;
     }
-    const correctionNs = adjustmentNs - (this.clock.appliedNs() - appliedAtMeasureNs);
     const allowStep = !this.synced || this.opts.stepAlways;
     const size = correctionNs < 0n ? -correctionNs : correctionNs;
     const step = allowStep && size > this.opts.stepThresholdNs;

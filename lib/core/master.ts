@@ -22,6 +22,9 @@ export function fastStartDivisor(round: number): bigint {
   return round <= 4 ? 4n : round <= FAST_START_ROUNDS ? 2n : 1n;
 }
 
+/** Largest member table (BSD timed's was 1,013 hosts; it ran with 200-300). */
+export const MAX_MEMBERS = 4096;
+
 export interface Member {
   node: bigint;
   name: string;
@@ -97,8 +100,8 @@ export class MasterRole {
     const { ctx } = this;
     if (msg.epoch !== this.epoch) return ctx.drop('stale-epoch', msg, from);
     const count = (this.requests.get(msg.sender) ?? 0) + 1;
+    if (count > this.requestLimit || (count === 1 && this.requests.size >= 2 * MAX_MEMBERS)) return ctx.drop('rate-limited', msg, from);
     this.requests.set(msg.sender, count);
-    if (count > this.requestLimit) return ctx.drop('rate-limited', msg, from);
     const receiveNs = ctx.clock.at(rxMonoNs);
     ctx.send(from, {
       type: MessageType.TimeReply,
@@ -115,6 +118,10 @@ export class MasterRole {
     if (msg.epoch !== this.epoch) return ctx.drop('stale-epoch', msg, from);
     if (msg.round !== this.round || !this.collecting) return ctx.drop('wrong-round', msg, from);
     if (msg.sender === ctx.id) return ctx.drop('own-message', msg, from);
+    // Work stays bounded under a flood: only nodes that measured against us
+    // this round may report, and the table has a size.
+    if (!this.requests.has(msg.sender)) return ctx.drop('no-exchange', msg, from);
+    if (!this.members.has(msg.sender) && this.members.size >= MAX_MEMBERS) return ctx.drop('table-full', msg, from);
     this.reports.set(msg.sender, { node: msg.sender, name: msg.name, offsetNs: msg.offsetNs, delayNs: msg.delayNs });
     if (!this.members.has(msg.sender)) ctx.notice({ kind: 'member-joined', name: msg.name, node: msg.sender });
     this.members.set(msg.sender, {

@@ -1,10 +1,11 @@
 /**
  * A peer's side of a round (sans-IO).
  *
- * SYNC    -> (before the first sync, if outside the tolerance: coarse step to the master's clock) arm this node's slot
+ * SYNC    -> arm this node's slot
  * slot    -> burst: a warm-up exchange, then `probes` exchanges, one after another
  * reply   -> t4 from the arrival timestamp; keep the sample; next exchange
  * done    -> best of burst by delay; dropped above maxDelay; else REPORT to the master
+ *            (before the first sync, if outside the tolerance: coarse step to the master's clock)
  * ADJUST  -> this node's entry, less what was corrected since the measurement
  *
  * The slot spreads the bursts of all peers over the first part of the
@@ -25,6 +26,17 @@ const SLOT_JITTER = 0.1;
 const REPORT_BY = 0.85;
 /** A request waits at most this part of the collection window (and at most maxDelay) for its reply. */
 const PROBE_TIMEOUT = 0.04;
+/**
+ * Delay filter (like chrony's maxdelayratio): a burst whose best round trip
+ * exceeds DELAY_RATIO times the median of the last DELAY_HISTORY bursts'
+ * best round trips is not reported: its offset may be off by half the
+ * excess, and skipping one round costs little once the frequency is known.
+ * Rejected bursts enter the history too, so the bound follows a network
+ * that really became slower.
+ */
+const DELAY_HISTORY = 16;
+const DELAY_RATIO = 1.5;
+const DELAY_MIN_HISTORY = 4;
 
 interface Outstanding {
   nonce: bigint;
@@ -61,20 +73,14 @@ export class PeerRole {
   private measurement: Measurement | null = null;
   lastOffsetNs: bigint | null = null;
   lastDelayNs: bigint | null = null;
+  /** Best round trips of the last bursts, for the delay filter. */
+  private readonly delays: bigint[] = [];
 
   constructor(private readonly ctx: Context) {}
 
   /** A valid SYNC from the master we follow. */
   onSync(msg: SyncMessage, master: Address, rxMonoNs: bigint): void {
     const { ctx } = this;
-    if (!ctx.synced) {
-      // A newcomer whose clock is outside the group's tolerance takes the
-      // master's clock at once (to within the one-way delay); the round
-      // then measures it properly.
-      const behindNs = msg.masterTimeNs - ctx.clock.at(rxMonoNs);
-      const size = behindNs < 0n ? -behindNs : behindNs;
-      if (size > ctx.opts.toleranceNs && size > ctx.opts.stepThresholdNs) ctx.coarseStep(behindNs);
-    }
     this.cancelBurst();
     const idFraction = Number(ctx.id & 0xffffffffn) / 2 ** 32;
     const fraction = (idFraction + SLOT_JITTER * (ctx.rng.random() - 0.5) + 1) % 1;
@@ -150,10 +156,23 @@ export class PeerRole {
     const best = bestOfBurst(b.samples);
     if (!best) return ctx.notice({ kind: 'burst-failed', round: b.round, why: 'no reply' });
     if (best.delayNs > ctx.opts.maxDelayNs) {
-      return ctx.notice({ kind: 'burst-failed', round: b.round, why: `best delay ${best.delayNs} ns above the bound` });
+      return ctx.notice({ kind: 'burst-failed', round: b.round, why: `best round trip ${best.delayNs} ns above --max-delay` });
+    }
+    const bound = this.delayBound();
+    this.delays.push(best.delayNs);
+    if (this.delays.length > DELAY_HISTORY) this.delays.shift();
+    if (ctx.synced && bound !== null && best.delayNs > bound) {
+      return ctx.notice({ kind: 'burst-failed', round: b.round, why: `best round trip ${best.delayNs} ns above ${DELAY_RATIO} x the recent median (${bound} ns)` });
     }
     const index = b.samples.indexOf(best);
     this.measurement = { epoch: b.epoch, round: b.round, appliedAtNs: b.appliedAt[index]!, answered: false };
+    // A newcomer whose clock is outside the group's tolerance takes the
+    // master's clock at once, from this fresh measurement (its replies echo
+    // our nonces, so a replayed SYNC cannot do this). The report keeps the
+    // offset as measured: the step counts as corrected since the
+    // measurement, so the round's adjustment comes out right.
+    const size = best.offsetNs < 0n ? -best.offsetNs : best.offsetNs;
+    if (!ctx.synced && size > ctx.opts.toleranceNs && size > ctx.opts.stepThresholdNs) ctx.coarseStep(-best.offsetNs);
     this.lastOffsetNs = best.offsetNs;
     this.lastDelayNs = best.delayNs;
     ctx.notice({ kind: 'measured', round: b.round, offsetNs: best.offsetNs, delayNs: best.delayNs, samples: b.samples.length });
@@ -164,6 +183,14 @@ export class PeerRole {
       delayNs: best.delayNs,
       name: ctx.opts.name,
     });
+  }
+
+  /** DELAY_RATIO times the median of recent best round trips, or null while the history is short. */
+  private delayBound(): bigint | null {
+    if (this.delays.length < DELAY_MIN_HISTORY) return null;
+    const sorted = [...this.delays].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const median = sorted[sorted.length >> 1]!;
+    return BigInt(Math.round(Number(median) * DELAY_RATIO));
   }
 
   /** One part of the table of the master we follow. */

@@ -39,7 +39,8 @@ export type Notice =
   | { kind: 'coarse-step'; correctionNs: bigint }
   | { kind: 'measured'; round: number; offsetNs: bigint; delayNs: bigint; samples: number }
   | { kind: 'burst-failed'; round: number; why: string }
-  | { kind: 'refused'; round: number; adjustmentNs: bigint; maxAdjustNs: bigint }
+  /** A correction larger than --max-adjust, refused. */
+  | { kind: 'refused'; round: number; correctionNs: bigint; maxAdjustNs: bigint }
   | { kind: 'role'; role: Role; epoch: number; masterName: string | null; why: string }
   | { kind: 'member-joined'; name: string; node: bigint }
   | { kind: 'member-left'; name: string; node: bigint; why: 'silence' | 'leave' }
@@ -66,7 +67,9 @@ export type DropReason =
   | 'wrong-round'       // report for another round than the current one
   | 'unexpected-reply'  // a reply that echoes no outstanding request
   | 'no-measurement'    // ADJUST for a round this node did not report in
-  | 'rate-limited'      // too many requests from one node in one round
+  | 'rate-limited'      // too many requests from one node in one round, or from too many nodes
+  | 'no-exchange'       // a report from a node that made no time exchange this round
+  | 'table-full'        // a report from a new node when the member table is full
   | 'own-message';      // our own multicast looped back
 
 export type Action =

@@ -192,7 +192,7 @@ export class Daemon {
         return log.clock('coarse step to the master: %s', formatDurationNs(n.correctionNs));
       case 'refused':
         this.reject('refused-adjust');
-        return this.say.warn(`refused an adjustment of ${formatDurationNs(n.adjustmentNs)} in round ${n.round}: larger than --max-adjust ${formatDurationNs(n.maxAdjustNs)}`);
+        return this.say.warn(`refused a correction of ${formatDurationNs(n.correctionNs)} in round ${n.round}: larger than --max-adjust ${formatDurationNs(n.maxAdjustNs)}`);
       case 'role':
         return log.election('%s in epoch %d (master %s): %s', n.role, n.epoch, n.masterName ?? 'none', n.why);
       case 'member-joined':
