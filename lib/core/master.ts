@@ -47,8 +47,9 @@ export class MasterRole {
   round = 0;
   readonly members = new Map<bigint, Member>();
   lastTable: RoundRow[] = [];
-  /** The round lastTable belongs to. */
+  /** The round lastTable belongs to, and whether a majority agreed in it. */
   lastTableRound = 0;
+  lastQuorum = true;
   lastAverageNs: bigint | null = null;
   private collecting = false;
   private appliedAtSyncNs = 0n;
@@ -163,6 +164,7 @@ export class MasterRole {
     });
     this.lastTable = table;
     this.lastTableRound = this.round;
+    this.lastQuorum = result.quorum;
     this.lastAverageNs = result.averageNs;
     ctx.notice({ kind: 'round', epoch: this.epoch, round: this.round, averageNs: result.averageNs, quorum: result.quorum, table });
     ctx.applyAdjustment(this.epoch, this.round, result.averageNs, this.appliedAtSyncNs, monoNs);

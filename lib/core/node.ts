@@ -54,6 +54,7 @@ export interface NodeStatus {
   members: Member[];
   lastTable: RoundRow[];
   lastTableRound: number;
+  lastQuorum: boolean;
   lastAverageNs: bigint | null;
   dropped: Partial<Record<DropReason, number>>;
 }
@@ -312,6 +313,7 @@ export class Node {
       members: this.master ? [...this.master.members.values()] : [],
       lastTable: this.master?.lastTable ?? [],
       lastTableRound: this.master?.lastTableRound ?? 0,
+      lastQuorum: this.master?.lastQuorum ?? true,
       lastAverageNs: this.master?.lastAverageNs ?? null,
       dropped: Object.fromEntries(ctx.counters),
     };

@@ -74,7 +74,7 @@ export async function runDemo(o: DemoOptions, print: (line: string) => void, sig
       finalSpreadNs = spread;
       const rows = last.table.map((r) => ({ name: r.nodeId, offsetNs: BigInt(r.offsetNs), adjustmentNs: BigInt(r.adjustmentNs), outlier: r.outlier }));
       print('');
-      print(`round ${last.round} (epoch ${last.epoch}): ${rows.length} of ${o.nodes} clocks reported`);
+      print(`round ${last.round} (epoch ${last.epoch}): ${rows.length} of ${o.nodes} clocks reported${last.quorum ? '' : '; no majority within the tolerance: all follow the master'}`);
       for (const line of roundTableLines(rows, master.nodeId)) print(line);
       const average = last.averageNs === null ? 0n : BigInt(last.averageNs);
       print(`  average ${formatDurationNs(average)}   synchronized time ${isoNs(BigInt(master.groupTimeNs))}   spread now ${spread === null ? 'n/a' : magnitude(spread)}`);

@@ -39,7 +39,8 @@ export interface StatusJson {
   frequencyPpm: number;
   clock: { kind: string; pendingNs: string; appliedNs: string; steps: number; maxSlewPpm: number; stepThresholdNs: string; simDriftPpm: number | null; simOffsetNs: string | null };
   members: MemberJson[];
-  lastRound: { epoch: number; round: number; averageNs: string | null; table: RoundRowJson[] } | null;
+  /** The master's last table; quorum false: no majority agreed, the group followed the master. */
+  lastRound: { epoch: number; round: number; averageNs: string | null; quorum: boolean; table: RoundRowJson[] } | null;
   counters: Counters & { dropped: Record<string, number> };
   config: { group: string; port: number; interface: string; unicastPort: number; domain: number; intervalMs: number; collectTimeoutMs: number; probes: number; toleranceNs: string; priority: number; pinnedMaster: boolean; authenticated: boolean };
   uptimeS: number;
@@ -86,6 +87,7 @@ export function buildStatus(
             epoch: s.epoch,
             round: s.lastTableRound,
             averageNs: str(s.lastAverageNs),
+            quorum: s.lastQuorum,
             table: s.lastTable.map((r) => ({ nodeId: r.name, offsetNs: r.offsetNs.toString(), delayNs: r.delayNs.toString(), adjustmentNs: r.adjustmentNs.toString(), outlier: r.outlier })),
           }
         : null,
