@@ -11,13 +11,21 @@ export interface ClockReading {
   groupTimeNs: bigint;
   /** The clock's rate error against monotonic time (drift plus frequency correction), ppm. */
   rateErrorPpm: number;
+  /** A slew in progress: what is left of it (signed, ns) and its rate (ppm). */
+  pendingNs?: bigint;
+  maxSlewPpm?: number;
 }
 
-/** Each group clock at monotonic instant atNs. */
+/** Each group clock at monotonic instant atNs (forward or backward from its reading). */
 export function groupTimesAt(readings: readonly ClockReading[], atNs: bigint): bigint[] {
   return readings.map((r) => {
-    const gap = atNs - r.monotonicNs;
-    return r.groupTimeNs + gap + BigInt(Math.round((Number(gap) * r.rateErrorPpm) / 1e6));
+    const gap = Number(atNs - r.monotonicNs);
+    let slewed = 0;
+    if (r.pendingNs && r.maxSlewPpm && gap > 0) {
+      const left = Number(r.pendingNs);
+      slewed = Math.sign(left) * Math.min(Math.abs(left), (gap * r.maxSlewPpm) / 1e6);
+    }
+    return r.groupTimeNs + BigInt(gap) + BigInt(Math.round((gap * r.rateErrorPpm) / 1e6 + slewed));
   });
 }
 
@@ -36,6 +44,17 @@ export function spreadNs(readings: readonly ClockReading[]): bigint {
 }
 
 /** The reading a status --json object carries. */
-export function readingOf(s: { monotonicNs: string; groupTimeNs: string; frequencyPpm: number; clock: { simDriftPpm: number | null } }): ClockReading {
-  return { monotonicNs: BigInt(s.monotonicNs), groupTimeNs: BigInt(s.groupTimeNs), rateErrorPpm: (s.clock.simDriftPpm ?? 0) + s.frequencyPpm };
+export function readingOf(s: {
+  monotonicNs: string;
+  groupTimeNs: string;
+  frequencyPpm: number;
+  clock: { simDriftPpm: number | null; pendingNs: string; maxSlewPpm: number };
+}): ClockReading {
+  return {
+    monotonicNs: BigInt(s.monotonicNs),
+    groupTimeNs: BigInt(s.groupTimeNs),
+    rateErrorPpm: (s.clock.simDriftPpm ?? 0) + s.frequencyPpm,
+    pendingNs: BigInt(s.clock.pendingNs),
+    maxSlewPpm: s.clock.maxSlewPpm,
+  };
 }
