@@ -28,7 +28,7 @@ export function simulateCommand(): Command {
     .option('--max-slew <ppm>', 'largest slew rate', ppm, d.maxSlewPpm)
     .addOption(new Option('--step-threshold <duration>', 'step corrections larger than this when stepping is allowed').argParser(duration).default(d.stepThresholdNs, '100us'))
     .option('--crash-master <round>', 'crash the master at the start of this round (use with --master none to see an election)', int(1, 100000, 'crash round'))
-    .addOption(new Option('--partition <spec>', 'cut the first K nodes off from the rest from round A to round B: K@A-B, e.g. 2@5-10').argParser(partitionSpec))
+    .addOption(new Option('--partition <spec>', 'cut the first K nodes off from the rest from the A-th to the B-th round completed in the group (by any master): K@A-B, e.g. 2@5-10').argParser(partitionSpec))
     .option('--seed <n>', 'seed of the random choices (same seed, same run)', int(0, 2 ** 32 - 1, 'seed'), d.seed)
     .option('--json', 'print one JSON object as the last line of standard output')
     .option('--quiet', 'no per-round report')

@@ -301,6 +301,26 @@ test('(g) elected master crashes at round 6: a new master takes over and the gro
 
 // (h) ------------------------------------------------------------------------
 
+test('(i) a partition of 2 nodes out of 5 elects a master on the cut-off side; healed, one master remains and the clocks agree', (t) => {
+  const r = runSimulation(
+    scenario({ nodes: 5, rounds: 30, seed: 1, master: null, partition: { size: 2, fromRound: 6, toRound: 12 }, driftPpm: 50, delayNs: 100n * US, jitterNs: 10n * US }),
+  );
+  const s = summarize(r);
+  t.log(fig(s), `masters ${s.masters.join(' → ')}`);
+  // During the partition the side without the master (n0, n1) elects its own, with a newer epoch.
+  const cutOff = r.rounds.filter((x) => x.master === 'n0' || x.master === 'n1');
+  t.true(cutOff.length > 0, 'the cut-off side held rounds of its own');
+  const newer = Math.max(...r.rounds.map((x) => x.epoch));
+  t.true(newer >= 2, 'its master has a newer epoch');
+  // Healed: from then on every round comes from one master, the newest epoch's.
+  const last = r.rounds.slice(-10);
+  t.is(new Set(last.map((x) => `${x.master}@${x.epoch}`)).size, 1, `one master over the last 10 rounds: ${last.map((x) => x.master).join(',')}`);
+  t.is(last[0]!.epoch, newer, 'the newer epoch won');
+  const tail = r.samples.filter((x) => x.label >= r.rounds.length - 10);
+  const worst = tail.reduce((m, x) => (x.spreadNs > m ? x.spreadNs : m), 0n);
+  t.true(worst <= 1n * MS, `the clocks agree within 1 ms after the heal (worst ${us(worst)})`);
+});
+
 const withoutWall = (s: SimSummary): Omit<SimSummary, 'wallMs'> => {
   const { wallMs: _wall, ...rest } = s;
   return rest;
