@@ -15,6 +15,9 @@ export interface SimSummary {
   convergedRound: number | null;
   precisionNs: Percentiles;
   firstRoundAdjustmentsNs: Record<string, number>;
+  /** As the benchmark reports them: the rounds after which the group stays within 1 ms and within 100 µs, and the precision from the latter on. */
+  convergeRounds: { ms1: number | null; us100: number | null };
+  precisionAfter100usNs: Percentiles;
   masters: string[];
   conditions: {
     intervalNs: number;
@@ -32,6 +35,7 @@ export interface SimSummary {
 export function summarize(r: SimResult): SimSummary {
   const o = r.options;
   const converged = convergedRound(r.samples, o.toleranceNs);
+  const us100 = convergedRound(r.samples, 100_000n);
   const first = r.rounds[0];
   const firstRoundAdjustmentsNs: Record<string, number> = {};
   for (const row of [...(first?.table ?? [])].sort(byName)) firstRoundAdjustmentsNs[row.name] = Number(row.adjustmentNs);
@@ -43,6 +47,8 @@ export function summarize(r: SimResult): SimSummary {
     convergedRound: converged,
     precisionNs: precisionAfter(r.samples, converged),
     firstRoundAdjustmentsNs,
+    convergeRounds: { ms1: convergedRound(r.samples, 1_000_000n), us100 },
+    precisionAfter100usNs: precisionAfter(r.samples, us100 ?? convergedRound(r.samples, 1_000_000n)),
     masters: [...new Set(r.rounds.map((x) => x.master))],
     conditions: {
       intervalNs: Number(o.intervalNs),
