@@ -35,7 +35,7 @@ const PROBE_TIMEOUT = 0.04;
  * that really became slower.
  */
 const DELAY_HISTORY = 16;
-const DELAY_RATIO = 1.5;
+const DELAY_RATIO = 1.2;
 const DELAY_MIN_HISTORY = 4;
 
 interface Outstanding {
