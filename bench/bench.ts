@@ -13,7 +13,7 @@
  * set the simulator's delay and jitter). Ends by itself; leaves no process.
  */
 import { Command, Option } from 'commander';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { Cluster } from '../lib/daemon/cluster.js';
 import type { StatusJson } from '../lib/daemon/status.js';
@@ -55,6 +55,7 @@ async function main(): Promise<void> {
     .addOption(new Option('--offset-spread <duration>', 'starting clocks within ± this').argParser(duration).default(1_000_000_000n, '1s'))
     .option('--rate <n>', 'ground-truth samples per second', int(1, 50, 'rate'), 5)
     .addOption(new Option('--idle <duration>', 'then measure CPU for this long without polling the daemons (their idle cost)').argParser(positiveDuration).default(20_000_000_000n, '20s'))
+    .option('--trace <file>', 'write every ground-truth sample (ms since start, rounds completed, spread in ns) as CSV')
     .option('--json', 'one JSON object as the last line of standard output')
     .parse(process.argv)
     .opts();
@@ -119,6 +120,7 @@ async function main(): Promise<void> {
       if (b) hwm.set(m.name, Math.max(hwm.get(m.name) ?? 0, b.hwmMb));
       return a && b ? (100 * (b.cpuS - a.cpuS)) / idleS : 0;
     });
+    if (o.trace) writeFileSync(o.trace, 'ms,round,spread_ns\n' + samples.map((x) => `${x.atMs},${x.label},${x.spreadNs}`).join('\n') + '\n');
     const ms1 = convergedRound(samples, 1_000_000n);
     const us100 = convergedRound(samples, 100_000n);
     const from = us100 ?? ms1;

@@ -73,8 +73,8 @@ export class Context {
 
   /** A newcomer's coarse step to the master's clock, from its first burst. */
   coarseStep(correctionNs: bigint): void {
+    this.disc = discipline(this.disc, { correctionNs, appliedNs: this.clock.appliedNs(), monoNs: 0n, stepped: true });
     this.out.push({ type: 'correct', correctionNs, allowStep: true });
-    this.disc = discipline(this.disc, correctionNs, 0n, true);
     this.notice({ kind: 'coarse-step', correctionNs });
   }
 
@@ -95,9 +95,9 @@ export class Context {
     const allowStep = !this.synced || this.opts.stepAlways;
     const size = correctionNs < 0n ? -correctionNs : correctionNs;
     const step = allowStep && size > this.opts.stepThresholdNs;
-    this.out.push({ type: 'correct', correctionNs, allowStep });
     const before = this.disc.frequencyPpm;
-    this.disc = discipline(this.disc, correctionNs, monoNs, step, DEFAULT_DISCIPLINE);
+    this.disc = discipline(this.disc, { correctionNs, appliedNs: this.clock.appliedNs(), monoNs, stepped: step }, DEFAULT_DISCIPLINE);
+    this.out.push({ type: 'correct', correctionNs, allowStep });
     if (this.disc.frequencyPpm !== before) this.out.push({ type: 'frequency', ppm: this.disc.frequencyPpm });
     this.synced = true;
     this.lastAdjustmentNs = adjustmentNs;

@@ -31,11 +31,14 @@ const PROBE_TIMEOUT = 0.04;
  * exceeds DELAY_RATIO times the median of the last DELAY_HISTORY bursts'
  * best round trips is not reported: its offset may be off by half the
  * excess, and skipping one round costs little once the frequency is known.
- * Rejected bursts enter the history too, so the bound follows a network
- * that really became slower.
+ * Each rejection in a row widens the bound by DELAY_RELAX times the median,
+ * so that a node is not left to drift for round after round. Rejected
+ * bursts enter the history too, so the bound follows a network that really
+ * became slower.
  */
 const DELAY_HISTORY = 16;
 const DELAY_RATIO = 1.2;
+const DELAY_RELAX = 0.6;
 const DELAY_MIN_HISTORY = 4;
 
 interface Outstanding {
@@ -73,8 +76,9 @@ export class PeerRole {
   private measurement: Measurement | null = null;
   lastOffsetNs: bigint | null = null;
   lastDelayNs: bigint | null = null;
-  /** Best round trips of the last bursts, for the delay filter. */
+  /** Best round trips of the last bursts, for the delay filter, and how many bursts in a row it rejected. */
   private readonly delays: bigint[] = [];
+  private rejectedInARow = 0;
 
   constructor(private readonly ctx: Context) {}
 
@@ -162,8 +166,10 @@ export class PeerRole {
     this.delays.push(best.delayNs);
     if (this.delays.length > DELAY_HISTORY) this.delays.shift();
     if (ctx.synced && bound !== null && best.delayNs > bound) {
-      return ctx.notice({ kind: 'burst-failed', round: b.round, why: `best round trip ${best.delayNs} ns above ${DELAY_RATIO} x the recent median (${bound} ns)` });
+      this.rejectedInARow += 1;
+      return ctx.notice({ kind: 'burst-failed', round: b.round, why: `best round trip ${best.delayNs} ns above the delay filter's bound (${bound} ns)` });
     }
+    this.rejectedInARow = 0;
     const index = b.samples.indexOf(best);
     this.measurement = { epoch: b.epoch, round: b.round, appliedAtNs: b.appliedAt[index]!, answered: false };
     // A newcomer whose clock is outside the group's tolerance takes the
@@ -185,12 +191,12 @@ export class PeerRole {
     });
   }
 
-  /** DELAY_RATIO times the median of recent best round trips, or null while the history is short. */
+  /** (DELAY_RATIO + DELAY_RELAX x rejections in a row) times the median of recent best round trips; null while the history is short. */
   private delayBound(): bigint | null {
     if (this.delays.length < DELAY_MIN_HISTORY) return null;
     const sorted = [...this.delays].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     const median = sorted[sorted.length >> 1]!;
-    return BigInt(Math.round(Number(median) * DELAY_RATIO));
+    return BigInt(Math.round(Number(median) * (DELAY_RATIO + DELAY_RELAX * this.rejectedInARow)));
   }
 
   /** One part of the table of the master we follow. */
