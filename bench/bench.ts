@@ -144,7 +144,7 @@ async function main(): Promise<void> {
       machine: { cpus: cpus().length, loadavg1: Number(loadavg()[0]!.toFixed(2)), node: process.version },
     };
     const f = (x: number): string => x.toFixed(1);
-    log(`rounds: ${result.rounds} (fast start: the first 4 at a quarter interval); samples: ${samples.length}`);
+    log(`rounds: ${result.rounds} (fast start: rounds 1-4 at a quarter interval, 5-8 at half); samples: ${samples.length}`);
     log(`converged within 1 ms after round ${ms1 ?? 'never'}, within 100 µs after round ${us100 ?? 'never'}`);
     log(`precision over ${roundsAfter} rounds after convergence: p50 ${f(result.precisionUs.p50)} µs, p99 ${f(result.precisionUs.p99)} µs, max ${f(result.precisionUs.max)} µs`);
     log(`per daemon: peak RSS ${f(result.rssMb.max)} MB max; CPU idle ${result.cpuPercent.max.toFixed(2)}% max (master ${result.cpuPercent.master.toFixed(2)}%) over ${result.cpuPercent.idleWindowS} s unpolled, ${result.cpuPercent.whilePolledMax.toFixed(2)}% max while polled ${o.rate}/s`);
