@@ -23,6 +23,9 @@ for (const c of [runCommand(), demoCommand(), simulateCommand(), statusCommand()
   program.addCommand(c.exitOverride().showHelpAfterError('(run with --help for usage)'));
 }
 
+// An empty BERKELEYD_* variable (KEY= in an environment file) counts as not set.
+for (const [k, v] of Object.entries(process.env)) if (k.startsWith('BERKELEYD_') && v === '') delete process.env[k];
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {

@@ -63,7 +63,13 @@ export function runCommand(): Command {
     .addOption(env(new Option('--sim-drift <ppm>', 'simulated clock: run fast (+) or slow (-) by this much').argParser(ppm), 'SIM_DRIFT'))
     .action(async (o) => {
       const opts = resolve(o);
-      const daemon = new Daemon(opts);
+      let daemon: Daemon;
+      try {
+        daemon = new Daemon(opts);
+      } catch (err) {
+        // The engine's own validation (validateOptions) names what is wrong.
+        throw new UsageError((err as Error).message);
+      }
       try {
         await daemon.start();
       } catch (err) {
@@ -93,9 +99,9 @@ function resolve(o: Record<string, any>): DaemonOptions {
   const intervalNs: bigint = o.interval;
   const collectTimeoutNs: bigint = o.collectTimeout ?? intervalNs / 2n;
   if (collectTimeoutNs >= intervalNs) throw new UsageError(`--collect-timeout must be shorter than --interval`);
-  if (intervalNs < 40_000_000n) throw new UsageError(`--interval must be at least 40ms`);
+  if (intervalNs < 40_000_000n || intervalNs > 3_600_000_000_000n) throw new UsageError(`--interval must be from 40ms to 1h`);
   const name: string = o.nodeId ?? hostname();
-  if (Buffer.byteLength(name) > 64 || /[\u0000-\u001f\u007f]/.test(name) || name === '') throw new UsageError(`--node-id: "${name}" must be 1 to 64 bytes without control characters`);
+  if (Buffer.byteLength(name) > 64 || /[\u0000-\u001f\u007f-\u009f]/.test(name) || name === '') throw new UsageError(`--node-id: "${name}" must be 1 to 64 bytes without control characters`);
   if (!(o.maxSlew > 0)) throw new UsageError(`--max-slew must be above 0 ppm`);
   if (master && o.priority === 0) throw new UsageError('--master and --priority 0 contradict each other');
   let interfaceAddress: string;
@@ -103,6 +109,9 @@ function resolve(o: Record<string, any>): DaemonOptions {
     interfaceAddress = resolveInterface(o.interface);
   } catch (err) {
     throw new UsageError(`--interface: ${(err as Error).message}`);
+  }
+  if (o.interface === undefined && interfaceAddress === '127.0.0.1') {
+    process.stderr.write(`berkeleyd[${name}]: warning: no IPv4 interface besides loopback: joining the group on 127.0.0.1, which reaches this host only (set --interface)\n`);
   }
   return {
     node: {

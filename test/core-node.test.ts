@@ -627,3 +627,83 @@ test('a master receiving LEAVE from a member removes it from the member table', 
   const adjust = only(sends(collected, MessageType.Adjust), 'ADJUST').msg as AdjustMessage;
   t.deepEqual(adjust.entries.map((e) => e.node).sort(), [m.id, nodeIdOf('p2')].sort());
 });
+
+// ---------------------------------------------------------------- fencing beyond the followed master
+
+test('replay fencing outlives the followed master: after an election timeout an old SYNC of that master is still stale', (t) => {
+  const time = new FakeTime();
+  const p = makeNode(time, 'p1', { priority: 0 });
+  const master = fakeMaster(time);
+  p.handle({ type: 'start', monoNs: time.ns });
+  const old = syncFrom(master, 1, 3);
+  p.receive(syncFrom(master, 1, 2), MASTER_ADDR);
+  p.receive(old, MASTER_ADDR);
+  p.receive(syncFrom(master, 1, 9), MASTER_ADDR);
+  time.advance(2n * S);
+  p.fire('election'); // the master went quiet: p has no master now
+  t.is(p.node.status().masterName, null);
+  const replay = p.receive(old, MASTER_ADDR);
+  t.is(armed(replay, 'slot').length, 0, 'a replayed old round starts no measurement');
+  t.is(p.node.status().masterName, null, 'and is not followed');
+  t.true((p.node.status().dropped['stale-round'] ?? 0) >= 1);
+});
+
+test('a master silent for 3 intervals is forgotten: restarted at round 1, it is followed again', (t) => {
+  const time = new FakeTime();
+  const p = makeNode(time, 'p1', { priority: 0 });
+  const master = fakeMaster(time);
+  p.handle({ type: 'start', monoNs: time.ns });
+  p.receive(syncFrom(master, 1, 40, { pinned: true }), MASTER_ADDR);
+  time.advance(1n * S);
+  t.deepEqual(armed(p.receive(syncFrom(master, 1, 1, { pinned: true }), MASTER_ADDR), 'slot'), [], 'round 1 right after round 40: a replay');
+  time.advance(3n * S);
+  p.fire('election');
+  const back = p.receive(syncFrom(master, 1, 1, { pinned: true }), MASTER_ADDR);
+  t.is(armed(back, 'slot').length, 1, 'after 3 silent intervals the restarted master is measured against');
+  t.is(p.node.status().masterName, 'master');
+});
+
+test('a replayed LEAVE of the master (older round or epoch) does not leave the group masterless', (t) => {
+  const time = new FakeTime();
+  const p = makeNode(time, 'p1');
+  const master = fakeMaster(time);
+  p.handle({ type: 'start', monoNs: time.ns });
+  p.receive(syncFrom(master, 2, 10), MASTER_ADDR);
+  const leave = (epoch: number, round: number): LeaveMessage => ({ type: MessageType.Leave, domain: 0, sender: master.id, epoch, round, name: 'master' });
+  p.receive(leave(1, 50), MASTER_ADDR);
+  p.receive(leave(2, 9), MASTER_ADDR);
+  t.is(p.node.status().masterName, 'master', 'stale LEAVEs are ignored');
+  t.is(p.node.status().dropped['stale-round'], 2);
+  p.receive(leave(2, 10), MASTER_ADDR);
+  t.is(p.node.status().masterName, null, 'a current LEAVE is honoured');
+});
+
+test('SYNCs and CLAIMs no peer can follow are refused: an epoch at the top of the range, absurd timing', (t) => {
+  const time = new FakeTime();
+  const p = makeNode(time, 'p1');
+  const master = fakeMaster(time);
+  p.handle({ type: 'start', monoNs: time.ns });
+  for (const over of [{ epoch: 0xffffffff }, { intervalMs: 2 ** 32 - 1 }, { intervalMs: 5, collectMs: 2 }, { collectMs: 1000 }] as Partial<SyncMessage>[]) {
+    const a = p.receive(syncFrom(master, over.epoch ?? 1, 1, over), MASTER_ADDR);
+    t.is(armed(a, 'slot').length, 0, JSON.stringify(over));
+  }
+  t.is(p.node.status().dropped['bad-sync'], 4);
+  const claim: ClaimMessage = { type: MessageType.Claim, domain: 0, sender: nodeIdOf('x'), epoch: 0xffffffff, round: 0, priority: 255, name: 'x' };
+  p.receive(claim, MASTER_ADDR);
+  t.is(p.node.status().dropped['bad-sync'], 5);
+});
+
+test('two pinned masters: the worse (priority, id) yields instead of both raising the epoch forever', (t) => {
+  const time = new FakeTime();
+  const a = makeNode(time, 'alpha', { pinnedMaster: true, priority: 200 });
+  const b = makeNode(time, 'beta', { pinnedMaster: true, priority: 100 });
+  const syncOf = (acts: Action[]) => only(sends(acts, MessageType.Sync), 'SYNC').msg as SyncMessage;
+  const sa = syncOf(a.handle({ type: 'start', monoNs: time.ns }));
+  const sb = syncOf(b.handle({ type: 'start', monoNs: time.ns }));
+  a.receive(sb, { address: '10.0.0.2', port: 9123 });
+  b.receive(sa, { address: '10.0.0.1', port: 9123 });
+  t.is(a.node.status().role, 'master', 'higher priority keeps the job');
+  t.is(a.node.status().epoch, 1, 'and does not raise its epoch');
+  t.is(b.node.status().role, 'peer', 'the other yields');
+  t.is(b.node.status().masterName, 'alpha');
+});

@@ -96,7 +96,9 @@ export class Context {
     const size = correctionNs < 0n ? -correctionNs : correctionNs;
     const step = allowStep && size > this.opts.stepThresholdNs;
     const before = this.disc.frequencyPpm;
-    this.disc = discipline(this.disc, { correctionNs, appliedNs: this.clock.appliedNs(), monoNs, stepped: step }, DEFAULT_DISCIPLINE);
+    // Spans of several intervals still count (missed rounds); longer gaps restart the fit.
+    const maxSpanNs = 4n * this.opts.intervalNs > DEFAULT_DISCIPLINE.maxSpanNs ? 4n * this.opts.intervalNs : DEFAULT_DISCIPLINE.maxSpanNs;
+    this.disc = discipline(this.disc, { correctionNs, appliedNs: this.clock.appliedNs(), monoNs, stepped: step }, { ...DEFAULT_DISCIPLINE, maxSpanNs });
     this.out.push({ type: 'correct', correctionNs, allowStep });
     if (this.disc.frequencyPpm !== before) this.out.push({ type: 'frequency', ppm: this.disc.frequencyPpm });
     this.synced = true;

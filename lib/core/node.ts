@@ -59,8 +59,16 @@ export interface NodeStatus {
   dropped: Partial<Record<DropReason, number>>;
 }
 
+/** Epochs at the top of the u32 range are refused: a group could never elect past them. */
+const MAX_EPOCH = 0xffff_0000;
+/** Masters whose last (epoch, round) is remembered for replay fencing, and for how many intervals of silence. */
+const FENCE_MEMORY = 64;
+const FENCE_INTERVALS = 3n;
+
 export class Node {
   readonly id: bigint;
+  /** Highest (epoch, round) accepted from each master, kept whether or not we still follow it. */
+  private readonly fence = new Map<bigint, { epoch: number; round: number; monoNs: bigint }>();
   readonly ctx: Context;
   private role: Role = 'peer';
   private epoch = 0;
@@ -149,15 +157,36 @@ export class Node {
       case MessageType.Claim:
         return this.onClaim(msg, from, rxMonoNs);
       case MessageType.Leave:
-        return this.onLeave(msg);
+        return this.onLeave(msg, from);
     }
   }
 
   private onSync(msg: SyncMessage, from: Address, rxMonoNs: bigint): void {
     const { ctx } = this;
-    if (msg.epoch < this.epoch) return ctx.drop('stale-epoch', msg, from);
+    // A peer that has lost its master takes any master, even of an older
+    // epoch (a restarted --master starts again at epoch 1); otherwise older
+    // epochs are stale.
+    const masterless = this.role === 'peer' && this.followed === null;
+    if (msg.epoch < this.epoch && !masterless) return ctx.drop('stale-epoch', msg, from);
+    if (msg.epoch > MAX_EPOCH || !saneTiming(msg.intervalMs, msg.collectMs)) return ctx.drop('bad-sync', msg, from);
+    // Replay fencing per master. A master silent for FENCE_INTERVALS is
+    // forgotten, so that one restarted at round 1 is heard again.
+    const seen = this.fence.get(msg.sender);
+    if (seen && rxMonoNs - seen.monoNs > FENCE_INTERVALS * BigInt(msg.intervalMs) * 1_000_000n) this.fence.delete(msg.sender);
+    else if (seen && (msg.epoch < seen.epoch || (msg.epoch === seen.epoch && msg.round <= seen.round))) return ctx.drop('stale-round', msg, from);
     const theirs: Credentials = { epoch: msg.epoch, priority: msg.priority, node: msg.sender };
     if (this.role === 'master') {
+      if (this.opts.pinnedMaster && msg.pinned) {
+        // Two pinned masters: a configuration error. Outbidding each other
+        // would raise the epoch forever; the worse (priority, id) yields.
+        const ours: Credentials = { ...theirs, priority: this.opts.priority, node: this.id };
+        if (compareCredentials({ ...theirs, epoch: 0 }, { ...ours, epoch: 0 }) < 0) return ctx.drop('worse-master', msg, from);
+        ctx.notice({ kind: 'role', role: 'peer', epoch: msg.epoch, masterName: msg.name, why: `two pinned masters (--master): yielding to ${msg.name}` });
+        this.master!.stop();
+        this.master = null;
+        this.remember(msg, rxMonoNs);
+        return this.follow(msg, from, rxMonoNs);
+      }
       if (compareCredentials(theirs, this.credentials) <= 0) return ctx.drop('worse-master', msg, from);
       if (this.opts.pinnedMaster) {
         // Pinned: stay, and outbid the other master at our next SYNC.
@@ -176,7 +205,14 @@ export class Node {
         return ctx.drop('worse-master', msg, from);
       }
     }
+    this.remember(msg, rxMonoNs);
     this.follow(msg, from, rxMonoNs);
+  }
+
+  private remember(msg: SyncMessage, rxMonoNs: bigint): void {
+    this.fence.delete(msg.sender);
+    this.fence.set(msg.sender, { epoch: msg.epoch, round: msg.round, monoNs: rxMonoNs });
+    if (this.fence.size > FENCE_MEMORY) this.fence.delete(this.fence.keys().next().value!);
   }
 
   private follow(msg: SyncMessage, from: Address, rxMonoNs: bigint): void {
@@ -215,6 +251,7 @@ export class Node {
       ctx.arm('election', span(this.intervalNs, ELECTION_TIMEOUT, ELECTION_JITTER, ctx.rng.random()));
       return;
     }
+    if (this.epoch >= MAX_EPOCH) return; // never: epochs that high are refused
     this.claim(this.epoch + 1);
   }
 
@@ -231,6 +268,7 @@ export class Node {
   private onClaim(msg: ClaimMessage, from: Address, rxMonoNs: bigint): void {
     const { ctx } = this;
     if (msg.epoch <= this.epoch) return ctx.drop('stale-epoch', msg, from);
+    if (msg.epoch > MAX_EPOCH) return ctx.drop('bad-sync', msg, from);
     const theirs: Credentials = { epoch: msg.epoch, priority: msg.priority, node: msg.sender };
     if (this.role === 'master') {
       // A live master keeps its place: a SYNC now makes the claimants stand down.
@@ -262,9 +300,12 @@ export class Node {
     this.ctx.arm('election', span(this.intervalNs, ELECTION_TIMEOUT, ELECTION_JITTER, this.ctx.rng.random()));
   }
 
-  private onLeave(msg: LeaveMessage): void {
+  private onLeave(msg: LeaveMessage, from: Address): void {
     if (this.master) return this.master.onLeave(msg.sender);
-    if (this.followed && msg.sender === this.followed.node) {
+    const f = this.followed;
+    if (f && msg.sender === f.node) {
+      // Fenced like SYNC: a LEAVE from an older epoch or round is a replay.
+      if (msg.epoch !== f.epoch || msg.round < f.round) return this.ctx.drop('stale-round', msg, from);
       this.ctx.notice({ kind: 'role', role: 'peer', epoch: this.epoch, masterName: null, why: `${msg.name} left` });
       this.followed = null;
       this.peer.cancelBurst();
@@ -318,4 +359,9 @@ export class Node {
       dropped: Object.fromEntries(ctx.counters),
     };
   }
+}
+
+/** SYNC timing a peer can live with: interval 10 ms to 1 h, collection shorter than it. */
+function saneTiming(intervalMs: number, collectMs: number): boolean {
+  return intervalMs >= 10 && intervalMs <= 3_600_000 && collectMs >= 1 && collectMs < intervalMs;
 }

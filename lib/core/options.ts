@@ -55,7 +55,7 @@ export function validateOptions(o: NodeOptions): NodeOptions {
     throw new RangeError(what);
   };
   const nameBytes = Buffer.byteLength(o.name, 'utf8');
-  if (nameBytes < 1 || nameBytes > 64 || /[\u0000-\u001f\u007f]/.test(o.name)) {
+  if (nameBytes < 1 || nameBytes > 64 || /[\u0000-\u001f\u007f-\u009f]/.test(o.name)) {
     fail(`node id "${o.name}" must be 1 to 64 bytes of UTF-8 without control characters`);
   }
   if (!Number.isInteger(o.domain) || o.domain < 0 || o.domain > 0xffff) fail('domain must be an integer from 0 to 65535');

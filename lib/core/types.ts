@@ -63,6 +63,7 @@ export type DropReason =
   | 'stale-round'       // SYNC or ADJUST for a round already seen (replay or duplicate)
   | 'worse-master'      // SYNC from a master that loses to the one followed
   | 'foreign-master'    // ADJUST from a node that is not the master followed
+  | 'bad-sync'          // SYNC or CLAIM with values no peer can follow (epoch at the top of the range, absurd timing)
   | 'not-master'        // a request or report sent to a node that is not master
   | 'wrong-round'       // report for another round than the current one
   | 'unexpected-reply'  // a reply that echoes no outstanding request

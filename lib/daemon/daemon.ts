@@ -41,6 +41,7 @@ export class Daemon {
   private readonly timers = new Map<TimerName, NodeJS.Timeout>();
   private readonly say: ReturnType<typeof warner>;
   private running = false;
+  private warnedDuplicate = false;
   private stopping: Promise<void> | null = null;
   readonly startedMonoNs = process.hrtime.bigint();
 
@@ -103,10 +104,24 @@ export class Daemon {
   private onDatagram(data: Buffer, from: { address: string; port: number }, rxMonoNs: bigint): void {
     if (!this.running) return;
     this.counters.received += 1;
+    if (from.port === 0) {
+      // Legal on the wire, but nothing can be sent back to it.
+      this.reject('source-port-0');
+      return;
+    }
     const r = decode(data, { domain: this.opts.node.domain, keys: this.opts.keys ?? undefined });
     if (!r.ok) {
       this.reject(r.reason);
       log.wire('dropped %d bytes from %s:%d: %s', data.length, from.address, from.port, r.reason);
+      return;
+    }
+    if (r.msg.sender === this.node.id && from.address !== this.opts.net.interfaceAddress) {
+      // Our own id from another host: two nodes share a name (a cloned image?).
+      this.reject('duplicate-node-id');
+      if (!this.warnedDuplicate) {
+        this.say.error(`datagrams with this node's id ("${this.opts.node.name}") arrive from ${from.address}: another host uses the same --node-id, or someone replays this node's datagrams`);
+      }
+      this.warnedDuplicate = true;
       return;
     }
     this.feed({ type: 'datagram', msg: r.msg, from, rxMonoNs });
@@ -125,7 +140,16 @@ export class Daemon {
       this.say.error(`engine failed on ${ev.type}: ${(err as Error).stack ?? err}`);
       return;
     }
-    for (const a of actions) this.carryOut(a);
+    for (const a of actions) {
+      try {
+        this.carryOut(a);
+      } catch (err) {
+        // One action failing (a value our own encoder refuses, a socket
+        // refusing an address) must not take the daemon down.
+        this.counters.sendErrors += 1;
+        this.say.warn(`could not carry out ${a.type}: ${(err as Error).message}`);
+      }
+    }
   }
 
   private carryOut(a: Action): void {

@@ -109,9 +109,14 @@ export class Transport {
   private sendOn(s: SocketAsPromised | null, data: Buffer, port: number, address: string): void {
     if (!s) return;
     // The raw socket's callback form: no promise to allocate on the hot path.
-    s.socket.send(data, port, address, (err) => {
-      if (err) this.onSendError(err);
-    });
+    // dgram throws at once on some arguments (port 0, a bad address).
+    try {
+      s.socket.send(data, port, address, (err) => {
+        if (err) this.onSendError(err);
+      });
+    } catch (err) {
+      this.onSendError(err as Error);
+    }
   }
 
   async stop(): Promise<void> {
