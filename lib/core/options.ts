@@ -40,7 +40,7 @@ export const DEFAULTS: Omit<NodeOptions, 'name' | 'unicast'> = {
   pinnedMaster: false,
   intervalNs: 1_000_000_000n,
   collectTimeoutNs: 500_000_000n,
-  probes: 8,
+  probes: 12,
   toleranceNs: 20_000_000n,
   maxDelayNs: 50_000_000n,
   stepThresholdNs: 100_000n,
