@@ -51,7 +51,7 @@ export interface VirtualClockOptions {
   originNs?: bigint;
   /** Slew rate, ppm, in (0, 100000]. Default 500. */
   maxSlewPpm?: number;
-  /** Step threshold, ns, ≥ 0. Default 128 ms. */
+  /** Step threshold, ns, ≥ 0. Default 128 ms for a bare clock; the daemon and the simulator always pass the engine's --step-threshold (100 µs by default). */
   stepThresholdNs?: bigint;
 }
 

@@ -118,7 +118,6 @@ export class MasterRole {
     const { ctx } = this;
     if (msg.epoch !== this.epoch) return ctx.drop('stale-epoch', msg, from);
     if (msg.round !== this.round || !this.collecting) return ctx.drop('wrong-round', msg, from);
-    if (msg.sender === ctx.id) return ctx.drop('own-message', msg, from);
     // Work stays bounded under a flood: only nodes that measured against us
     // this round may report, and the table has a size.
     if (!this.requests.has(msg.sender)) return ctx.drop('no-exchange', msg, from);

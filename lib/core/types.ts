@@ -70,8 +70,7 @@ export type DropReason =
   | 'no-measurement'    // ADJUST for a round this node did not report in
   | 'rate-limited'      // too many requests from one node in one round, or from too many nodes
   | 'no-exchange'       // a report from a node that made no time exchange this round
-  | 'table-full'        // a report from a new node when the member table is full
-  | 'own-message';      // our own multicast looped back
+  | 'table-full';       // a report from a new node when the member table is full
 
 export type Action =
   | { type: 'send'; to: Destination; msg: Message }
