@@ -47,7 +47,7 @@ export function runCommand(): Command {
     .addOption(env(new Option('--unicast-port <n>', 'UDP port for exchanges and reports (0: any free port)').argParser(int(0, 65535, 'unicast port')).default(0), 'UNICAST_PORT'))
     .addOption(env(new Option('--interface <name|address>', 'interface to join the group on (default: the first non-loopback IPv4 interface)'), 'INTERFACE'))
     .addOption(env(new Option('--domain <n>', 'group domain, 0 to 65535: groups sharing an address and port ignore each other').argParser(int(0, 65535, 'domain')).default(d.domain), 'DOMAIN'))
-    .addOption(env(new Option('--interval <duration>', 'time between rounds').argParser(positiveDuration).default(d.intervalNs, '1s'), 'INTERVAL'))
+    .addOption(env(new Option('--interval <duration>', 'time between rounds, 40ms to 1h').argParser(positiveDuration).default(d.intervalNs, '1s'), 'INTERVAL'))
     .addOption(env(new Option('--collect-timeout <duration>', 'how long the master waits for reports after SYNC (default: half the interval)').argParser(positiveDuration), 'COLLECT_TIMEOUT'))
     .addOption(env(new Option('--probes <n>', 'time exchanges per measurement burst, best one kept').argParser(int(1, 64, 'probes')).default(d.probes), 'PROBES'))
     .addOption(env(new Option('--max-delay <duration>', 'drop a measurement whose best round trip is longer').argParser(positiveDuration).default(d.maxDelayNs, '50ms'), 'MAX_DELAY'))
