@@ -394,8 +394,14 @@ nstest(`--max-adjust 1s: a peer refuses a 10 s correction and its clock does not
     t.is(p1.lastAdjustmentNs, p0.lastAdjustmentNs, 'P applied no adjustment since M came back');
     const appliedMoved = BigInt(p1.clock.appliedNs) - BigInt(p0.clock.appliedNs);
     t.true(appliedMoved > -MS && appliedMoved < MS, `P applied nothing more: ${formatNs(appliedMoved)}`);
+    // Against the monotonic clock P moves only by its frequency correction, which runs on (it applied
+    // nothing after M died, so its frequency is the same at p0 and p1); a taken 10 s correction would show.
+    t.is(p1.frequencyPpm, p0.frequencyPpm, 'P changed no frequency either');
+    const spanNs = BigInt(p1.monotonicNs) - BigInt(p0.monotonicNs);
+    const byFrequency = BigInt(Math.round((Number(spanNs) * p1.frequencyPpm) / 1e6));
     const moved = BigInt(p1.groupTimeNs) - BigInt(p1.monotonicNs) - (BigInt(p0.groupTimeNs) - BigInt(p0.monotonicNs));
-    t.true(moved > -MS && moved < MS, `P's clock kept its place against the monotonic clock: moved ${formatNs(moved)}`);
+    const unexplained = moved - byFrequency;
+    t.true(unexplained > -MS && unexplained < MS, `P's clock kept its place against the monotonic clock: moved ${formatNs(moved)}, of which ${formatNs(byFrequency)} is its frequency correction (${p1.frequencyPpm.toFixed(1)} ppm over ${formatNs(spanNs)})`);
     const vsM = BigInt(m1.groupTimeNs) - BigInt(p1.groupTimeNs) - (BigInt(m1.monotonicNs) - BigInt(p1.monotonicNs));
     t.log(`P against the monotonic clock: moved ${formatNs(moved)} (applied ${formatNs(appliedMoved)}); M is ${formatNs(vsM)} ahead of P`);
   });
