@@ -11,7 +11,7 @@ export function demoCommand(): Command {
     .description('start a group of real daemons on loopback multicast with random clocks seconds apart, show the rounds converge, then exit')
     .option('--nodes <n>', 'number of daemons (n0 is the master)', int(2, 32, 'nodes'), 4)
     .option('--rounds <n>', 'rounds to show', int(1, 10000, 'rounds'), 10)
-    .addOption(new Option('--interval <duration>', 'time between rounds (rounds 1-4 run at a quarter of it, 5-8 at half: the fast start)').argParser(positiveDuration).default(1_000_000_000n, '1s'))
+    .addOption(new Option('--interval <duration>', 'time between rounds (rounds 1-4 run at a quarter of it, 5-12 at half: the fast start)').argParser(positiveDuration).default(1_000_000_000n, '1s'))
     .addOption(new Option('--offset-spread <duration>', 'starting clocks are drawn within ± this').argParser(duration).default(3_000_000_000n, '3s'))
     .option('--drift <ppm>', 'each clock drifts by a random rate within ± this', ppm, 100)
     .action(async (o) => {

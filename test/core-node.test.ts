@@ -7,7 +7,7 @@
 import test from 'ava';
 import { createSimulatedClock, type VirtualClock } from '../lib/clock/index.js';
 import { CLAIM_WINDOW, ELECTION_JITTER, ELECTION_TIMEOUT, STARTUP_WAIT } from '../lib/core/election.js';
-import { FAST_START_ROUNDS } from '../lib/core/master.js';
+import { FAST_START_MIN_COLLECT_NS, FAST_START_ROUNDS, fastStartDivisor } from '../lib/core/master.js';
 import { Node } from '../lib/core/node.js';
 import { DEFAULTS, type NodeOptions } from '../lib/core/options.js';
 import type { Action, Address, Notice, TimerName } from '../lib/core/types.js';
@@ -202,14 +202,14 @@ test('a pinned master starts a round at once: SYNC to the group, round and colle
   t.is(armed(actions, 'election').length, 0, 'nor wait for an election');
 });
 
-test('fast start: rounds 1-4 run at a quarter interval, 5-8 at half, later ones at the interval', (t) => {
+test('fast start: rounds 1-4 run at a quarter interval, 5-12 at half, later ones at the interval', (t) => {
   const time = new FakeTime();
   const intervalNs = 2n * S;
   const collectTimeoutNs = 800n * MS;
   const m = makeNode(time, 'alpha', { pinnedMaster: true, intervalNs, collectTimeoutNs });
   let actions = m.handle({ type: 'start', monoNs: time.ns });
   const seen: Array<{ round: number; roundNs: bigint; collectNs: bigint; collectMs: number }> = [];
-  for (let i = 0; i < 10; i++) {
+  for (let i = 0; i < 15; i++) {
     const msg = only(sends(actions, MessageType.Sync), 'SYNC').msg as SyncMessage;
     const roundNs = only(armed(actions, 'round'), 'round timer');
     const collectNs = only(armed(actions, 'collect'), 'collect timer');
@@ -222,14 +222,31 @@ test('fast start: rounds 1-4 run at a quarter interval, 5-8 at half, later ones 
   }
   t.deepEqual(
     seen.map((s) => s.round),
-    [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+    [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15],
   );
-  t.is(FAST_START_ROUNDS, 8);
+  t.is(FAST_START_ROUNDS, 12);
   for (const s of seen) {
-    const divisor = s.round <= 4 ? 4n : s.round <= 8 ? 2n : 1n;
+    const divisor = s.round <= 4 ? 4n : s.round <= 12 ? 2n : 1n;
     t.is(s.roundNs, intervalNs / divisor, `round ${s.round}: next SYNC`);
     t.is(s.collectNs, collectTimeoutNs / divisor, `round ${s.round}: collection`);
     t.is(BigInt(s.collectMs) * MS, s.collectNs, `round ${s.round}: the SYNC advertises this round's collection window`);
+  }
+});
+
+test('fast start: a round\'s collection window never shrinks below 25 ms (short intervals speed up less)', (t) => {
+  t.is(fastStartDivisor(1, 500n * MS), 4n, 'default: 125 ms windows');
+  t.is(fastStartDivisor(5, 500n * MS), 2n);
+  t.is(fastStartDivisor(1, 100n * MS), 4n, '25 ms windows');
+  t.is(fastStartDivisor(1, 60n * MS), 2n, '30 ms windows, not 15');
+  t.is(fastStartDivisor(5, 40n * MS), 1n, 'not 20');
+  t.is(fastStartDivisor(1, 20n * MS), 1n, 'a 40 ms interval has no fast start');
+  t.is(fastStartDivisor(12, 500n * MS), 2n);
+  t.is(fastStartDivisor(13, 500n * MS), 1n);
+  for (const c of [20n, 49n, 50n, 99n, 100n, 199n, 200n, 500n, 3000n]) {
+    for (let round = 1; round <= 14; round++) {
+      const d = fastStartDivisor(round, c * MS);
+      t.true(d === 1n || (c * MS) / d >= FAST_START_MIN_COLLECT_NS, `round ${round}, collect ${c} ms: divisor ${d}`);
+    }
   }
 });
 
@@ -323,7 +340,7 @@ test('a peer: replies must echo nonce and origin; the burst reports its least-de
   t.is(c.correctionNs, -X);
   t.true(c.allowStep, 'the first correction may step');
   t.is(only(notices(onAdjust, 'corrected'), 'corrected').adjustmentNs, -X);
-  t.true(p.node.status().synced);
+  t.false(p.node.status().synced, 'a stepped correction does not count as synchronized: the next may step too');
 
   // The same ADJUST again (duplicate or replay): dropped, no second correction.
   const replay = p.receive(adjust, MASTER_ADDR);
@@ -376,6 +393,21 @@ test('a replayed or old SYNC is dropped: same epoch with the same or a lower rou
   t.is(p.node.status().round, 6);
 });
 
+/** Fire the slot armed after a coarse step and run the second burst: answered over symmetric paths, or every probe timing out. */
+function secondBurst(time: FakeTime, p: Harness, master: ReturnType<typeof fakeMaster>, answer: boolean): Action[] {
+  let actions = p.fire('slot');
+  for (;;) {
+    const req = sends(actions, MessageType.TimeRequest)[0];
+    if (!req) return actions;
+    if (answer) {
+      actions = exchangeOnce(time, p, master, req.msg as TimeRequestMessage, 100n * US, 100n * US);
+    } else {
+      time.advance(only(armed(actions, 'probe'), 'probe timer'));
+      actions = p.fire('probe');
+    }
+  }
+}
+
 test('an unsynchronised peer far from the master takes its clock from its first burst (coarse step), not from the SYNC', (t) => {
   const time = new FakeTime();
   const p = makeNode(time, 'p1', {}, -3n * S);
@@ -383,17 +415,48 @@ test('an unsynchronised peer far from the master takes its clock from its first 
   p.handle({ type: 'start', monoNs: time.ns });
   const onSync = p.receive(syncFrom(master, 1, 1), MASTER_ADDR);
   t.is(corrections(onSync).length, 0, 'a SYNC alone moves no clock (it could be a replay)');
-  const done = runBurst(time, p, master, syncFrom(master, 1, 2));
-  const c = only(corrections(done), 'correct');
+  const first = runBurst(time, p, master, syncFrom(master, 1, 2));
+  const c = only(corrections(first), 'correct');
   t.is(c.correctionNs, 3n * S, 'symmetric 100 µs paths: the measured offset is exact');
   t.true(c.allowStep);
-  t.is(notices(done, 'coarse-step').length, 1);
+  t.is(notices(first, 'coarse-step').length, 1);
   t.is(p.clock.now(), master.clock.now(), 'stepped onto the master clock');
+  t.is(sends(first, MessageType.Report).length, 0, 'no report yet: a second burst measures the stepped clock');
+  t.deepEqual(armed(first, 'slot'), [0n], 'the second burst starts at once, after the step has been applied');
+  const done = secondBurst(time, p, master, true);
+  t.is(corrections(done).length, 0, 'one coarse step per newcomer');
   const report = only(sends(done, MessageType.Report), 'REPORT').msg as ReportMessage;
-  t.is(report.offsetNs, -3n * S, 'the report keeps the offset as measured');
+  t.is(report.offsetNs, 0n, 'the report carries the stepped clock\'s offset');
+  const adj = p.receive(adjustFor(master.id, 1, 2, [{ node: p.id, adjustmentNs: 0n, outlier: false }]), MASTER_ADDR);
+  t.is(only(corrections(adj), 'correct').correctionNs, 0n);
+});
+
+test('a coarse step whose second burst gets no reply reports the first burst as measured; the adjustment comes out right', (t) => {
+  const time = new FakeTime();
+  const p = makeNode(time, 'p1', {}, -3n * S);
+  const master = fakeMaster(time);
+  p.handle({ type: 'start', monoNs: time.ns });
+  const first = runBurst(time, p, master, syncFrom(master, 1, 2));
+  t.is(notices(first, 'coarse-step').length, 1);
+  const done = secondBurst(time, p, master, false);
+  const report = only(sends(done, MessageType.Report), 'REPORT').msg as ReportMessage;
+  t.is(report.offsetNs, -3n * S, 'the report keeps the first offset as measured');
   // The table's entry (average 0 - offset) less the step already taken leaves nothing to do.
   const adj = p.receive(adjustFor(master.id, 1, 2, [{ node: p.id, adjustmentNs: 3n * S, outlier: true }]), MASTER_ADDR);
   t.is(only(corrections(adj), 'correct').correctionNs, 0n);
+});
+
+test('a coarse step left with no time for a second burst reports the first burst at once', (t) => {
+  const time = new FakeTime();
+  const p = makeNode(time, 'p1', { probes: 64 }, -3n * S);
+  const master = fakeMaster(time);
+  p.handle({ type: 'start', monoNs: time.ns });
+  // 65 round trips of 8 ms run into the report deadline (0.85 x 500 ms): the burst ends there.
+  const first = runBurst(time, p, master, syncFrom(master, 1, 2), 4n * MS);
+  t.is(notices(first, 'coarse-step').length, 1);
+  t.is(armed(first, 'slot').length, 0, 'no second burst');
+  const report = only(sends(first, MessageType.Report), 'REPORT').msg as ReportMessage;
+  t.is(report.offsetNs, -3n * S);
 });
 
 // ---------------------------------------------------------------- election
@@ -541,29 +604,53 @@ test('election: priority 0 never claims', (t) => {
 
 // ---------------------------------------------------------------- max-adjust
 
+test('synchronization: corrections beyond the step threshold step until one is slewed, or for the first 3 corrections', (t) => {
+  const steps = (adjustments: bigint[]): boolean[] => {
+    const time = new FakeTime();
+    const p = makeNode(time, 'p1', { probes: 2 });
+    const master = fakeMaster(time);
+    p.handle({ type: 'start', monoNs: time.ns });
+    return adjustments.map((a, i) => {
+      time.advance(500n * MS);
+      runBurst(time, p, master, syncFrom(master, 1, i + 1));
+      const done = p.receive(adjustFor(master.id, 1, i + 1, [{ node: p.id, adjustmentNs: a, outlier: false }]), MASTER_ADDR);
+      return only(notices(done, 'corrected'), 'corrected').step;
+    });
+  };
+  // Default threshold 100 µs.
+  t.deepEqual(steps([300n * US, 200n * US, 150n * US, 150n * US]), [true, true, true, false], 'three corrections may step, the fourth slews');
+  t.deepEqual(steps([300n * US, 20n * US, 150n * US]), [true, false, false], 'a slewed correction synchronizes: no step after it');
+  t.deepEqual(steps([20n * US, 500n * US]), [false, false]);
+});
+
 test('--max-adjust: after the first synchronization a larger adjustment is refused, not applied', (t) => {
   const time = new FakeTime();
   const p = makeNode(time, 'p1', { probes: 2, maxAdjustNs: 1n * MS });
   const master = fakeMaster(time);
   p.handle({ type: 'start', monoNs: time.ns });
   runBurst(time, p, master, syncFrom(master, 1, 1));
-  // Before the first synchronization a large adjustment is allowed (that is how a node joins).
+  // Before the first synchronization a large adjustment is allowed (that is how a node joins): it steps.
   const first = p.receive(adjustFor(master.id, 1, 1, [{ node: p.id, adjustmentNs: 5n * MS, outlier: false }]), MASTER_ADDR);
   t.is(only(corrections(first), 'correct').correctionNs, 5n * MS);
   t.is(notices(first, 'refused').length, 0);
+  t.false(p.node.status().synced);
   time.advance(500n * MS);
   runBurst(time, p, master, syncFrom(master, 1, 2));
-  const big = p.receive(adjustFor(master.id, 1, 2, [{ node: p.id, adjustmentNs: -(1n * MS + 1n), outlier: false }]), MASTER_ADDR);
+  p.receive(adjustFor(master.id, 1, 2, [{ node: p.id, adjustmentNs: 30n * US, outlier: false }]), MASTER_ADDR);
+  t.true(p.node.status().synced, 'a slewed correction synchronizes');
+  time.advance(500n * MS);
+  runBurst(time, p, master, syncFrom(master, 1, 3));
+  const big = p.receive(adjustFor(master.id, 1, 3, [{ node: p.id, adjustmentNs: -(1n * MS + 1n), outlier: false }]), MASTER_ADDR);
   t.is(corrections(big).length, 0, 'no correct action for an adjustment above --max-adjust');
   t.is(big.filter((a) => a.type === 'frequency').length, 0);
   const refused = only(notices(big, 'refused'), 'refused');
   // What is refused is the correction: the entry less what was corrected since the measurement (here a few ns of slew).
   t.true(refused.correctionNs < -1n * MS && refused.correctionNs > -(1n * MS + 1n * US), `refused correction ${refused.correctionNs}`);
   t.is(refused.maxAdjustNs, 1n * MS);
-  t.is(refused.round, 2);
+  t.is(refused.round, 3);
   time.advance(500n * MS);
-  runBurst(time, p, master, syncFrom(master, 1, 3));
-  const ok = p.receive(adjustFor(master.id, 1, 3, [{ node: p.id, adjustmentNs: 1n * MS, outlier: false }]), MASTER_ADDR);
+  runBurst(time, p, master, syncFrom(master, 1, 4));
+  const ok = p.receive(adjustFor(master.id, 1, 4, [{ node: p.id, adjustmentNs: 1n * MS, outlier: false }]), MASTER_ADDR);
   t.is(corrections(ok).length, 1, 'exactly --max-adjust is allowed');
 });
 

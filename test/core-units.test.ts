@@ -11,6 +11,7 @@ import {
   DEFAULT_DISCIPLINE,
   discipline,
   initialDiscipline,
+  type CorrectionEvent,
   type DisciplineOptions,
   type DisciplineState,
 } from '../lib/core/discipline.js';
@@ -242,37 +243,57 @@ test('average: errors on empty input and negative tolerance', (t) => {
 
 // ---------------------------------------------------------------- discipline
 
+const UNGATED: DisciplineOptions = { ...DEFAULT_DISCIPLINE, maxErrorPpm: Infinity };
+
 /**
- * A clock with rate error dPpm against the group, corrected every span by
- * what the round measures: c_k = -(its error now) + noise. Corrections are
- * applied at once unless `applyFraction` says only part of each ran before
- * the next replaced it (a slew cut short). Returns the frequency after each
- * correction.
+ * A clock with rate error dPpm against the group, measured every span and
+ * corrected by what the round answers: A_k = -(its error at the
+ * measurement) + noise. The answer arrives gapNs(k) after the measurement
+ * (a collection window; 0 by default). Corrections are applied at once
+ * unless `applyFraction` says only part of each ran before the next
+ * replaced it (a slew cut short). Returns the frequency after each answer.
  */
 function run(
   dPpm: number,
   spansNs: bigint[],
-  o: { f0?: number; startErrorNs?: number; noise?: () => number; applyFraction?: number; opts?: DisciplineOptions } = {},
+  o: {
+    f0?: number;
+    startErrorNs?: number;
+    noise?: () => number;
+    applyFraction?: number;
+    gapNs?: (k: number) => bigint;
+    /** Round trip of the k-th measurement, ns (default: all alike). */
+    delayNs?: (k: number) => number;
+    /** Error added to the k-th measurement, ns (on top of noise). */
+    errorNs?: (k: number) => number;
+    opts?: DisciplineOptions;
+  } = {},
 ): { state: DisciplineState; history: number[]; monoNs: bigint } {
-  const opts = o.opts ?? DEFAULT_DISCIPLINE;
+  // Unless a test says otherwise, the fit is followed from its first slope (noise-free points).
+  const opts = o.opts ?? UNGATED;
   let state = initialDiscipline(o.f0 ?? 0);
   let mono = 10n * S;
   let applied = 0n;
   let error = o.startErrorNs ?? 0; // the clock's error against the group, ns (positive: ahead)
   const noise = o.noise ?? (() => 0);
+  const gap = o.gapNs ?? (() => 0n);
   // The chain's first correction leaves whatever error it leaves (startErrorNs).
-  state = discipline(state, { correctionNs: 0n, appliedNs: applied, monoNs: mono, stepped: false }, opts);
+  state = discipline(state, { adjustmentNs: 0n, appliedAtMeasureNs: applied, measureMonoNs: mono, applyMonoNs: mono, stepped: false }, opts);
   const history: number[] = [];
-  for (const spanNs of spansNs) {
-    mono += spanNs;
-    error += ((dPpm + state.frequencyPpm) * Number(spanNs)) / 1e6;
-    const c = BigInt(Math.round(-(error + noise())));
-    state = discipline(state, { correctionNs: c, appliedNs: applied, monoNs: mono, stepped: false }, opts);
-    const ran = o.applyFraction === undefined ? c : BigInt(Math.round(Number(c) * o.applyFraction));
+  spansNs.forEach((spanNs, k) => {
+    const g = gap(k);
+    mono += spanNs - g;
+    error += ((dPpm + state.frequencyPpm) * Number(spanNs - g)) / 1e6; // to the measurement
+    const a = BigInt(Math.round(-(error + noise() + (o.errorNs?.(k) ?? 0))));
+    error += ((dPpm + state.frequencyPpm) * Number(g)) / 1e6; // on to the answer, at the old frequency
+    const delayNs = o.delayNs?.(k) ?? 0;
+    state = discipline(state, { adjustmentNs: a, appliedAtMeasureNs: applied, measureMonoNs: mono, applyMonoNs: mono + g, stepped: false, delayNs }, opts);
+    mono += g;
+    const ran = o.applyFraction === undefined ? a : BigInt(Math.round(Number(a) * o.applyFraction));
     applied += ran;
     error += Number(ran);
     history.push(state.frequencyPpm);
-  }
+  });
   return { state, history, monoNs: mono };
 }
 
@@ -298,8 +319,50 @@ test('discipline: a slew cut short by the next correction is counted as what ran
   for (const f of history.slice(1)) t.true(Math.abs(f - 45) <= 1e-3, `estimate ${f} vs +45`);
 });
 
+/** An answer applied at the instant it was measured. */
+const ev = (adjustmentNs: bigint, appliedAtMeasureNs: bigint, monoNs: bigint): CorrectionEvent => ({
+  adjustmentNs,
+  appliedAtMeasureNs,
+  measureMonoNs: monoNs,
+  applyMonoNs: monoNs,
+  stepped: false,
+});
+
+test('discipline: an answer that arrives a varying time after its measurement (the fast start\'s growing windows) gives no false slope', (t) => {
+  // Rounds of 125, 250, 500 ms and 1 s whose answers come 60, 120, 250, 500 ms after the measurement, like the fast start's collections.
+  const spans = [125n, 125n, 125n, 250n, 250n, 500n, 500n, 1000n, 1000n, 1000n].map((x) => x * MS);
+  const gapNs = (k: number): bigint => spans[k]! / 2n;
+  for (const d of [100, -87.5]) {
+    const { history } = run(d, spans, { gapNs });
+    // Within the rounding of the answers to whole ns over 125 ms spans.
+    for (const f of history.slice(1)) t.true(Math.abs(f + d) <= 0.01, `d=${d}: ${f} vs ${-d}`);
+  }
+});
+
+test('discipline: the frequency follows the fit only once its standard error is at most 30 ppm (10 µs points: the fourth a quarter second apart)', (t) => {
+  const quarter = Array(6).fill(250n * MS) as bigint[];
+  const { history } = run(80, quarter, { opts: DEFAULT_DISCIPLINE });
+  // Points 1 and 2: 57 ppm, 3: 28 ppm; from there on the estimate is exact (noise-free).
+  t.deepEqual(history.slice(0, 2), [0, 0], 'two points a quarter second apart are not trusted');
+  for (const f of history.slice(2)) t.true(Math.abs(f + 80) <= 1e-3, `then followed: ${f}`);
+  const second = run(80, [1n * S, 1n * S, 1n * S], { opts: DEFAULT_DISCIPLINE });
+  t.true(Math.abs(second.history[1]! + 80) <= 1e-3, 'two points a second apart are (14 ppm)');
+});
+
+test('discipline: a measurement with a long round trip weighs little (cold first rounds)', (t) => {
+  // Points 1 and 2 are 150 µs off, and their round trips 400 µs longer than the rest: e = 200 µs.
+  const spans = [250n, 250n, 250n, 250n, 500n, 500n, 1000n, 1000n].map((x) => x * MS);
+  const cold = { errorNs: (k: number) => (k < 2 ? 150_000 : 0), opts: DEFAULT_DISCIPLINE };
+  const weighed = run(-40, spans, { ...cold, delayNs: (k) => (k < 2 ? 470_000 : 70_000) });
+  const blind = run(-40, spans, cold);
+  const last = (h: number[]): number => h[h.length - 1]!;
+  t.log(`frequency after 8 spans: ${last(weighed.history).toFixed(2)} ppm weighed by round trip, ${last(blind.history).toFixed(2)} ppm without`);
+  t.true(Math.abs(last(weighed.history) - 40) < 2, `weighed: ${last(weighed.history)} vs +40`);
+  t.true(Math.abs(last(blind.history) - 40) > 10, 'control: without round trips the two points pull the slope off');
+});
+
 test('discipline: the first correction only anchors the chain', (t) => {
-  const s = discipline(initialDiscipline(3), { correctionNs: -5n * US, appliedNs: 0n, monoNs: 5n * S, stepped: false });
+  const s = discipline(initialDiscipline(3), ev(-5n * US, 0n, 5n * S));
   t.is(s.frequencyPpm, 3);
   t.is(s.startMonoNs, 5n * S);
   t.is(s.points.length, 0, 'the anchor is not a point of the fit');
@@ -308,11 +371,11 @@ test('discipline: the first correction only anchors the chain', (t) => {
 test('discipline: a step breaks the chain; the fit restarts from the next correction', (t) => {
   const { state: locked, monoNs } = run(40, [1n * S, 1n * S, 1n * S]);
   t.true(Math.abs(locked.frequencyPpm + 40) <= 1e-3);
-  const stepped = discipline(locked, { correctionNs: 300n * MS, appliedNs: 0n, monoNs: monoNs + 1n * S, stepped: true });
+  const stepped = discipline(locked, { ...ev(300n * MS, 0n, monoNs + 1n * S), stepped: true });
   t.is(stepped.frequencyPpm, locked.frequencyPpm, 'a step leaves the frequency alone');
   t.is(stepped.startMonoNs, null);
   t.is(stepped.points.length, 0, 'the chain restarts');
-  const after = discipline(stepped, { correctionNs: 250n * US, appliedNs: 300n * MS, monoNs: monoNs + 2n * S, stepped: false });
+  const after = discipline(stepped, ev(250n * US, 300n * MS, monoNs + 2n * S));
   t.is(after.frequencyPpm, locked.frequencyPpm, 'the correction after a step only anchors');
   t.is(after.points.length, 0);
 });
@@ -320,11 +383,11 @@ test('discipline: a step breaks the chain; the fit restarts from the next correc
 test('discipline: spans longer than maxSpanNs, or time not moving forward, restart the chain', (t) => {
   const opts: DisciplineOptions = { ...DEFAULT_DISCIPLINE, maxSpanNs: 10n * S };
   const { state: locked, monoNs } = run(20, [1n * S, 1n * S, 1n * S], { opts });
-  const gap = discipline(locked, { correctionNs: -1n * MS, appliedNs: 0n, monoNs: monoNs + 10n * S + 1n, stepped: false }, opts);
+  const gap = discipline(locked, ev(-1n * MS, 0n, monoNs + 10n * S + 1n), opts);
   t.is(gap.frequencyPpm, locked.frequencyPpm, 'a gap longer than maxSpanNs changes nothing');
   t.is(gap.points.length, 0, 'but it re-anchors');
   t.is(gap.startMonoNs, monoNs + 10n * S + 1n);
-  const back = discipline(locked, { correctionNs: -1n * MS, appliedNs: 0n, monoNs, stepped: false }, opts);
+  const back = discipline(locked, ev(-1n * MS, 0n, monoNs), opts);
   t.is(back.points.length, 0);
 });
 

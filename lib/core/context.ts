@@ -27,11 +27,23 @@ export interface Randomness {
   nonce(): bigint;
 }
 
+/**
+ * A node is synchronized once a round found its clock within the step
+ * threshold (the correction was slewed), or after this many corrections
+ * whatever they were (like chrony's `makestep <threshold> 3`). Until then a
+ * correction beyond the threshold steps: the first rounds measure from
+ * freshly started processes, and slewing away a few hundred µs of their
+ * error at 500 ppm would take a second or more.
+ */
+export const INITIAL_STEP_UPDATES = 3;
+
 export class Context {
   out: Action[] = [];
   readonly counters = new Map<DropReason, number>();
-  /** Has this node applied a correction from a round (or led one)? Steps are free until then. */
+  /** Has this node synchronized (see INITIAL_STEP_UPDATES)? Steps are free until then, and --max-adjust does not apply. */
   synced = false;
+  /** Corrections applied from rounds. */
+  updates = 0;
   lastAdjustmentNs: bigint | null = null;
   private disc: DisciplineState = initialDiscipline();
 
@@ -73,19 +85,31 @@ export class Context {
 
   /** A newcomer's coarse step to the master's clock, from its first burst. */
   coarseStep(correctionNs: bigint): void {
-    this.disc = discipline(this.disc, { correctionNs, appliedNs: this.clock.appliedNs(), monoNs: 0n, stepped: true });
+    this.disc = discipline(this.disc, { adjustmentNs: correctionNs, appliedAtMeasureNs: this.clock.appliedNs(), measureMonoNs: 0n, applyMonoNs: 0n, stepped: true });
     this.out.push({ type: 'correct', correctionNs, allowStep: true });
     this.notice({ kind: 'coarse-step', correctionNs });
   }
 
   /**
-   * Apply this node's adjustment from round (epoch, round).
-   * adjustmentNs answers a measurement taken when appliedNs() read
-   * appliedAtMeasureNs; what was corrected since then is subtracted, and
-   * the result replaces what is left of any earlier slew.
+   * Apply this node's adjustment from round (epoch, round). delayNs is the
+   * measurement's round trip (it weighs the point in the frequency fit).
+   * adjustmentNs answers a measurement taken at monotonic measureMonoNs,
+   * when appliedNs() read appliedAtMeasureNs; what was corrected since then
+   * is subtracted, and the result replaces what is left of any earlier slew.
+   * Once the frequency estimate moves, what the old frequency ran up
+   * between the measurement and now is corrected too: during the fast start
+   * that gap is a large part of a round.
    */
-  applyAdjustment(epoch: number, round: number, adjustmentNs: bigint, appliedAtMeasureNs: bigint, monoNs: bigint): void {
-    const correctionNs = adjustmentNs - (this.clock.appliedNs() - appliedAtMeasureNs);
+  applyAdjustment(
+    epoch: number,
+    round: number,
+    adjustmentNs: bigint,
+    appliedAtMeasureNs: bigint,
+    measureMonoNs: bigint,
+    monoNs: bigint,
+    delayNs = 0,
+  ): void {
+    let correctionNs = adjustmentNs - (this.clock.appliedNs() - appliedAtMeasureNs);
     const max = this.opts.maxAdjustNs;
     const magnitude = correctionNs < 0n ? -correctionNs : correctionNs;
     if (this.synced && max !== null && magnitude > max) {
@@ -93,17 +117,27 @@ export class Context {
       return;
     }
     const allowStep = !this.synced || this.opts.stepAlways;
-    const size = correctionNs < 0n ? -correctionNs : correctionNs;
-    const step = allowStep && size > this.opts.stepThresholdNs;
+    const step = allowStep && magnitude > this.opts.stepThresholdNs;
     const before = this.disc.frequencyPpm;
     // Spans of several intervals still count (missed rounds); longer gaps restart the fit.
     const maxSpanNs = 4n * this.opts.intervalNs > DEFAULT_DISCIPLINE.maxSpanNs ? 4n * this.opts.intervalNs : DEFAULT_DISCIPLINE.maxSpanNs;
-    this.disc = discipline(this.disc, { correctionNs, appliedNs: this.clock.appliedNs(), monoNs, stepped: step }, { ...DEFAULT_DISCIPLINE, maxSpanNs });
+    this.disc = discipline(
+      this.disc,
+      // A step while acquiring is a correction like any other (appliedNs counts it); after synchronization (--step-always) it means the clock was disturbed.
+      { adjustmentNs, appliedAtMeasureNs, measureMonoNs, applyMonoNs: monoNs, stepped: step && this.synced, delayNs },
+      { ...DEFAULT_DISCIPLINE, maxSpanNs },
+    );
+    const after = this.disc.frequencyPpm;
+    if (after !== before && monoNs > measureMonoNs) {
+      // Since the measurement the clock ran (d + before) ppm off, and the estimate says d = -after.
+      correctionNs -= BigInt(Math.round(((before - after) * Number(monoNs - measureMonoNs)) / 1e6));
+    }
     this.out.push({ type: 'correct', correctionNs, allowStep });
-    if (this.disc.frequencyPpm !== before) this.out.push({ type: 'frequency', ppm: this.disc.frequencyPpm });
-    this.synced = true;
+    if (after !== before) this.out.push({ type: 'frequency', ppm: after });
+    this.updates += 1;
+    if (!step || this.updates >= INITIAL_STEP_UPDATES) this.synced = true;
     this.lastAdjustmentNs = adjustmentNs;
-    this.notice({ kind: 'corrected', epoch, round, correctionNs, adjustmentNs, step, frequencyPpm: this.disc.frequencyPpm });
+    this.notice({ kind: 'corrected', epoch, round, correctionNs, adjustmentNs, step, frequencyPpm: after });
   }
 
   take(): Action[] {

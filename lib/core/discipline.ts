@@ -1,28 +1,45 @@
 /**
- * Frequency tracking from successive corrections (pure).
+ * Frequency tracking from successive measurements (pure).
  *
  * Let d be this clock's rate error against the group (ppm, positive: fast)
- * and f the frequency correction in force. Over a span t between two
- * corrections the clock gathers (d + f)·t of error, which the next round
- * corrects, so c_k = -(d + f_k)·t_k + (n_k - n_{k-1}), with n_k the error
- * left by round k's measurement. Adding back what the frequency correction
- * did gives the raw phase the clock would have run up on its own:
+ * and f the frequency correction in force. Each round measures the clock
+ * at some monotonic instant m_k and answers with an adjustment A_k: what
+ * the clock should have had added at that instant to agree with the group.
+ * Adding back everything that was corrected up to m_k (steps and slews run,
+ * u(m_k), and what the frequency correction did, F(m_k)) gives the raw
+ * phase the clock would have run up on its own:
  *
- *     X_k = Σ_{j<=k} (c_j + f_j·t_j) = -d·(T_k - T_0) + (n_k - n_0)
+ *     X_k = u(m_k) + F(m_k) + A_k = -d·(m_k - m_0) + (n_k - n_0)
  *
- * X against time T is a line of slope -d. A least-squares fit over the last
- * WINDOW points after the chain's anchor finds the slope, and its intercept
- * absorbs n_0, the error left by the correction the chain started from
- * (every point after the anchor carries it; the anchor itself does not, so
- * it stays out of the fit). (A plain sum over the
- * window, Σ(c + f·t)/Σt, carries that error divided by the time elapsed,
- * which after a poor first correction is hundreds of ppm for seconds.)
- * The loop sets f = slope, so that the clock runs at the group's rate.
+ * with n_k the measurement's error. X against m is a line of slope -d. A
+ * least-squares fit over the last WINDOW points after the chain's anchor
+ * finds the slope, and its intercept absorbs n_0 (every point after the
+ * anchor carries it; the anchor itself does not, so it stays out of the
+ * fit). The loop sets f = slope, so that the clock runs at the group's rate.
  *
- * The phase counts what was applied, not what was decided: a correction
- * replaces the unrun rest of the previous slew, so X_k is taken as the
- * correction applied so far (the clock's appliedNs) plus the new one, plus
- * what the frequency correction itself has done.
+ * The points are placed at the instant of measurement, not the instant the
+ * answer arrives: between the two lie part of a collection window whose
+ * length changes during the fast start (a quarter, half, then all of the
+ * interval), and a clock 100 ppm off runs up 100 ppm of
+ * every change in that gap as a false slope. F(m_k) is integrated piece by
+ * piece, for the frequency changes at the instants answers are applied.
+ *
+ * The fit is weighted: each point by 1 / (noiseFloor² + e²), where e is the
+ * measurement's error bound from its round trip: half its excess over the
+ * least round trip in the window, as in NTP. (The weights are worked out at
+ * every fit, so a point is judged against round trips measured after it.)
+ * The first rounds of freshly started processes measure with round trips
+ * several times the usual and errors of hundreds of µs; unweighted, four
+ * such points in the dense fast start would hold the slope off for the
+ * whole window.
+ *
+ * Taking each weight as the point's inverse variance, the fit also gives
+ * the slope's standard error, and the frequency follows the fit only once
+ * that is at most maxErrorPpm. Two points a quarter second apart, each
+ * good to 10 µs, know the slope to 57 ppm: no better than not correcting
+ * at all a clock whose drift is within ±100 ppm, and a first burst from
+ * a cold process makes it hundreds of ppm. Four such points know it to
+ * 18 ppm.
  *
  * A step breaks the chain: a stepped clock's phase history no longer
  * describes its rate, so the fit starts again from the next correction.
@@ -35,15 +52,29 @@ export interface DisciplineOptions {
   maxFrequencyPpm: number;
   /** Spans longer than this restart the chain (a gap: the node missed rounds). */
   maxSpanNs: bigint;
+  /** The error every measurement has whatever its round trip (ns): the weights' floor. */
+  noiseFloorNs: number;
+  /** The frequency follows the fit only once the fit's standard error is this small (ppm). */
+  maxErrorPpm: number;
 }
 
-export const DEFAULT_DISCIPLINE: DisciplineOptions = { window: 16, maxFrequencyPpm: 500, maxSpanNs: 60_000_000_000n };
+export const DEFAULT_DISCIPLINE: DisciplineOptions = {
+  window: 16,
+  maxFrequencyPpm: 500,
+  maxSpanNs: 60_000_000_000n,
+  noiseFloorNs: 10_000,
+  maxErrorPpm: 30,
+};
 
 interface Point {
   /** ns since the chain's first correction. */
   t: number;
   /** Raw phase run up since then, ns. */
   x: number;
+  /** The measurement's round trip, ns (0: unknown, as good as any). */
+  d?: number;
+  /** Weight in the fit (1 when not given). */
+  w?: number;
 }
 
 export interface DisciplineState {
@@ -51,57 +82,94 @@ export interface DisciplineState {
   /** Monotonic time of the chain's first correction, or null: no chain (at start, after a step). */
   startMonoNs: bigint | null;
   lastMonoNs: bigint | null;
-  /** Applied correction plus the correction then made, at the chain's start, ns. */
+  /** Raw phase (applied at measurement plus the adjustment) at the chain's start, ns. */
   baseNs: bigint;
-  /** What the frequency correction has done since the chain's start, ns. */
+  /** What the frequency correction has done from the chain's start to changedMonoNs, ns. */
   frequencyPhaseNs: number;
+  /** When frequencyPpm last took effect (the last answer applied), monotonic ns. */
+  changedMonoNs: bigint | null;
   points: readonly Point[];
 }
 
 export function initialDiscipline(frequencyPpm = 0): DisciplineState {
-  return { frequencyPpm, startMonoNs: null, lastMonoNs: null, baseNs: 0n, frequencyPhaseNs: 0, points: [] };
+  return { frequencyPpm, startMonoNs: null, lastMonoNs: null, baseNs: 0n, frequencyPhaseNs: 0, changedMonoNs: null, points: [] };
 }
 
-/** One correction as the discipline sees it. */
+/** One answered measurement as the discipline sees it. */
 export interface CorrectionEvent {
-  correctionNs: bigint;
-  /** The clock's appliedNs() just before this correction. */
-  appliedNs: bigint;
-  monoNs: bigint;
+  /** The round's adjustment for this clock, ns. */
+  adjustmentNs: bigint;
+  /** The clock's appliedNs() at the measurement. */
+  appliedAtMeasureNs: bigint;
+  /** When the measurement was taken, and when its answer is applied (monotonic ns). */
+  measureMonoNs: bigint;
+  applyMonoNs: bigint;
   /** The correction is a step. */
   stepped: boolean;
+  /** The measurement's round trip, ns (0 or absent: unknown). */
+  delayNs?: number;
 }
 
-/** Least-squares slope of x against t; null for fewer than 2 points. */
-export function slope(points: readonly Point[]): number | null {
-  const n = points.length;
-  if (n < 2) return null;
-  const mt = points.reduce((s, p) => s + p.t, 0) / n;
-  const mx = points.reduce((s, p) => s + p.x, 0) / n;
+/** Each point's weight 1 / (floor² + e²) (ns⁻²), e being half of its round trip's excess over the window's least. */
+export function weighted(points: readonly Point[], noiseFloorNs: number): Point[] {
+  const known = points.filter((p) => (p.d ?? 0) > 0);
+  const least = known.length ? Math.min(...known.map((p) => p.d!)) : 0;
+  const f2 = noiseFloorNs ** 2;
+  return points.map((p) => {
+    const e = (p.d ?? 0) > 0 ? (p.d! - least) / 2 : 0;
+    return { ...p, w: 1 / (f2 + e * e) };
+  });
+}
+
+/**
+ * Weighted least-squares slope of x against t, and its standard error
+ * (ppm) taking each weight as 1 / the point's variance; null for fewer than
+ * 2 points.
+ */
+export function fit(points: readonly Point[]): { slope: number; sePpm: number } | null {
+  if (points.length < 2) return null;
+  let sw = 0;
+  let st = 0;
+  let sx = 0;
+  for (const p of points) {
+    const w = p.w ?? 1;
+    sw += w;
+    st += w * p.t;
+    sx += w * p.x;
+  }
+  const mt = st / sw;
+  const mx = sx / sw;
   let num = 0;
   let den = 0;
   for (const p of points) {
-    num += (p.t - mt) * (p.x - mx);
-    den += (p.t - mt) ** 2;
+    const w = p.w ?? 1;
+    num += w * (p.t - mt) * (p.x - mx);
+    den += w * (p.t - mt) ** 2;
   }
-  return den > 0 ? num / den : null;
+  return den > 0 ? { slope: num / den, sePpm: 1e6 / Math.sqrt(den) } : null;
 }
 
 /** The state after a correction. */
 export function discipline(state: DisciplineState, ev: CorrectionEvent, opts: DisciplineOptions = DEFAULT_DISCIPLINE): DisciplineState {
-  const { correctionNs, appliedNs, monoNs } = ev;
-  if (ev.stepped) return { ...state, startMonoNs: null, lastMonoNs: null, points: [] };
+  const { measureMonoNs: m, applyMonoNs: a } = ev;
+  const phase = ev.appliedAtMeasureNs + ev.adjustmentNs;
+  if (ev.stepped) return { ...state, startMonoNs: null, lastMonoNs: null, changedMonoNs: null, points: [] };
   const last = state.lastMonoNs;
   const start = state.startMonoNs;
-  if (last === null || start === null || monoNs <= last || monoNs - last > opts.maxSpanNs) {
+  const changed = state.changedMonoNs;
+  if (last === null || start === null || changed === null || m <= last || m - last > opts.maxSpanNs || a < m) {
     // The anchor is not a point of the fit: it alone lacks the error n_0 its correction left, which every later point shares.
-    return { ...state, startMonoNs: monoNs, lastMonoNs: monoNs, baseNs: appliedNs + correctionNs, frequencyPhaseNs: 0, points: [] };
+    const frequencyPhaseNs = (state.frequencyPpm * Number(a - m)) / 1e6;
+    return { ...state, startMonoNs: m, lastMonoNs: m, baseNs: phase, frequencyPhaseNs, changedMonoNs: a, points: [] };
   }
-  const frequencyPhaseNs = state.frequencyPhaseNs + (state.frequencyPpm * Number(monoNs - last)) / 1e6;
-  const x = Number(appliedNs + correctionNs - state.baseNs) + frequencyPhaseNs;
-  const points = [...state.points, { t: Number(monoNs - start), x }].slice(-opts.window);
-  const s = slope(points);
+  const atMeasure = state.frequencyPhaseNs + (state.frequencyPpm * Number(m - changed)) / 1e6;
+  const x = Number(phase - state.baseNs) + atMeasure;
+  const points = [...state.points, { t: Number(m - start), x, d: ev.delayNs ?? 0 }].slice(-opts.window);
+  const f = fit(weighted(points, opts.noiseFloorNs));
   const max = opts.maxFrequencyPpm;
-  const frequencyPpm = s === null ? state.frequencyPpm : Math.min(max, Math.max(-max, s * 1e6));
-  return { ...state, frequencyPpm, lastMonoNs: monoNs, frequencyPhaseNs, points };
+  const trusted = f !== null && f.sePpm <= opts.maxErrorPpm;
+  const frequencyPpm = trusted ? Math.min(max, Math.max(-max, f.slope * 1e6)) : state.frequencyPpm;
+  // The frequency in force ran on to the answer; the new one starts there.
+  const frequencyPhaseNs = state.frequencyPhaseNs + (state.frequencyPpm * Number(a - changed)) / 1e6;
+  return { ...state, frequencyPpm, lastMonoNs: m, frequencyPhaseNs, changedMonoNs: a, points };
 }

@@ -13,13 +13,21 @@ import type { Address, RoundRow } from './types.js';
 
 /**
  * Fast start: rounds 1-4 of an epoch run at a quarter of the interval,
- * rounds 5-8 at half of it. The frequency estimate's error is the noise of
- * two measurements over the time they span, so the spans grow with it: by
- * the first full interval the estimate rests on about three seconds.
+ * rounds 5-12 at half of it. Until a clock's frequency is known it drifts by
+ * its full rate error, so the first spans are short; the frequency
+ * estimate's error is the noise of the measurements over the time they
+ * span, so the spans grow with it. (An eighth of a second was tried: the
+ * first bursts of freshly started processes, squeezed into 60 ms windows,
+ * measured hundreds of µs off, which cost more than the shorter drift
+ * saved.) A round's collection window shrinks alike, but never below
+ * FAST_START_MIN_COLLECT_NS: short intervals start with less of a speed-up.
  */
-export const FAST_START_ROUNDS = 8;
-export function fastStartDivisor(round: number): bigint {
-  return round <= 4 ? 4n : round <= FAST_START_ROUNDS ? 2n : 1n;
+export const FAST_START_ROUNDS = 12;
+export const FAST_START_MIN_COLLECT_NS = 25_000_000n;
+export function fastStartDivisor(round: number, collectTimeoutNs: bigint): bigint {
+  let divisor = round <= 4 ? 4n : round <= FAST_START_ROUNDS ? 2n : 1n;
+  while (divisor > 1n && collectTimeoutNs / divisor < FAST_START_MIN_COLLECT_NS) divisor /= 2n;
+  return divisor;
 }
 
 /** Largest member table (BSD timed's was 1,013 hosts; it ran with 200-300). */
@@ -53,6 +61,14 @@ export class MasterRole {
   lastAverageNs: bigint | null = null;
   private collecting = false;
   private appliedAtSyncNs = 0n;
+  /**
+   * This round's requests: the sums of their arrival times and of what our
+   * clock had applied at each. The peers measured our clock at those
+   * instants, so the average describes it at about their mean.
+   */
+  private requestMonoSum = 0n;
+  private requestAppliedSum = 0n;
+  private requestCount = 0n;
   private readonly reports = new Map<bigint, Report>();
   private readonly requests = new Map<bigint, number>();
 
@@ -74,11 +90,14 @@ export class MasterRole {
     this.collecting = true;
     this.reports.clear();
     this.requests.clear();
+    this.requestMonoSum = 0n;
+    this.requestAppliedSum = 0n;
+    this.requestCount = 0n;
     this.appliedAtSyncNs = ctx.clock.appliedNs();
     // Fast start, like chrony's iburst: the first rounds of an epoch run at
     // a fraction of the interval, so that clocks are set and frequencies
     // found within a few seconds instead of many rounds.
-    const divisor = fastStartDivisor(this.round);
+    const divisor = fastStartDivisor(this.round, o.collectTimeoutNs);
     const collectNs = o.collectTimeoutNs / divisor;
     ctx.arm('round', o.intervalNs / divisor);
     ctx.arm('collect', collectNs);
@@ -103,6 +122,9 @@ export class MasterRole {
     const count = (this.requests.get(msg.sender) ?? 0) + 1;
     if (count > this.requestLimit || (count === 1 && this.requests.size >= 2 * MAX_MEMBERS)) return ctx.drop('rate-limited', msg, from);
     this.requests.set(msg.sender, count);
+    this.requestMonoSum += rxMonoNs;
+    this.requestAppliedSum += ctx.clock.appliedNs();
+    this.requestCount += 1n;
     const receiveNs = ctx.clock.at(rxMonoNs);
     ctx.send(from, {
       type: MessageType.TimeReply,
@@ -166,7 +188,17 @@ export class MasterRole {
     this.lastQuorum = result.quorum;
     this.lastAverageNs = result.averageNs;
     ctx.notice({ kind: 'round', epoch: this.epoch, round: this.round, averageNs: result.averageNs, quorum: result.quorum, table });
-    ctx.applyAdjustment(this.epoch, this.round, result.averageNs, this.appliedAtSyncNs, monoNs);
+    // The average compares the peers' clocks with ours as they measured it,
+    // spread over their slots; a slew of ours that ran on meanwhile is in
+    // their offsets already.
+    const n = this.requestCount;
+    const measuredMonoNs = n > 0n ? this.requestMonoSum / n : monoNs;
+    const appliedAtMeasureNs = n > 0n ? this.requestAppliedSum / n : this.appliedAtSyncNs;
+    // The average's quality, for the frequency fit's weights: the reports' mean round trip (each within [0, max delay]).
+    const reports = [...this.reports.values()];
+    const cap = Number(ctx.opts.maxDelayNs);
+    const meanDelayNs = reports.length ? reports.reduce((s, r) => s + Math.min(cap, Math.max(0, Number(r.delayNs))), 0) / reports.length : 0;
+    ctx.applyAdjustment(this.epoch, this.round, result.averageNs, appliedAtMeasureNs, measuredMonoNs, monoNs, meanDelayNs);
     this.expireMembers();
   }
 

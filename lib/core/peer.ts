@@ -5,7 +5,8 @@
  * slot    -> burst: a warm-up exchange, then `probes` exchanges, one after another
  * reply   -> t4 from the arrival timestamp; keep the sample; next exchange
  * done    -> best of burst by delay; dropped above maxDelay; else REPORT to the master
- *            (before the first sync, if outside the tolerance: coarse step to the master's clock)
+ *            (before the first sync, if outside the tolerance: coarse step to the master's
+ *            clock, then a second burst on the stepped clock, whose result is reported)
  * ADJUST  -> this node's entry, less what was corrected since the measurement
  *
  * The slot spreads the bursts of all peers over the first part of the
@@ -53,19 +54,31 @@ interface Burst {
   left: number;
   warmup: boolean;
   samples: Sample[];
-  /** appliedNs() when each sample was taken, by sample index. */
+  /** appliedNs() when each sample was taken, and the monotonic time its reply arrived, by sample index. */
   appliedAt: bigint[];
+  takenAt: bigint[];
   outstanding: Outstanding | null;
   /** How long a request waits for its reply. */
   probeTimeoutNs: bigint;
   /** Monotonic time by which the burst reports what it has, to reach the master before the collection ends. */
   deadlineMonoNs: bigint;
+  /** A second burst after a coarse step: the first burst's measurement, reported if this one fails. */
+  fallback: Chosen | null;
+}
+
+/** A burst's best sample, with the clock's state when it was taken. */
+interface Chosen {
+  best: Sample;
+  appliedAtNs: bigint;
+  monoNs: bigint;
 }
 
 interface Measurement {
   epoch: number;
   round: number;
   appliedAtNs: bigint;
+  monoNs: bigint;
+  delayNs: bigint;
   answered: boolean;
 }
 
@@ -98,9 +111,11 @@ export class PeerRole {
       warmup: true,
       samples: [],
       appliedAt: [],
+      takenAt: [],
       outstanding: null,
       probeTimeoutNs: min(ctx.opts.maxDelayNs, BigInt(Math.round(Number(collectNs) * PROBE_TIMEOUT))),
       deadlineMonoNs: rxMonoNs + BigInt(Math.round(Number(collectNs) * REPORT_BY)),
+      fallback: null,
     };
     ctx.arm('slot', slotNs);
   }
@@ -136,6 +151,7 @@ export class PeerRole {
     } else {
       b.samples.push(exchange(o.originNs, msg.receiveNs, msg.transmitNs, t4));
       b.appliedAt.push(ctx.clock.appliedNs());
+      b.takenAt.push(rxMonoNs);
     }
     this.next(b, rxMonoNs);
   }
@@ -151,16 +167,18 @@ export class PeerRole {
 
   private next(b: Burst, monoNs: bigint): void {
     if (b.left > 0 && monoNs < b.deadlineMonoNs) return this.sendRequest(b);
-    this.finish(b);
+    this.finish(b, monoNs);
   }
 
-  private finish(b: Burst): void {
+  private finish(b: Burst, monoNs: bigint): void {
     const { ctx } = this;
     this.burst = null;
     const best = bestOfBurst(b.samples);
-    if (!best) return ctx.notice({ kind: 'burst-failed', round: b.round, why: 'no reply' });
-    if (best.delayNs > ctx.opts.maxDelayNs) {
-      return ctx.notice({ kind: 'burst-failed', round: b.round, why: `best round trip ${best.delayNs} ns above --max-delay` });
+    const failed = !best ? 'no reply' : best.delayNs > ctx.opts.maxDelayNs ? `best round trip ${best.delayNs} ns above --max-delay` : null;
+    if (failed !== null || !best) {
+      // A second burst after a coarse step that got nothing: report the first one's measurement.
+      if (b.fallback) return this.report(b, b.fallback);
+      return ctx.notice({ kind: 'burst-failed', round: b.round, why: failed ?? 'no reply' });
     }
     const bound = this.delayBound();
     this.delays.push(best.delayNs);
@@ -171,14 +189,35 @@ export class PeerRole {
     }
     this.rejectedInARow = 0;
     const index = b.samples.indexOf(best);
-    this.measurement = { epoch: b.epoch, round: b.round, appliedAtNs: b.appliedAt[index]!, answered: false };
+    const chosen: Chosen = { best, appliedAtNs: b.appliedAt[index]!, monoNs: b.takenAt[index]! };
     // A newcomer whose clock is outside the group's tolerance takes the
     // master's clock at once, from this fresh measurement (its replies echo
-    // our nonces, so a replayed SYNC cannot do this). The report keeps the
-    // offset as measured: the step counts as corrected since the
-    // measurement, so the round's adjustment comes out right.
+    // our nonces, so a replayed SYNC cannot do this). That first burst ran
+    // on a clock far off and in a process just started (cold code, a master
+    // busy with everyone's first burst): it lands within a few hundred µs,
+    // and slewing that away at 500 ppm takes rounds. So, time permitting, a
+    // second burst measures the stepped clock, and that is what is reported;
+    // the round's adjustment may then still step, the clock not being
+    // synchronized yet. If no time is left, or the second burst fails, the
+    // first is reported as measured: the step counts as corrected since
+    // that measurement, so the round's adjustment comes out right.
     const size = best.offsetNs < 0n ? -best.offsetNs : best.offsetNs;
-    if (!ctx.synced && size > ctx.opts.toleranceNs && size > ctx.opts.stepThresholdNs) ctx.coarseStep(-best.offsetNs);
+    if (!ctx.synced && !b.fallback && size > ctx.opts.toleranceNs && size > ctx.opts.stepThresholdNs) {
+      ctx.coarseStep(-best.offsetNs);
+      if (monoNs < b.deadlineMonoNs) {
+        this.burst = { ...b, left: ctx.opts.probes + 1, warmup: true, samples: [], appliedAt: [], takenAt: [], outstanding: null, fallback: chosen };
+        // By timer, so that the requests go out on the stepped clock.
+        ctx.arm('slot', 0n);
+        return;
+      }
+    }
+    this.report(b, chosen);
+  }
+
+  private report(b: Burst, chosen: Chosen): void {
+    const { ctx } = this;
+    const { best } = chosen;
+    this.measurement = { epoch: b.epoch, round: b.round, appliedAtNs: chosen.appliedAtNs, monoNs: chosen.monoNs, delayNs: best.delayNs, answered: false };
     this.lastOffsetNs = best.offsetNs;
     this.lastDelayNs = best.delayNs;
     ctx.notice({ kind: 'measured', round: b.round, offsetNs: best.offsetNs, delayNs: best.delayNs, samples: b.samples.length });
@@ -208,7 +247,7 @@ export class PeerRole {
     if (!entry) return; // our entry is in another part of the table
     if (m.answered) return ctx.drop('stale-round', msg, from); // a duplicate or a replay
     m.answered = true;
-    ctx.applyAdjustment(msg.epoch, msg.round, entry.adjustmentNs, m.appliedAtNs, monoNs);
+    ctx.applyAdjustment(msg.epoch, msg.round, entry.adjustmentNs, m.appliedAtNs, m.monoNs, monoNs, Number(m.delayNs));
   }
 
   cancelBurst(): void {
