@@ -11,15 +11,21 @@
  * convergence, the rounds it took to come within 1 ms and within 100 µs,
  * each daemon's peak RSS and CPU share, and the measured round trips (to
  * set the simulator's delay and jitter). Ends by itself; leaves no process.
+ *
+ * Precision is reported for the steady state: from the round after which
+ * the group stays within 100 µs, but not before the fast start (rounds
+ * 1-12, in which the frequencies are acquired) is over; and, beside it,
+ * from the 100 µs round on, acquisition included.
  */
 import { Command, Option } from 'commander';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { Cluster } from '../lib/daemon/cluster.js';
 import type { StatusJson } from '../lib/daemon/status.js';
-import { readingOf, spreadNs } from '../lib/daemon/truth.js';
+import { groupTimesAt, readingOf, spreadNs } from '../lib/daemon/truth.js';
 import { freeUdpPort } from '../lib/net/transport.js';
-import { convergedRound, percentiles, precisionAfter } from '../lib/sim/stats.js';
+import { FAST_START_ROUNDS } from '../lib/core/master.js';
+import { convergedRound, percentiles, precisionAfter, steadyFrom } from '../lib/sim/stats.js';
 import { int, positiveDuration, ppm, duration } from '../bin/parse.js';
 
 interface Sample {
@@ -27,6 +33,9 @@ interface Sample {
   /** Rounds the master had completed. */
   label: number;
   spreadNs: bigint;
+  /** Each daemon's clock minus the master's (ns) and its rate error left after its frequency correction (ppm), in member order. */
+  offsetsNs: bigint[];
+  ratesPpm: number[];
 }
 
 /** Clock ticks per second for /proc/<pid>/stat (USER_HZ; 100 on Linux). */
@@ -55,7 +64,7 @@ async function main(): Promise<void> {
     .addOption(new Option('--offset-spread <duration>', 'starting clocks within ± this').argParser(duration).default(1_000_000_000n, '1s'))
     .option('--rate <n>', 'ground-truth samples per second', int(1, 50, 'rate'), 5)
     .addOption(new Option('--idle <duration>', 'then measure CPU for this long without polling the daemons (their idle cost)').argParser(positiveDuration).default(20_000_000_000n, '20s'))
-    .option('--trace <file>', 'write every ground-truth sample (ms since start, rounds completed, spread in ns) as CSV')
+    .option('--trace <file>', 'write every ground-truth sample as CSV: ms since start, rounds completed, spread (ns), then each daemon\'s clock minus the master\'s (ns) and its rate error after frequency correction (ppm)')
     .option('--json', 'one JSON object as the last line of standard output')
     .parse(process.argv)
     .opts();
@@ -78,6 +87,7 @@ async function main(): Promise<void> {
       await cluster.add({ name: `n${i}`, args: [...common, '--sim-offset', `${offset}ns`, '--sim-drift', drift.toFixed(3), ...(i === 0 ? ['--master'] : ['--priority', '0'])] });
     }
     log(`bench: ${o.nodes} daemons on ${group}:${port}, interval ${intervalMs} ms, drift within ±${o.drift} ppm, running ${(durationMs / 1000).toFixed(0)} s`);
+    const names = [...Array(o.nodes).keys()].map((i) => `n${i}`);
     const t0 = Date.now();
     const samples: Sample[] = [];
     const rtts: number[] = [];
@@ -92,7 +102,17 @@ async function main(): Promise<void> {
       if (live.length !== o.nodes) throw new Error(`only ${live.length} of ${o.nodes} daemons answered`);
       const master = live.find((s) => s.nodeId === 'n0')!;
       const label = master.lastRound?.round ?? 0;
-      samples.push({ atMs: Date.now() - t0, label, spreadNs: spreadNs(live.map(readingOf)) });
+      const byName = names.map((n) => live.find((s) => s.nodeId === n)!);
+      const readings = byName.map(readingOf);
+      const at = readings.reduce((m, r) => (r.monotonicNs > m ? r.monotonicNs : m), 0n);
+      const times = groupTimesAt(readings, at);
+      samples.push({
+        atMs: Date.now() - t0,
+        label,
+        spreadNs: spreadNs(readings),
+        offsetsNs: times.map((t) => t - times[0]!),
+        ratesPpm: readings.map((r) => r.rateErrorPpm),
+      });
       if (label !== lastRound) {
         lastRound = label;
         for (const s of live) if (s.lastDelayNs !== null && s.role === 'peer') rtts.push(Number(s.lastDelayNs));
@@ -120,12 +140,19 @@ async function main(): Promise<void> {
       if (b) hwm.set(m.name, Math.max(hwm.get(m.name) ?? 0, b.hwmMb));
       return a && b ? (100 * (b.cpuS - a.cpuS)) / idleS : 0;
     });
-    if (o.trace) writeFileSync(o.trace, 'ms,round,spread_ns\n' + samples.map((x) => `${x.atMs},${x.label},${x.spreadNs}`).join('\n') + '\n');
+    if (o.trace) {
+      const head = ['ms', 'round', 'spread_ns', ...names.map((n) => `${n}_offset_ns`), ...names.map((n) => `${n}_rate_ppm`)];
+      const rows = samples.map((x) => [x.atMs, x.label, x.spreadNs, ...x.offsetsNs, ...x.ratesPpm.map((r) => r.toFixed(3))].join(','));
+      writeFileSync(o.trace, head.join(',') + '\n' + rows.join('\n') + '\n');
+    }
     const ms1 = convergedRound(samples, 1_000_000n);
     const us100 = convergedRound(samples, 100_000n);
-    const from = us100 ?? ms1;
+    // Precision in the steady state: from the 100 µs round, after the fast start (frequency acquisition).
+    const from = steadyFrom(samples, FAST_START_ROUNDS);
     const precision = precisionAfter(samples, from);
-    const roundsAfter = from === null ? 0 : lastRound - from + 1;
+    const roundsAfter = from === null ? 0 : Math.max(0, lastRound - from + 1);
+    // And, for comparison, everything from the 100 µs round on, acquisition included.
+    const whole = precisionAfter(samples, us100);
     const rtt = percentiles(rtts);
     const rttMin = rtts.length ? Math.min(...rtts) : 0;
     const result = {
@@ -137,6 +164,8 @@ async function main(): Promise<void> {
       roundsAfterConvergence: roundsAfter,
       samples: samples.length,
       precisionUs: { p50: precision.p50 / 1000, p99: precision.p99 / 1000, max: precision.max / 1000 },
+      steadyFromRound: from,
+      precisionFromConvergenceUs: { p50: whole.p50 / 1000, p99: whole.p99 / 1000, max: whole.max / 1000 },
       convergeRounds: { ms1, us100 },
       rssMb: { max: Math.max(...hwm.values()) },
       cpuPercent: { max: Math.max(...idleCpu), master: idleCpu[cluster.members.findIndex((m) => m.name === 'n0')]!, whilePolledMax: Math.max(...cpuShare.values()), idleWindowS: Math.round(idleS) },
@@ -144,9 +173,11 @@ async function main(): Promise<void> {
       machine: { cpus: cpus().length, loadavg1: Number(loadavg()[0]!.toFixed(2)), node: process.version },
     };
     const f = (x: number): string => x.toFixed(1);
-    log(`rounds: ${result.rounds} (fast start: rounds 1-4 at a quarter interval, 5-8 at half); samples: ${samples.length}`);
+    log(`rounds: ${result.rounds} (fast start: rounds 1-4 at a quarter interval, 5-12 at half); samples: ${samples.length}`);
     log(`converged within 1 ms after round ${ms1 ?? 'never'}, within 100 µs after round ${us100 ?? 'never'}`);
-    log(`precision over ${roundsAfter} rounds after convergence: p50 ${f(result.precisionUs.p50)} µs, p99 ${f(result.precisionUs.p99)} µs, max ${f(result.precisionUs.max)} µs`);
+    log(`precision over ${roundsAfter} rounds of steady state (from round ${from ?? 'never'}): p50 ${f(result.precisionUs.p50)} µs, p99 ${f(result.precisionUs.p99)} µs, max ${f(result.precisionUs.max)} µs`);
+    const w = result.precisionFromConvergenceUs;
+    log(`  from round ${us100 ?? 'never'}, acquisition included: p50 ${f(w.p50)} µs, p99 ${f(w.p99)} µs, max ${f(w.max)} µs`);
     log(`per daemon: peak RSS ${f(result.rssMb.max)} MB max; CPU idle ${result.cpuPercent.max.toFixed(2)}% max (master ${result.cpuPercent.master.toFixed(2)}%) over ${result.cpuPercent.idleWindowS} s unpolled, ${result.cpuPercent.whilePolledMax.toFixed(2)}% max while polled ${o.rate}/s`);
     log(`round trips: min ${f(result.rttUs.min)} µs, p50 ${f(result.rttUs.p50)} µs, p99 ${f(result.rttUs.p99)} µs`);
     log(`simulate the same: berkeleyd simulate --nodes ${o.nodes} --drift ${o.drift} --delay ${Math.round(rttMin / 2000)}us --jitter ${Math.max(1, Math.round((rtt.p50 - rttMin) / 2000))}us --rounds ${result.rounds}`);

@@ -31,7 +31,7 @@ export function simulateCommand(): Command {
     .addOption(new Option('--partition <spec>', 'cut the first K nodes off from the rest from the A-th to the B-th round completed in the group (by any master): K@A-B, e.g. 2@5-10').argParser(partitionSpec))
     .option('--seed <n>', 'seed of the random choices (same seed, same run)', int(0, 2 ** 32 - 1, 'seed'), d.seed)
     .option('--json', 'print one JSON object as the last line of standard output')
-    .option('--quiet', 'no per-round report')
+    .option('--quiet', 'no per-round report: only the heading and the summary')
     .action((opts) => {
       const nodes: number = opts.nodes;
       const master: string | null = opts.master === 'none' ? null : opts.master;
@@ -65,7 +65,7 @@ export function simulateCommand(): Command {
       };
       const result = runSimulation(o);
       const summary = summarize(result);
-      if (!opts.quiet) process.stdout.write(formatReport(result, summary) + '\n');
+      process.stdout.write(formatReport(result, summary, { rounds: !opts.quiet }) + '\n');
       if (opts.json) process.stdout.write(JSON.stringify(summary) + '\n');
     });
 }

@@ -42,3 +42,15 @@ export function precisionAfter(samples: readonly LabelledSample[], fromRound: nu
   if (fromRound === null) return percentiles([]);
   return percentiles(samples.filter((s) => s.label >= fromRound).map((s) => Number(s.spreadNs)));
 }
+
+/**
+ * The steady state's first round, as the benchmark and the simulator
+ * report precision: from the round after which the group stays within
+ * 100 µs, but not before the fast start (frequency acquisition, rounds at a
+ * fraction of the interval) is over. Null when the group never came within
+ * 100 µs.
+ */
+export function steadyFrom(samples: readonly LabelledSample[], fastStartRounds: number): number | null {
+  const us100 = convergedRound(samples, 100_000n);
+  return us100 === null ? null : Math.max(us100, fastStartRounds + 1);
+}
