@@ -53,7 +53,7 @@ export function runCommand(): Command {
     .addOption(env(new Option('--max-delay <duration>', 'drop a measurement whose best round trip is longer').argParser(positiveDuration).default(d.maxDelayNs, '50ms'), 'MAX_DELAY'))
     .addOption(env(new Option('--tolerance <duration>', 'clocks farther than this from the median do not count in the average').argParser(duration).default(d.toleranceNs, '20ms'), 'TOLERANCE'))
     .addOption(env(new Option('--max-slew <ppm>', 'largest rate at which a correction is slewed').argParser(ppm).default(500), 'MAX_SLEW'))
-    .addOption(env(new Option('--step-threshold <duration>', 'step corrections larger than this where stepping is allowed (before the first sync, or with --step-always)').argParser(duration).default(d.stepThresholdNs, '100us'), 'STEP_THRESHOLD'))
+    .addOption(env(new Option('--step-threshold <duration>', 'step corrections larger than this where stepping is allowed: in the first 4 corrections (until synchronized), or always with --step-always').argParser(duration).default(d.stepThresholdNs, '100us'), 'STEP_THRESHOLD'))
     .option('--step-always', `allow steps after the first synchronization too (env ${FLAGS.stepAlways}=1)`)
     .addOption(env(new Option('--max-adjust <duration>', 'after the first synchronization, refuse corrections larger than this').argParser(positiveDuration), 'MAX_ADJUST'))
     .addOption(env(new Option('--key-file <path>', 'authenticate every datagram with the HMAC-SHA256 keys in this file (see berkeleyd keygen)'), 'KEY_FILE'))

@@ -7,6 +7,7 @@
 import test from 'ava';
 import { createSimulatedClock, type VirtualClock } from '../lib/clock/index.js';
 import { CLAIM_WINDOW, ELECTION_JITTER, ELECTION_TIMEOUT, STARTUP_WAIT } from '../lib/core/election.js';
+import { INITIAL_STEP_UPDATES } from '../lib/core/context.js';
 import { FAST_START_MIN_COLLECT_NS, FAST_START_ROUNDS, fastStartDivisor } from '../lib/core/master.js';
 import { Node } from '../lib/core/node.js';
 import { DEFAULTS, type NodeOptions } from '../lib/core/options.js';
@@ -340,7 +341,7 @@ test('a peer: replies must echo nonce and origin; the burst reports its least-de
   t.is(c.correctionNs, -X);
   t.true(c.allowStep, 'the first correction may step');
   t.is(only(notices(onAdjust, 'corrected'), 'corrected').adjustmentNs, -X);
-  t.false(p.node.status().synced, 'a stepped correction does not count as synchronized: the next may step too');
+  t.false(p.node.status().synced, 'one correction does not synchronize: the first 4 may step');
 
   // The same ADJUST again (duplicate or replay): dropped, no second correction.
   const replay = p.receive(adjust, MASTER_ADDR);
@@ -369,7 +370,8 @@ test('a peer: an ADJUST entry is reduced by what was corrected since the measure
   const onAdjust = p.receive(adjustFor(master.id, 1, 2, [{ node: p.id, adjustmentNs: -30n * US, outlier: false }]), MASTER_ADDR);
   const c = only(corrections(onAdjust), 'correct');
   t.is(c.correctionNs, -30n * US - ranSinceNs, 'the part of the slew that ran after the measurement is subtracted');
-  t.false(c.allowStep, 'after the first synchronization a correction only slews');
+  t.true(c.allowStep, 'still acquiring: the first 4 corrections may step');
+  t.false(only(notices(onAdjust, 'corrected'), 'corrected').step, 'but this one is within the threshold: slewed');
 });
 
 test('a replayed or old SYNC is dropped: same epoch with the same or a lower round → stale-round; lower epoch → stale-epoch', (t) => {
@@ -604,7 +606,7 @@ test('election: priority 0 never claims', (t) => {
 
 // ---------------------------------------------------------------- max-adjust
 
-test('synchronization: corrections beyond the step threshold step until one is slewed, or for the first 3 corrections', (t) => {
+test('synchronization: a node\'s first 4 corrections step when beyond the step threshold; later ones slew', (t) => {
   const steps = (adjustments: bigint[]): boolean[] => {
     const time = new FakeTime();
     const p = makeNode(time, 'p1', { probes: 2 });
@@ -617,10 +619,10 @@ test('synchronization: corrections beyond the step threshold step until one is s
       return only(notices(done, 'corrected'), 'corrected').step;
     });
   };
+  t.is(INITIAL_STEP_UPDATES, 4);
   // Default threshold 100 µs.
-  t.deepEqual(steps([300n * US, 200n * US, 150n * US, 150n * US]), [true, true, true, false], 'three corrections may step, the fourth slews');
-  t.deepEqual(steps([300n * US, 20n * US, 150n * US]), [true, false, false], 'a slewed correction synchronizes: no step after it');
-  t.deepEqual(steps([20n * US, 500n * US]), [false, false]);
+  t.deepEqual(steps([300n * US, 200n * US, 150n * US, 150n * US, 150n * US]), [true, true, true, true, false], 'four corrections may step, the fifth slews');
+  t.deepEqual(steps([300n * US, 20n * US, 150n * US, 90n * US, 500n * US]), [true, false, true, false, false], 'a small correction between does not end the acquisition');
 });
 
 test('--max-adjust: after the first synchronization a larger adjustment is refused, not applied', (t) => {
@@ -634,23 +636,25 @@ test('--max-adjust: after the first synchronization a larger adjustment is refus
   t.is(only(corrections(first), 'correct').correctionNs, 5n * MS);
   t.is(notices(first, 'refused').length, 0);
   t.false(p.node.status().synced);
+  for (const round of [2, 3, 4]) {
+    time.advance(500n * MS);
+    runBurst(time, p, master, syncFrom(master, 1, round));
+    p.receive(adjustFor(master.id, 1, round, [{ node: p.id, adjustmentNs: 30n * US, outlier: false }]), MASTER_ADDR);
+  }
+  t.true(p.node.status().synced, 'synchronized after 4 corrections');
   time.advance(500n * MS);
-  runBurst(time, p, master, syncFrom(master, 1, 2));
-  p.receive(adjustFor(master.id, 1, 2, [{ node: p.id, adjustmentNs: 30n * US, outlier: false }]), MASTER_ADDR);
-  t.true(p.node.status().synced, 'a slewed correction synchronizes');
-  time.advance(500n * MS);
-  runBurst(time, p, master, syncFrom(master, 1, 3));
-  const big = p.receive(adjustFor(master.id, 1, 3, [{ node: p.id, adjustmentNs: -(1n * MS + 1n), outlier: false }]), MASTER_ADDR);
+  runBurst(time, p, master, syncFrom(master, 1, 5));
+  const big = p.receive(adjustFor(master.id, 1, 5, [{ node: p.id, adjustmentNs: -(1n * MS + 1n), outlier: false }]), MASTER_ADDR);
   t.is(corrections(big).length, 0, 'no correct action for an adjustment above --max-adjust');
   t.is(big.filter((a) => a.type === 'frequency').length, 0);
   const refused = only(notices(big, 'refused'), 'refused');
   // What is refused is the correction: the entry less what was corrected since the measurement (here a few ns of slew).
   t.true(refused.correctionNs < -1n * MS && refused.correctionNs > -(1n * MS + 1n * US), `refused correction ${refused.correctionNs}`);
   t.is(refused.maxAdjustNs, 1n * MS);
-  t.is(refused.round, 3);
+  t.is(refused.round, 5);
   time.advance(500n * MS);
-  runBurst(time, p, master, syncFrom(master, 1, 4));
-  const ok = p.receive(adjustFor(master.id, 1, 4, [{ node: p.id, adjustmentNs: 1n * MS, outlier: false }]), MASTER_ADDR);
+  runBurst(time, p, master, syncFrom(master, 1, 6));
+  const ok = p.receive(adjustFor(master.id, 1, 6, [{ node: p.id, adjustmentNs: 1n * MS, outlier: false }]), MASTER_ADDR);
   t.is(corrections(ok).length, 1, 'exactly --max-adjust is allowed');
 });
 

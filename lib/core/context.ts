@@ -28,14 +28,15 @@ export interface Randomness {
 }
 
 /**
- * A node is synchronized once a round found its clock within the step
- * threshold (the correction was slewed), or after this many corrections
- * whatever they were (like chrony's `makestep <threshold> 3`). Until then a
- * correction beyond the threshold steps: the first rounds measure from
- * freshly started processes, and slewing away a few hundred µs of their
- * error at 500 ppm would take a second or more.
+ * A node synchronizes at its INITIAL_STEP_UPDATES-th correction (like
+ * chrony's `makestep <threshold> 4`). Until then a correction beyond the
+ * step threshold steps: the first rounds measure from freshly started
+ * processes and a master busy with everyone's first bursts, often a few
+ * hundred µs off and all in the same direction, and slewing that away at
+ * 500 ppm takes a second or more, when the next round can step it. Four
+ * corrections are the fast start's quarter-interval rounds.
  */
-export const INITIAL_STEP_UPDATES = 3;
+export const INITIAL_STEP_UPDATES = 4;
 
 export class Context {
   out: Action[] = [];
@@ -135,7 +136,7 @@ export class Context {
     this.out.push({ type: 'correct', correctionNs, allowStep });
     if (after !== before) this.out.push({ type: 'frequency', ppm: after });
     this.updates += 1;
-    if (!step || this.updates >= INITIAL_STEP_UPDATES) this.synced = true;
+    if (this.updates >= INITIAL_STEP_UPDATES) this.synced = true;
     this.lastAdjustmentNs = adjustmentNs;
     this.notice({ kind: 'corrected', epoch, round, correctionNs, adjustmentNs, step, frequencyPpm: after });
   }
