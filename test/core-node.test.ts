@@ -8,7 +8,7 @@ import test from 'ava';
 import { createSimulatedClock, type VirtualClock } from '../lib/clock/index.js';
 import { CLAIM_WINDOW, ELECTION_JITTER, ELECTION_TIMEOUT, STARTUP_WAIT } from '../lib/core/election.js';
 import { INITIAL_STEP_UPDATES } from '../lib/core/context.js';
-import { FAST_START_MIN_COLLECT_NS, FAST_START_ROUNDS, fastStartDivisor } from '../lib/core/master.js';
+import { FAST_START_MIN_COLLECT_NS, FAST_START_ROUNDS, fastStartDivisor, measuredAt, type RequestTiming } from '../lib/core/master.js';
 import { Node } from '../lib/core/node.js';
 import { DEFAULTS, type NodeOptions } from '../lib/core/options.js';
 import type { Action, Address, Notice, TimerName } from '../lib/core/types.js';
@@ -249,6 +249,27 @@ test('fast start: a round\'s collection window never shrinks below 25 ms (short 
       t.true(d === 1n || (c * MS) / d >= FAST_START_MIN_COLLECT_NS, `round ${round}, collect ${c} ms: divisor ${d}`);
     }
   }
+});
+
+test('measuredAt: the mean over reporters of each one\'s mean request; others\' requests do not count', (t) => {
+  const timing = (monos: bigint[], applied: bigint[]): RequestTiming => ({
+    monoSum: monos.reduce((a, b) => a + b, 0n),
+    appliedSum: applied.reduce((a, b) => a + b, 0n),
+    n: BigInt(monos.length),
+  });
+  const a = 1n;
+  const b = 2n;
+  const flood = 3n;
+  const timings = new Map<bigint, RequestTiming>([
+    [a, timing([100n * MS, 102n * MS], [10n * US, 12n * US])], // mean 101 ms, 11 µs
+    [b, timing([200n * MS], [30n * US])],
+    // Thirty requests from a node that never reported (a replayer, or a peer whose report was lost).
+    [flood, timing(Array(30).fill(900n * MS) as bigint[], Array(30).fill(500n * US) as bigint[])],
+  ]);
+  t.deepEqual(measuredAt(timings, [a, b]), { monoNs: 150_500_000n, appliedNs: 20_500n }, 'one value per reporter, whatever its number of requests');
+  t.deepEqual(measuredAt(timings, [b]), { monoNs: 200n * MS, appliedNs: 30n * US });
+  t.is(measuredAt(timings, []), null, 'nobody reported');
+  t.is(measuredAt(timings, [4n]), null, 'a reporter without requests this round');
 });
 
 // ---------------------------------------------------------------- peer: a round

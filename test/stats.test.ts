@@ -29,6 +29,7 @@ test('steadyFrom: the 100 µs round, but not before the fast start is over', (t)
   const late = run([[1, 300], [14, 150], [15, 20], [30, 10]]);
   t.is(steadyFrom(late, 12), 15, 'a group that came within 100 µs after the fast start: from that round');
   t.is(steadyFrom(run([[1, 30], [40, 200]]), 12), null, 'never within 100 µs at the end');
+  t.is(steadyFrom(run([[1, 300], [2, 30], [9, 20]]), 12), null, 'a run that ended in the fast start has no steady state');
   // The steady state leaves the acquisition out, the figure from convergence keeps it.
   t.is(precisionAfter(early, steadyFrom(early, 12)).max, 12_000);
   t.is(precisionAfter(early, convergedRound(early, 100n * US)).max, 80_000);

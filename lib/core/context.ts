@@ -97,9 +97,6 @@ export class Context {
    * adjustmentNs answers a measurement taken at monotonic measureMonoNs,
    * when appliedNs() read appliedAtMeasureNs; what was corrected since then
    * is subtracted, and the result replaces what is left of any earlier slew.
-   * Once the frequency estimate moves, what the old frequency ran up
-   * between the measurement and now is corrected too: during the fast start
-   * that gap is a large part of a round.
    */
   applyAdjustment(
     epoch: number,
@@ -110,9 +107,9 @@ export class Context {
     monoNs: bigint,
     delayNs = 0,
   ): void {
-    let correctionNs = adjustmentNs - (this.clock.appliedNs() - appliedAtMeasureNs);
-    const max = this.opts.maxAdjustNs;
+    const correctionNs = adjustmentNs - (this.clock.appliedNs() - appliedAtMeasureNs);
     const magnitude = correctionNs < 0n ? -correctionNs : correctionNs;
+    const max = this.opts.maxAdjustNs;
     if (this.synced && max !== null && magnitude > max) {
       this.notice({ kind: 'refused', round, correctionNs, maxAdjustNs: max });
       return;
@@ -124,15 +121,12 @@ export class Context {
     const maxSpanNs = 4n * this.opts.intervalNs > DEFAULT_DISCIPLINE.maxSpanNs ? 4n * this.opts.intervalNs : DEFAULT_DISCIPLINE.maxSpanNs;
     this.disc = discipline(
       this.disc,
-      // A step while acquiring is a correction like any other (appliedNs counts it); after synchronization (--step-always) it means the clock was disturbed.
+      // A step while acquiring is a correction like any other (appliedNs counts it), so the fit goes on;
+      // a step after synchronization (--step-always) means the clock was disturbed, and the fit starts again.
       { adjustmentNs, appliedAtMeasureNs, measureMonoNs, applyMonoNs: monoNs, stepped: step && this.synced, delayNs },
       { ...DEFAULT_DISCIPLINE, maxSpanNs },
     );
     const after = this.disc.frequencyPpm;
-    if (after !== before && monoNs > measureMonoNs) {
-      // Since the measurement the clock ran (d + before) ppm off, and the estimate says d = -after.
-      correctionNs -= BigInt(Math.round(((before - after) * Number(monoNs - measureMonoNs)) / 1e6));
-    }
     this.out.push({ type: 'correct', correctionNs, allowStep });
     if (after !== before) this.out.push({ type: 'frequency', ppm: after });
     this.updates += 1;

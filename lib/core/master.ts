@@ -30,6 +30,34 @@ export function fastStartDivisor(round: number, collectTimeoutNs: bigint): bigin
   return divisor;
 }
 
+/** Sums over one sender's requests of a round. */
+export interface RequestTiming {
+  monoSum: bigint;
+  appliedSum: bigint;
+  n: bigint;
+}
+
+/**
+ * When the peers measured the master, and what its clock had applied then:
+ * the mean over the senders that reported of each one's mean request. One
+ * value per reporter, so that requests replayed by someone else, or a
+ * sender that never reported, do not move it. Null if no reporter sent a
+ * request this round.
+ */
+export function measuredAt(timings: ReadonlyMap<bigint, RequestTiming>, reporters: Iterable<bigint>): { monoNs: bigint; appliedNs: bigint } | null {
+  let mono = 0n;
+  let applied = 0n;
+  let n = 0n;
+  for (const node of reporters) {
+    const t = timings.get(node);
+    if (!t || t.n === 0n) continue;
+    mono += t.monoSum / t.n;
+    applied += t.appliedSum / t.n;
+    n += 1n;
+  }
+  return n === 0n ? null : { monoNs: mono / n, appliedNs: applied / n };
+}
+
 /** Largest member table (BSD timed's was 1,013 hosts; it ran with 200-300). */
 export const MAX_MEMBERS = 4096;
 
@@ -60,15 +88,13 @@ export class MasterRole {
   lastQuorum = true;
   lastAverageNs: bigint | null = null;
   private collecting = false;
-  private appliedAtSyncNs = 0n;
   /**
-   * This round's requests: the sums of their arrival times and of what our
-   * clock had applied at each. The peers measured our clock at those
-   * instants, so the average describes it at about their mean.
+   * This round's requests of this round, per sender: the sums of their
+   * arrival times and of what our clock had applied at each. The peers
+   * measured our clock at those instants, so the average describes it at
+   * about their mean (see measuredAt).
    */
-  private requestMonoSum = 0n;
-  private requestAppliedSum = 0n;
-  private requestCount = 0n;
+  private readonly timings = new Map<bigint, RequestTiming>();
   private readonly reports = new Map<bigint, Report>();
   private readonly requests = new Map<bigint, number>();
 
@@ -90,10 +116,7 @@ export class MasterRole {
     this.collecting = true;
     this.reports.clear();
     this.requests.clear();
-    this.requestMonoSum = 0n;
-    this.requestAppliedSum = 0n;
-    this.requestCount = 0n;
-    this.appliedAtSyncNs = ctx.clock.appliedNs();
+    this.timings.clear();
     // Fast start, like chrony's iburst: the first rounds of an epoch run at
     // a fraction of the interval, so that clocks are set and frequencies
     // found within a few seconds instead of many rounds.
@@ -122,9 +145,10 @@ export class MasterRole {
     const count = (this.requests.get(msg.sender) ?? 0) + 1;
     if (count > this.requestLimit || (count === 1 && this.requests.size >= 2 * MAX_MEMBERS)) return ctx.drop('rate-limited', msg, from);
     this.requests.set(msg.sender, count);
-    this.requestMonoSum += rxMonoNs;
-    this.requestAppliedSum += ctx.clock.appliedNs();
-    this.requestCount += 1n;
+    if (msg.round === this.round && this.collecting) {
+      const t = this.timings.get(msg.sender) ?? { monoSum: 0n, appliedSum: 0n, n: 0n };
+      this.timings.set(msg.sender, { monoSum: t.monoSum + rxMonoNs, appliedSum: t.appliedSum + ctx.clock.appliedNs(), n: t.n + 1n });
+    }
     const receiveNs = ctx.clock.at(rxMonoNs);
     ctx.send(from, {
       type: MessageType.TimeReply,
@@ -191,14 +215,12 @@ export class MasterRole {
     // The average compares the peers' clocks with ours as they measured it,
     // spread over their slots; a slew of ours that ran on meanwhile is in
     // their offsets already.
-    const n = this.requestCount;
-    const measuredMonoNs = n > 0n ? this.requestMonoSum / n : monoNs;
-    const appliedAtMeasureNs = n > 0n ? this.requestAppliedSum / n : this.appliedAtSyncNs;
-    // The average's quality, for the frequency fit's weights: the reports' mean round trip (each within [0, max delay]).
-    const reports = [...this.reports.values()];
-    const cap = Number(ctx.opts.maxDelayNs);
-    const meanDelayNs = reports.length ? reports.reduce((s, r) => s + Math.min(cap, Math.max(0, Number(r.delayNs))), 0) / reports.length : 0;
-    ctx.applyAdjustment(this.epoch, this.round, result.averageNs, appliedAtMeasureNs, measuredMonoNs, monoNs, meanDelayNs);
+    const at = measuredAt(this.timings, this.reports.keys()) ?? { monoNs, appliedNs: ctx.clock.appliedNs() };
+    // The average's quality, for the frequency fit's weights: the reports' median round trip
+    // (one member's odd report cannot make every point of ours look bad).
+    const delays = [...this.reports.values()].map((r) => Math.min(Number(ctx.opts.maxDelayNs), Math.max(0, Number(r.delayNs))));
+    const delayNs = delays.length ? delays.sort((a, b) => a - b)[delays.length >> 1]! : 0;
+    ctx.applyAdjustment(this.epoch, this.round, result.averageNs, at.appliedNs, at.monoNs, monoNs, delayNs);
     this.expireMembers();
   }
 

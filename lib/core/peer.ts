@@ -5,7 +5,7 @@
  * slot    -> burst: a warm-up exchange, then `probes` exchanges, one after another
  * reply   -> t4 from the arrival timestamp; keep the sample; next exchange
  * done    -> best of burst by delay; dropped above maxDelay; else REPORT to the master
- *            (before the first sync, if outside the tolerance: coarse step to the master's
+ *            (before the first correction, if outside the tolerance: coarse step to the master's
  *            clock, then a second burst on the stepped clock, whose result is reported)
  * ADJUST  -> this node's entry, less what was corrected since the measurement
  *
@@ -71,6 +71,8 @@ interface Chosen {
   best: Sample;
   appliedAtNs: bigint;
   monoNs: bigint;
+  /** Samples in its burst. */
+  samples: number;
 }
 
 interface Measurement {
@@ -189,7 +191,7 @@ export class PeerRole {
     }
     this.rejectedInARow = 0;
     const index = b.samples.indexOf(best);
-    const chosen: Chosen = { best, appliedAtNs: b.appliedAt[index]!, monoNs: b.takenAt[index]! };
+    const chosen: Chosen = { best, appliedAtNs: b.appliedAt[index]!, monoNs: b.takenAt[index]!, samples: b.samples.length };
     // A newcomer whose clock is outside the group's tolerance takes the
     // master's clock at once, from this fresh measurement (its replies echo
     // our nonces, so a replayed SYNC cannot do this). That first burst ran
@@ -202,7 +204,7 @@ export class PeerRole {
     // first is reported as measured: the step counts as corrected since
     // that measurement, so the round's adjustment comes out right.
     const size = best.offsetNs < 0n ? -best.offsetNs : best.offsetNs;
-    if (!ctx.synced && !b.fallback && size > ctx.opts.toleranceNs && size > ctx.opts.stepThresholdNs) {
+    if (ctx.updates === 0 && !b.fallback && size > ctx.opts.toleranceNs && size > ctx.opts.stepThresholdNs) {
       ctx.coarseStep(-best.offsetNs);
       if (monoNs < b.deadlineMonoNs) {
         this.burst = { ...b, left: ctx.opts.probes + 1, warmup: true, samples: [], appliedAt: [], takenAt: [], outstanding: null, fallback: chosen };
@@ -220,7 +222,7 @@ export class PeerRole {
     this.measurement = { epoch: b.epoch, round: b.round, appliedAtNs: chosen.appliedAtNs, monoNs: chosen.monoNs, delayNs: best.delayNs, answered: false };
     this.lastOffsetNs = best.offsetNs;
     this.lastDelayNs = best.delayNs;
-    ctx.notice({ kind: 'measured', round: b.round, offsetNs: best.offsetNs, delayNs: best.delayNs, samples: b.samples.length });
+    ctx.notice({ kind: 'measured', round: b.round, offsetNs: best.offsetNs, delayNs: best.delayNs, samples: chosen.samples });
     ctx.send(b.master, {
       type: MessageType.Report,
       ...ctx.header(b.epoch, b.round),

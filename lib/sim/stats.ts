@@ -48,9 +48,12 @@ export function precisionAfter(samples: readonly LabelledSample[], fromRound: nu
  * report precision: from the round after which the group stays within
  * 100 µs, but not before the fast start (frequency acquisition, rounds at a
  * fraction of the interval) is over. Null when the group never came within
- * 100 µs.
+ * 100 µs, or the run ended before that round.
  */
 export function steadyFrom(samples: readonly LabelledSample[], fastStartRounds: number): number | null {
   const us100 = convergedRound(samples, 100_000n);
-  return us100 === null ? null : Math.max(us100, fastStartRounds + 1);
+  if (us100 === null) return null;
+  const from = Math.max(us100, fastStartRounds + 1);
+  // A run that ended before the steady state has none to report.
+  return samples.some((s) => s.label >= from) ? from : null;
 }
