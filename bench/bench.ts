@@ -183,7 +183,7 @@ async function main(): Promise<void> {
     // The simulator draws each datagram's jitter on its own, so a best of 12 nearly always finds a quiet pair; here
     // the lateness is scheduling, shared by a burst's exchanges. Its per-datagram jitter is therefore set to the
     // typical excess of the *best* round trip (median - least), not half of it: measured, that reproduces the
-    // bench's precision within 1.1-1.5x at the median and 1.1-2.2x at p99 (half of it: 2-3x better than the bench).
+    // bench's median within 1.2-1.6x and its p99 within 1.3-2x in most runs (half of it: 2-3x better than the bench).
     log(`simulate the same: berkeleyd simulate --nodes ${o.nodes} --drift ${o.drift} --delay ${Math.round(rttMin / 2000)}us --jitter ${Math.max(1, Math.round((rtt.p50 - rttMin) / 1000))}us --rounds ${result.rounds}`);
     if (o.json) process.stdout.write(JSON.stringify(result) + '\n');
   } finally {
