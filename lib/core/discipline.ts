@@ -38,8 +38,8 @@
  * that is at most maxErrorPpm. Two points a quarter second apart, each
  * good to 10 µs, know the slope to 57 ppm: no better than not correcting
  * at all a clock whose drift is within ±100 ppm, and a first burst from
- * a cold process makes it hundreds of ppm. Four such points know it to
- * 18 ppm.
+ * a cold process makes it hundreds of ppm. Three such points (the fourth
+ * correction, counting the anchor) know it to 28 ppm, four to 18 ppm.
  *
  * A step breaks the chain: a stepped clock's phase history no longer
  * describes its rate, so the fit starts again from the next correction.
