@@ -6,7 +6,7 @@
  */
 import test from 'ava';
 import { createSimulatedClock, type VirtualClock } from '../lib/clock/index.js';
-import { CLAIM_WINDOW, ELECTION_JITTER, ELECTION_TIMEOUT, STARTUP_WAIT } from '../lib/core/election.js';
+import { CLAIM_WINDOW, ELECTION_JITTER, ELECTION_TIMEOUT, LIVENESS_WINDOW, STARTUP_WAIT } from '../lib/core/election.js';
 import { INITIAL_STEP_UPDATES } from '../lib/core/context.js';
 import { FAST_START_MIN_COLLECT_NS, FAST_START_ROUNDS, fastStartDivisor, measuredAt, type RequestTiming } from '../lib/core/master.js';
 import { Node } from '../lib/core/node.js';
@@ -599,6 +599,65 @@ test('election: a pinned master hearing a better master outbids it instead of st
   t.true(next.pinned);
 });
 
+// ---------------------------------------------------------------- lost SYNCs never depose a live master
+
+test('election: a peer whose SYNCs stop probes its master by unicast; a reply keeps the master, silence elects', (t) => {
+  const time = new FakeTime();
+  const p = makeNode(time, 'p1');
+  const master = fakeMaster(time);
+  p.handle({ type: 'start', monoNs: time.ns });
+  const first = p.receive(syncFrom(master, 1, 1), MASTER_ADDR);
+  const timeout = only(armed(first, 'election'), 'election timer');
+  t.true(timeout >= BigInt(Math.round(Number(S) * ELECTION_TIMEOUT)), 'armed for the election timeout');
+  // Every later SYNC is lost (a flood fills the group socket). The timeout asks the master directly.
+  time.advance(timeout);
+  const probe = p.fire('election');
+  t.is(sends(probe, MessageType.Claim).length, 0, 'no claim yet');
+  const req = only(sends(probe, MessageType.TimeRequest), 'liveness request');
+  t.deepEqual(req.to, { address: MASTER_ADDR.address, port: 9300 }, 'sent by unicast to the master, where its SYNC said');
+  t.deepEqual(armed(probe, 'election'), [BigInt(Math.round(Number(S) * LIVENESS_WINDOW))]);
+  // The master answers: it is alive, and it is kept.
+  time.advance(200n * US);
+  const r = req.msg as TimeRequestMessage;
+  const answered = p.receive(replyTo(r, master.id, time.ns, time.ns), MASTER_ADDR);
+  t.is(sends(answered, MessageType.Report).length, 0, 'a liveness exchange reports nothing');
+  time.advance(BigInt(Math.round(Number(S) * LIVENESS_WINDOW)));
+  const kept = p.fire('election');
+  t.is(sends(kept, MessageType.Claim).length, 0, 'no claim: the master answered');
+  t.is(p.node.status().masterName, 'master');
+  t.is(armed(kept, 'election').length, 1, 'the timer runs on from the answer');
+  // Still no SYNC, and now no answer either: after the timeout, a probe, then the window, p claims.
+  time.advance(armed(kept, 'election')[0]!);
+  const again = p.fire('election');
+  t.is(sends(again, MessageType.TimeRequest).length, 1, 'probes again');
+  time.advance(armed(again, 'election')[0]!);
+  const claimed = p.fire('election');
+  t.is(only(sends(claimed, MessageType.Claim), 'CLAIM').msg.epoch, 2);
+  t.is(p.node.status().role, 'candidate');
+});
+
+test('election: a SYNC after a probe resets it; a reply to an old request proves nothing', (t) => {
+  const time = new FakeTime();
+  const p = makeNode(time, 'p1');
+  const master = fakeMaster(time);
+  p.handle({ type: 'start', monoNs: time.ns });
+  p.receive(syncFrom(master, 1, 1), MASTER_ADDR);
+  time.advance(2n * S);
+  const probe = p.fire('election');
+  const req = only(sends(probe, MessageType.TimeRequest), 'liveness request').msg as TimeRequestMessage;
+  // A forged reply with the wrong nonce does not count as an answer.
+  const forged = p.receive(replyTo(req, master.id, time.ns, time.ns, { nonce: req.nonce ^ 1n }), MASTER_ADDR);
+  t.is(p.node.status().dropped['unexpected-reply'], 1);
+  t.is(sends(forged).length, 0);
+  time.advance(S / 2n);
+  t.is(sends(p.fire('election'), MessageType.Claim).length, 1, 'no real answer: claims');
+  // A fresh SYNC of a better master ends the candidacy and the probe state.
+  p.receive(syncFrom(master, 3, 1), MASTER_ADDR);
+  t.is(p.node.status().role, 'peer');
+  time.advance(2n * S);
+  t.is(sends(p.fire('election'), MessageType.TimeRequest).length, 1, 'probes first again after following');
+});
+
 test('election: priority 0 never claims', (t) => {
   const time = new FakeTime();
   const z = makeNode(time, 'zero', { priority: 0 });
@@ -752,7 +811,9 @@ test('replay fencing outlives the followed master: after an election timeout an 
   p.receive(old, MASTER_ADDR);
   p.receive(syncFrom(master, 1, 9), MASTER_ADDR);
   time.advance(2n * S);
-  p.fire('election'); // the master went quiet: p has no master now
+  p.fire('election'); // the master went quiet: p probes it
+  time.advance(S / 2n);
+  p.fire('election'); // no answer: p has no master now
   t.is(p.node.status().masterName, null);
   const replay = p.receive(old, MASTER_ADDR);
   t.is(armed(replay, 'slot').length, 0, 'a replayed old round starts no measurement');
@@ -769,6 +830,8 @@ test('a master silent for 3 intervals is forgotten: restarted at round 1, it is 
   time.advance(1n * S);
   t.deepEqual(armed(p.receive(syncFrom(master, 1, 1, { pinned: true }), MASTER_ADDR), 'slot'), [], 'round 1 right after round 40: a replay');
   time.advance(3n * S);
+  p.fire('election');
+  time.advance(S / 2n);
   p.fire('election');
   const back = p.receive(syncFrom(master, 1, 1, { pinned: true }), MASTER_ADDR);
   t.is(armed(back, 'slot').length, 1, 'after 3 silent intervals the restarted master is measured against');

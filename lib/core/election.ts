@@ -9,9 +9,11 @@
  * equal epochs fall to priority and id).
  *
  * Timing, in intervals of the master being followed (or our own, before any):
- *   - a node that has heard no valid SYNC for ELECTION_TIMEOUT (plus up to
- *     ELECTION_JITTER, so that nodes do not all claim at once) claims
- *     mastership of epoch + 1, unless its priority is 0;
+ *   - a node that has heard no valid SYNC, and no reply to its exchanges,
+ *     for ELECTION_TIMEOUT (plus up to ELECTION_JITTER, so that nodes do not
+ *     all claim at once) probes its master by unicast; if no reply comes
+ *     within LIVENESS_WINDOW, it claims mastership of epoch + 1, unless its
+ *     priority is 0;
  *   - at start, a node listens for STARTUP_WAIT (plus jitter) first, so that
  *     it joins a running group instead of claiming;
  *   - a candidate that hears no better claim and no SYNC for CLAIM_WINDOW
@@ -41,6 +43,13 @@ export const STARTUP_WAIT = 1.0;
 export const CLAIM_WINDOW = 0.2;
 /** A master heard within this many intervals is alive: its peers leave claims to it. */
 export const FRESH_MASTER = 1.25;
+/**
+ * A peer whose master's SYNCs stopped for ELECTION_TIMEOUT first asks the
+ * master directly (a few unicast exchanges) and waits this long for an
+ * answer before it claims: lost multicast alone never deposes a master that
+ * still answers. Failover takes this much longer.
+ */
+export const LIVENESS_WINDOW = 0.5;
 
 /** Interval multiple -> ns, with jitter drawn from random() in [0, 1). */
 export function span(intervalNs: bigint, multiple: number, jitter = 0, random = 0): bigint {

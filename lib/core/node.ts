@@ -19,6 +19,7 @@ import {
   ELECTION_JITTER,
   ELECTION_TIMEOUT,
   FRESH_MASTER,
+  LIVENESS_WINDOW,
   span,
   STARTUP_WAIT,
   type Credentials,
@@ -76,6 +77,8 @@ export class Node {
   private master: MasterRole | null = null;
   private readonly peer: PeerRole;
   private claimEpoch: number | null = null;
+  /** The master we follow went quiet and was sent a liveness probe (see PeerRole.probeLiveness). */
+  private livenessProbed = false;
   private assertedFor = 0;
 
   constructor(opts: NodeOptions, clock: ClockReader, rng: Randomness) {
@@ -128,7 +131,7 @@ export class Node {
       case 'probe':
         return this.peer.onProbeTimeout(monoNs);
       case 'election':
-        return this.onElectionTimeout();
+        return this.onElectionTimeout(monoNs);
       case 'claim':
         if (this.role === 'candidate' && this.claimEpoch !== null) this.becomeMaster(this.claimEpoch, 'won the election');
         return;
@@ -220,6 +223,7 @@ export class Node {
     const address: Address = { address: msg.unicastAddress === '0.0.0.0' ? from.address : msg.unicastAddress, port: msg.unicastPort };
     const changed = this.role !== 'peer' || this.followed?.node !== msg.sender || this.followed.epoch !== msg.epoch;
     if (this.role === 'candidate') ctx.disarm('claim');
+    this.livenessProbed = false;
     this.role = 'peer';
     this.claimEpoch = null;
     this.epoch = msg.epoch;
@@ -239,11 +243,32 @@ export class Node {
     this.peer.onSync(msg, address, rxMonoNs);
   }
 
-  private onElectionTimeout(): void {
+  private onElectionTimeout(monoNs: bigint): void {
     if (this.role !== 'peer') return;
     const { ctx } = this;
-    if (this.followed) {
-      ctx.notice({ kind: 'role', role: 'peer', epoch: this.epoch, masterName: null, why: `no SYNC from ${this.followed.name}` });
+    const f = this.followed;
+    if (f) {
+      // Heard from lately, by SYNC or by a reply to one of our exchanges: still our master.
+      const answer = this.peer.lastAnswerMonoNs;
+      const heard = answer !== null && answer > f.lastSyncMonoNs ? answer : f.lastSyncMonoNs;
+      const timeout = span(f.intervalNs, ELECTION_TIMEOUT);
+      if (monoNs - heard < timeout) {
+        this.livenessProbed = false;
+        ctx.arm('election', heard + timeout - monoNs + span(f.intervalNs, 0, ELECTION_JITTER, ctx.rng.random()));
+        return;
+      }
+      // SYNCs may be lost while the master lives: ask it directly before deposing it.
+      if (!this.livenessProbed) {
+        this.livenessProbed = true;
+        const windowNs = span(f.intervalNs, LIVENESS_WINDOW);
+        this.peer.probeLiveness(f.address, f.epoch, f.round, monoNs, windowNs);
+        ctx.arm('election', windowNs);
+        return;
+      }
+    }
+    this.livenessProbed = false;
+    if (f) {
+      ctx.notice({ kind: 'role', role: 'peer', epoch: this.epoch, masterName: null, why: `no SYNC and no reply from ${f.name}` });
       this.followed = null;
       this.peer.cancelBurst();
     }

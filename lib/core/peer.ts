@@ -41,6 +41,8 @@ const DELAY_HISTORY = 16;
 const DELAY_RATIO = 1.2;
 const DELAY_RELAX = 0.6;
 const DELAY_MIN_HISTORY = 4;
+/** Exchanges a liveness probe tries before the master counts as gone. */
+const LIVENESS_TRIES = 3;
 
 interface Outstanding {
   nonce: bigint;
@@ -64,6 +66,8 @@ interface Burst {
   deadlineMonoNs: bigint;
   /** A second burst after a coarse step: the first burst's measurement, reported if this one fails. */
   fallback: Chosen | null;
+  /** A liveness probe (see probeLiveness): its replies prove the master alive and nothing is reported. */
+  liveness?: boolean;
 }
 
 /** A burst's best sample, with the clock's state when it was taken. */
@@ -91,6 +95,8 @@ export class PeerRole {
   private measurement: Measurement | null = null;
   lastOffsetNs: bigint | null = null;
   lastDelayNs: bigint | null = null;
+  /** Monotonic arrival of the last reply that echoed one of our requests: the master is alive. */
+  lastAnswerMonoNs: bigint | null = null;
   /** Best round trips of the last bursts, for the delay filter, and how many bursts in a row it rejected. */
   private readonly delays: bigint[] = [];
   private rejectedInARow = 0;
@@ -148,6 +154,11 @@ export class PeerRole {
     }
     b.outstanding = null;
     ctx.disarm('probe');
+    this.lastAnswerMonoNs = rxMonoNs;
+    if (b.liveness) {
+      this.burst = null;
+      return;
+    }
     if (b.warmup) {
       b.warmup = false;
     } else {
@@ -175,6 +186,7 @@ export class PeerRole {
   private finish(b: Burst, monoNs: bigint): void {
     const { ctx } = this;
     this.burst = null;
+    if (b.liveness) return;
     const best = bestOfBurst(b.samples);
     const failed = !best ? 'no reply' : best.delayNs > ctx.opts.maxDelayNs ? `best round trip ${best.delayNs} ns above --max-delay` : null;
     if (failed !== null || !best) {
@@ -250,6 +262,34 @@ export class PeerRole {
     if (m.answered) return ctx.drop('stale-round', msg, from); // a duplicate or a replay
     m.answered = true;
     ctx.applyAdjustment(msg.epoch, msg.round, entry.adjustmentNs, m.appliedAtNs, m.monoNs, monoNs, Number(m.delayNs));
+  }
+
+  /**
+   * Ask a master whose SYNCs stopped coming whether it is still there: up
+   * to LIVENESS_TRIES plain exchanges, one after another, reported nowhere.
+   * A reply sets lastAnswerMonoNs. SYNCs are multicast and share the group
+   * socket with whatever floods it; the exchanges go by unicast, so a
+   * master that still answers them is alive, and a peer that lost a few
+   * SYNCs must not depose it.
+   */
+  probeLiveness(master: Address, epoch: number, round: number, monoNs: bigint, windowNs: bigint): void {
+    this.cancelBurst();
+    this.burst = {
+      epoch,
+      round,
+      master,
+      left: LIVENESS_TRIES,
+      warmup: false,
+      samples: [],
+      appliedAt: [],
+      takenAt: [],
+      outstanding: null,
+      probeTimeoutNs: min(this.ctx.opts.maxDelayNs, windowNs / BigInt(LIVENESS_TRIES + 1)),
+      deadlineMonoNs: monoNs + windowNs,
+      fallback: null,
+      liveness: true,
+    };
+    this.sendRequest(this.burst);
   }
 
   cancelBurst(): void {

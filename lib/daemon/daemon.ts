@@ -78,7 +78,7 @@ export class Daemon {
     (this.node.ctx.opts as NodeOptions).unicast = { address: '0.0.0.0', port: this.transport.unicastPort };
     this.running = true;
     const n = this.opts.net;
-    log.net('joined %s:%d on %s, unicast port %d, ttl %d', n.group, n.port, n.interfaceAddress, this.transport.unicastPort, n.ttl);
+    log.net('joined %s:%d on %s, unicast port %d, ttl %d, receive buffers %d bytes', n.group, n.port, n.interfaceAddress, this.transport.unicastPort, n.ttl, this.transport.recvBufferBytes);
     log.control('control socket %s', this.opts.controlPath);
     log.clock('%s clock, max slew %d ppm, step threshold %s', this.clock.kind, this.opts.clock.maxSlewPpm, formatDurationNs(this.opts.clock.stepThresholdNs));
     this.feed({ type: 'start', monoNs: process.hrtime.bigint() });
