@@ -4,8 +4,8 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { UsageError } from './usage.js';
 import { formatReport, summarize } from '../lib/sim/report.js';
-import { runSimulation, SIM_DEFAULTS, type SimOptions } from '../lib/sim/simulator.js';
-import { durationList, fraction, int, positiveDuration, ppm, duration } from './parse.js';
+import { runSimulation, SIM_DEFAULTS, type Fault, type SimOptions } from '../lib/sim/simulator.js';
+import { durationList, fraction, int, positiveDuration, ppm, duration, signedDuration } from './parse.js';
 
 export function simulateCommand(): Command {
   const d = SIM_DEFAULTS;
@@ -29,6 +29,7 @@ export function simulateCommand(): Command {
     .addOption(new Option('--step-threshold <duration>', 'step corrections larger than this when stepping is allowed').argParser(duration).default(d.stepThresholdNs, '100us'))
     .option('--crash-master <round>', 'crash the master at the start of this round (use with --master none to see an election)', int(1, 100000, 'crash round'))
     .addOption(new Option('--partition <spec>', 'cut the first K nodes off from the rest from the A-th to the B-th round completed in the group (by any master): K@A-B, e.g. 2@5-10').argParser(partitionSpec))
+    .option('--fault <spec>', 'a fault of one node, repeatable: NODE:drift=PPM, NODE:jump=DURATION@ROUND, NODE:lie=DURATION, NODE:mute@ROUND (e.g. n3:drift=2000, n3:jump=5ms@20, n3:lie=3ms, n3:mute@10)', (v: string, prev: Fault[] = []) => [...prev, faultSpec(v)])
     .option('--seed <n>', 'seed of the random choices (same seed, same run)', int(0, 2 ** 32 - 1, 'seed'), d.seed)
     .option('--json', 'print one JSON object as the last line of standard output')
     .option('--quiet', 'no per-round report: only the heading and the summary')
@@ -39,6 +40,10 @@ export function simulateCommand(): Command {
       if (master !== null && Number(master.slice(1)) >= nodes) throw new UsageError(`--master: there is no node ${master} among ${nodes} nodes (n0 .. n${nodes - 1})`);
       const offsets: bigint[] = opts.offsets ?? [];
       if (offsets.length > nodes) throw new UsageError(`--offsets: ${offsets.length} offsets given for ${nodes} nodes`);
+      const faults: Fault[] = opts.fault ?? [];
+      for (const f of faults) {
+        if (Number(f.node.slice(1)) >= nodes) throw new UsageError(`--fault ${f.node}: there is no node ${f.node} among ${nodes} nodes (n0 .. n${nodes - 1})`);
+      }
       const collect: bigint = opts.collectTimeout ?? opts.interval / 2n;
       if (collect >= opts.interval) throw new UsageError('--collect-timeout must be shorter than --interval');
       const o: SimOptions = {
@@ -62,6 +67,7 @@ export function simulateCommand(): Command {
         crashMasterAtRound: opts.crashMaster ?? null,
         partition: opts.partition ?? null,
         seed: opts.seed,
+        faults,
       };
       const result = runSimulation(o);
       const summary = summarize(result);
@@ -76,4 +82,43 @@ function partitionSpec(text: string): SimOptions['partition'] {
   const [size, fromRound, toRound] = [Number(m[1]), Number(m[2]), Number(m[3])];
   if (size < 1 || fromRound < 1 || toRound <= fromRound) throw new InvalidArgumentError(`"${text}": need K >= 1 and 1 <= A < B`);
   return { size, fromRound, toRound };
+}
+
+/** NODE:drift=PPM, NODE:jump=DURATION@ROUND, NODE:lie=DURATION, NODE:mute@ROUND. */
+export function faultSpec(text: string): Fault {
+  const m = /^(n\d+):(?:(drift|jump|lie)=([^@]+))?(?:@(\d+))?$|^(n\d+):mute@(\d+)$/.exec(text.trim());
+  const bad = (why: string): never => {
+    throw new InvalidArgumentError(`"${text}": ${why}; expected NODE:drift=PPM, NODE:jump=DURATION@ROUND, NODE:lie=DURATION or NODE:mute@ROUND (e.g. n3:jump=5ms@20)`);
+  };
+  if (!m) return bad('not a fault');
+  if (m[5] !== undefined) {
+    const round = Number(m[6]);
+    if (round < 1) bad('the round must be at least 1');
+    return { node: m[5], kind: 'mute', round };
+  }
+  const [node, kind, value, at] = [m[1]!, m[2], m[3], m[4]];
+  if (kind === undefined || value === undefined) return bad('no fault named');
+  const parse = <T>(f: (v: string) => T): T => {
+    try {
+      return f(value);
+    } catch (err) {
+      return bad((err as Error).message);
+    }
+  };
+  switch (kind) {
+    case 'drift': {
+      if (at !== undefined) bad('drift takes no round');
+      const v = parse(ppm);
+      if (Math.abs(v) > 100_000) bad('a drift of at most ±100000 ppm');
+      return { node, kind, ppm: v };
+    }
+    case 'jump': {
+      if (at === undefined || Number(at) < 1) bad('jump needs @ROUND, at least 1');
+      return { node, kind, ns: parse(signedDuration), round: Number(at) };
+    }
+    default: {
+      if (at !== undefined) bad('lie takes no round');
+      return { node, kind: 'lie', ns: parse(signedDuration) };
+    }
+  }
 }

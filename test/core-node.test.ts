@@ -140,8 +140,18 @@ function replyTo(req: TimeRequestMessage, masterId: bigint, T2: bigint, T3: bigi
   };
 }
 
-function adjustFor(masterId: bigint, epoch: number, round: number, entries: AdjustMessage['entries'], averageNs = 0n): AdjustMessage {
-  return { type: MessageType.Adjust, domain: 0, sender: masterId, epoch, round, part: 0, parts: 1, averageNs, entries };
+/**
+ * A table from the master. A peer checks that its entry answers the offset it reported (average − offset,
+ * exactly), so with a peer given, the average is made to agree: its entry's adjustment plus its last offset.
+ */
+function adjustFor(masterId: bigint, epoch: number, round: number, entries: AdjustMessage['entries'], averageOrPeer: bigint | Harness = 0n): AdjustMessage {
+  let averageNs: bigint;
+  if (typeof averageOrPeer === 'bigint') averageNs = averageOrPeer;
+  else {
+    const own = entries.find((e) => e.node === averageOrPeer.id);
+    averageNs = (own?.adjustmentNs ?? 0n) + (averageOrPeer.node.status().lastOffsetNs ?? 0n);
+  }
+  return { type: MessageType.Adjust, domain: 0, sender: masterId, epoch, round, part: 0, parts: 1, averageNs, commonPpb: 0, entries };
 }
 
 /**
@@ -354,9 +364,13 @@ test('a peer: replies must echo nonce and origin; the burst reports its least-de
   // ADJUST with our entry: one 'correct' of exactly the entry (nothing corrected since the measurement).
   time.advance(100n * MS);
   const adjust = adjustFor(master.id, 1, 1, [
-    { node: nodeIdOf('someone-else'), adjustmentNs: 123n, outlier: false },
-    { node: p.id, adjustmentNs: -X, outlier: false },
-  ]);
+    { node: nodeIdOf('someone-else'), adjustmentNs: 123n, outlier: false, faulty: false },
+    { node: p.id, adjustmentNs: -X, outlier: false, faulty: false },
+  ], p);
+  // The same table with our entry answering another offset (a report corrupted on the way) is refused.
+  const corrupt = p.receive({ ...adjust, averageNs: adjust.averageNs + 1n }, MASTER_ADDR);
+  t.is(corrections(corrupt).length, 0, 'an entry for an offset we did not report moves nothing');
+  t.deepEqual(notices(corrupt, 'dropped').map((n) => n.reason), ['wrong-report']);
   const onAdjust = p.receive(adjust, MASTER_ADDR);
   const c = only(corrections(onAdjust), 'correct');
   t.is(c.correctionNs, -X);
@@ -379,7 +393,7 @@ test('a peer: an ADJUST entry is reduced by what was corrected since the measure
   const master = fakeMaster(time);
   p.handle({ type: 'start', monoNs: time.ns });
   runBurst(time, p, master, syncFrom(master, 1, 1));
-  const first = p.receive(adjustFor(master.id, 1, 1, [{ node: p.id, adjustmentNs: 2n * MS, outlier: false }]), MASTER_ADDR);
+  const first = p.receive(adjustFor(master.id, 1, 1, [{ node: p.id, adjustmentNs: 2n * MS, outlier: false, faulty: false }], p), MASTER_ADDR);
   t.is(only(corrections(first), 'correct').correctionNs, 2n * MS);
   time.advance(100n * MS);
   // Round 2 is measured while that slew runs.
@@ -388,7 +402,7 @@ test('a peer: an ADJUST entry is reduced by what was corrected since the measure
   time.advance(200n * MS);
   const ranSinceNs = p.clock.appliedNs() - appliedAtMeasureNs;
   t.is(ranSinceNs, 100n * US, '200 ms of a 500 ppm slew');
-  const onAdjust = p.receive(adjustFor(master.id, 1, 2, [{ node: p.id, adjustmentNs: -30n * US, outlier: false }]), MASTER_ADDR);
+  const onAdjust = p.receive(adjustFor(master.id, 1, 2, [{ node: p.id, adjustmentNs: -30n * US, outlier: false, faulty: false }], p), MASTER_ADDR);
   const c = only(corrections(onAdjust), 'correct');
   t.is(c.correctionNs, -30n * US - ranSinceNs, 'the part of the slew that ran after the measurement is subtracted');
   t.true(c.allowStep, 'still acquiring: the first 4 corrections may step');
@@ -450,7 +464,7 @@ test('an unsynchronised peer far from the master takes its clock from its first 
   t.is(corrections(done).length, 0, 'one coarse step per newcomer');
   const report = only(sends(done, MessageType.Report), 'REPORT').msg as ReportMessage;
   t.is(report.offsetNs, 0n, 'the report carries the stepped clock\'s offset');
-  const adj = p.receive(adjustFor(master.id, 1, 2, [{ node: p.id, adjustmentNs: 0n, outlier: false }]), MASTER_ADDR);
+  const adj = p.receive(adjustFor(master.id, 1, 2, [{ node: p.id, adjustmentNs: 0n, outlier: false, faulty: false }], p), MASTER_ADDR);
   t.is(only(corrections(adj), 'correct').correctionNs, 0n);
 });
 
@@ -465,7 +479,7 @@ test('a coarse step whose second burst gets no reply reports the first burst as 
   const report = only(sends(done, MessageType.Report), 'REPORT').msg as ReportMessage;
   t.is(report.offsetNs, -3n * S, 'the report keeps the first offset as measured');
   // The table's entry (average 0 - offset) less the step already taken leaves nothing to do.
-  const adj = p.receive(adjustFor(master.id, 1, 2, [{ node: p.id, adjustmentNs: 3n * S, outlier: true }]), MASTER_ADDR);
+  const adj = p.receive(adjustFor(master.id, 1, 2, [{ node: p.id, adjustmentNs: 3n * S, outlier: true, faulty: false }], p), MASTER_ADDR);
   t.is(only(corrections(adj), 'correct').correctionNs, 0n);
 });
 
@@ -695,7 +709,7 @@ test('synchronization: a node\'s first 4 corrections step when beyond the step t
     return adjustments.map((a, i) => {
       time.advance(500n * MS);
       runBurst(time, p, master, syncFrom(master, 1, i + 1));
-      const done = p.receive(adjustFor(master.id, 1, i + 1, [{ node: p.id, adjustmentNs: a, outlier: false }]), MASTER_ADDR);
+      const done = p.receive(adjustFor(master.id, 1, i + 1, [{ node: p.id, adjustmentNs: a, outlier: false, faulty: false }], p), MASTER_ADDR);
       return only(notices(done, 'corrected'), 'corrected').step;
     });
   };
@@ -712,19 +726,19 @@ test('--max-adjust: after the first synchronization a larger adjustment is refus
   p.handle({ type: 'start', monoNs: time.ns });
   runBurst(time, p, master, syncFrom(master, 1, 1));
   // Before the first synchronization a large adjustment is allowed (that is how a node joins): it steps.
-  const first = p.receive(adjustFor(master.id, 1, 1, [{ node: p.id, adjustmentNs: 5n * MS, outlier: false }]), MASTER_ADDR);
+  const first = p.receive(adjustFor(master.id, 1, 1, [{ node: p.id, adjustmentNs: 5n * MS, outlier: false, faulty: false }], p), MASTER_ADDR);
   t.is(only(corrections(first), 'correct').correctionNs, 5n * MS);
   t.is(notices(first, 'refused').length, 0);
   t.false(p.node.status().synced);
   for (const round of [2, 3, 4]) {
     time.advance(500n * MS);
     runBurst(time, p, master, syncFrom(master, 1, round));
-    p.receive(adjustFor(master.id, 1, round, [{ node: p.id, adjustmentNs: 30n * US, outlier: false }]), MASTER_ADDR);
+    p.receive(adjustFor(master.id, 1, round, [{ node: p.id, adjustmentNs: 30n * US, outlier: false, faulty: false }], p), MASTER_ADDR);
   }
   t.true(p.node.status().synced, 'synchronized after 4 corrections');
   time.advance(500n * MS);
   runBurst(time, p, master, syncFrom(master, 1, 5));
-  const big = p.receive(adjustFor(master.id, 1, 5, [{ node: p.id, adjustmentNs: -(1n * MS + 1n), outlier: false }]), MASTER_ADDR);
+  const big = p.receive(adjustFor(master.id, 1, 5, [{ node: p.id, adjustmentNs: -(1n * MS + 1n), outlier: false, faulty: false }], p), MASTER_ADDR);
   t.is(corrections(big).length, 0, 'no correct action for an adjustment above --max-adjust');
   t.is(big.filter((a) => a.type === 'frequency').length, 0);
   const refused = only(notices(big, 'refused'), 'refused');
@@ -734,7 +748,7 @@ test('--max-adjust: after the first synchronization a larger adjustment is refus
   t.is(refused.round, 5);
   time.advance(500n * MS);
   runBurst(time, p, master, syncFrom(master, 1, 6));
-  const ok = p.receive(adjustFor(master.id, 1, 6, [{ node: p.id, adjustmentNs: 1n * MS, outlier: false }]), MASTER_ADDR);
+  const ok = p.receive(adjustFor(master.id, 1, 6, [{ node: p.id, adjustmentNs: 1n * MS, outlier: false, faulty: false }], p), MASTER_ADDR);
   t.is(corrections(ok).length, 1, 'exactly --max-adjust is allowed');
 });
 
@@ -776,6 +790,7 @@ test('a master receiving LEAVE from a member removes it from the member table', 
     round,
     offsetNs: 10n * US,
     delayNs: 200n * US,
+    frequencyPpb: null,
     name,
   });
   // Only a node that measured against the master this round may report.

@@ -196,11 +196,56 @@ test('average: a single clock (the master alone) is its own quorum', (t) => {
   t.deepEqual(r.entries, [{ node: 9n, adjustmentNs: 0n, outlier: false }]);
 });
 
-test('average: tolerance is inclusive', (t) => {
-  const r = faultTolerantAverage(readings(1n, [-10n, 10n]), 10n);
-  t.true(r.entries.every((e) => !e.outlier), 'exactly tolerance away from the median is kept');
-  const r2 = faultTolerantAverage(readings(1n, [-11n, 10n]), 10n);
-  t.deepEqual(r2.entries.filter((e) => e.outlier).map((e) => e.node), [1000n]);
+test('average: intervals are closed (touching clocks agree); the tolerance is the outer bound', (t) => {
+  const at = (offsetNs: bigint, errorNs: bigint, node: bigint) => ({ node, offsetNs, errorNs });
+  // The master's 0 ± 5 and a peer's 10 ± 5 touch at 5: they agree.
+  const touch = faultTolerantAverage([at(0n, 5n, 1n), at(10n, 5n, 2n)], 1_000n);
+  t.true(touch.quorum);
+  t.true(touch.entries.every((e) => !e.outlier));
+  t.is(touch.averageNs, 5n);
+  // 11 ± 5 does not reach 0 ± 5: no majority of two.
+  const apart = faultTolerantAverage([at(0n, 5n, 1n), at(11n, 5n, 2n)], 1_000n);
+  t.false(apart.quorum);
+  // A clock whose wide interval would reach everyone is still never kept beyond the tolerance from the median.
+  const wide = faultTolerantAverage([at(0n, 5n, 1n), at(2n, 5n, 2n), at(1n, 5n, 3n), at(500n, 1_000n, 4n)], 100n);
+  t.deepEqual(wide.entries.filter((e) => e.outlier).map((e) => e.node), [4n]);
+  t.is(wide.averageNs, 1n);
+});
+
+test('average: the largest agreeing set wins, not the median neighbourhood: a liar and a runaway clock are left out', (t) => {
+  // 7 clocks measured to ±30 µs, one liar 3 ms off, one clock 1.5 ms off and running away.
+  const good = [0n, 12n, -8n, 20n, -15n, 5n, 9n].map((u, i) => ({ node: BigInt(i + 1), offsetNs: u * US, errorNs: 30n * US }));
+  const bad = [
+    { node: 100n, offsetNs: 3n * MS, errorNs: 30n * US },
+    { node: 101n, offsetNs: -1_500n * US, errorNs: 60n * US },
+  ];
+  const r = faultTolerantAverage([...good, ...bad], 20n * MS);
+  t.true(r.quorum);
+  t.deepEqual(r.entries.filter((e) => e.outlier).map((e) => e.node).sort(), [100n, 101n]);
+  t.is(r.averageNs, divRound([0n, 12n, -8n, 20n, -15n, 5n, 9n].reduce((a, b) => a + b, 0n) * US, 7n), 'the mean of the good clocks only');
+  t.is(r.entries.find((e) => e.node === 100n)!.adjustmentNs, r.averageNs - 3n * MS, 'the liar still gets its correction');
+  // The old rule (within 20 ms of the median) would have kept both and moved the average by (3 − 1.5) / 9 ms.
+});
+
+test('average: a bad clock kept inside the agreement moves the average by at most f·2E/k (the documented bound)', (t) => {
+  const prng = new Prng(4242);
+  for (let trial = 0; trial < 500; trial++) {
+    const E = 50n * US;
+    const n = 4 + Math.floor(prng.random() * 9);
+    const f = Math.floor((n - 1) / 3);
+    const truth = 0n;
+    const good = Array.from({ length: n - f }, (_, i) => ({ node: BigInt(i + 1), offsetNs: truth + BigInt(Math.round(prng.uniform(-50_000, 50_000))), errorNs: E }));
+    const bad = Array.from({ length: f }, (_, i) => ({ node: BigInt(1000 + i), offsetNs: BigInt(Math.round(prng.uniform(-5_000_000, 5_000_000))), errorNs: E }));
+    const r = faultTolerantAverage([...good, ...bad], 20n * MS);
+    t.true(r.quorum, `trial ${trial}: the good clocks (all containing the truth) are a majority`);
+    const kept = r.entries.filter((e) => !e.outlier);
+    const keptGood = good.filter((g) => kept.some((k) => k.node === g.node));
+    t.is(keptGood.length, good.length, `trial ${trial}: every good clock is kept`);
+    const goodMean = Number(keptGood.reduce((a, g) => a + g.offsetNs, 0n)) / keptGood.length;
+    const badKept = kept.length - keptGood.length;
+    const bound = (badKept * 2 * Number(E) * 2) / kept.length;
+    t.true(Math.abs(Number(r.averageNs) - goodMean) <= bound + 1, `trial ${trial}: moved ${Number(r.averageNs) - goodMean} ns, bound ${bound}`);
+  }
 });
 
 test('median: odd count, even count (mean of the middle two), order-independent', (t) => {

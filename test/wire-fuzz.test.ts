@@ -92,14 +92,14 @@ function randomMessage(prng: Prng, signed: boolean): Message {
     case MessageType.TimeReply:
       return { ...header, type: MessageType.TimeReply, nonce: prng.u64(), originNs: prng.i64(), receiveNs: prng.i64(), transmitNs: prng.i64() };
     case MessageType.Report:
-      return { ...header, type: MessageType.Report, offsetNs: prng.i64(), delayNs: prng.i64() & ((1n << 63n) - 1n), name: randomName(prng) };
+      return { ...header, type: MessageType.Report, offsetNs: prng.i64(), delayNs: prng.i64() & ((1n << 63n) - 1n), frequencyPpb: prng.bool() ? null : prng.range(-0x7fff_ffff, 0x7fff_ffff), name: randomName(prng) };
     case MessageType.Adjust: {
       const parts = prng.range(1, 65535);
       const count = prng.int(adjustCapacity(signed) + 1);
       const entries: AdjustEntry[] = Array.from({ length: count }, (_, i) => ({
-        node: (prng.u64() & ~0xffffn) | BigInt(i), adjustmentNs: prng.i64(), outlier: prng.bool(),
+        node: (prng.u64() & ~0xffffn) | BigInt(i), adjustmentNs: prng.i64(), outlier: prng.bool(), faulty: prng.bool(),
       }));
-      return { ...header, type: MessageType.Adjust, part: prng.int(parts), parts, averageNs: prng.i64(), entries };
+      return { ...header, type: MessageType.Adjust, part: prng.int(parts), parts, averageNs: prng.i64(), commonPpb: 0, entries };
     }
     case MessageType.Claim:
       return { ...header, type: MessageType.Claim, priority: prng.int(256), name: randomName(prng) };

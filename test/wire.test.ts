@@ -43,7 +43,7 @@ function raw(bodyHex: string, o: Raw): Buffer {
   const body = hex(bodyHex);
   const header = Buffer.alloc(HEADER_BYTES);
   header.writeUInt16BE(o.magic ?? 0x4244, 0);
-  header.writeUInt8(o.version ?? 1, 2);
+  header.writeUInt8(o.version ?? 2, 2);
   header.writeUInt8(o.type, 3);
   header.writeUInt16BE(o.domain ?? 0x1234, 4);
   header.writeUInt8(o.keyId ?? 0, 6);
@@ -63,10 +63,10 @@ const syncBody = (f: { flags?: string; interval?: string; collect?: string; port
   `0000000000000064 c8 ${f.flags ?? '01'} ${f.interval ?? '000007d0'} ${f.collect ?? '000005dc'} c0a80114 ${f.port ?? '3039'} ${f.name ?? NAME_ALPHA}`;
 const REQUEST_BODY = 'deadbeefcafef00d fffffffffffffffe' + '00'.repeat(16);
 const REPLY_BODY = 'deadbeefcafef00d fffffffffffffffe 0000000000000001 0000000000000002';
-const reportBody = (delay = '00000000000003e8', name = '02 7031') => `ffffffffffffffa6 ${delay} ${name}`;
+const reportBody = (delay = '00000000000003e8', name = '02 7031', ppb = '80000000') => `ffffffffffffffa6 ${delay} ${ppb} ${name}`;
 const entry = (node = '0102030405060708', flags = '01') => `${node} 000000000000002d ${flags}`;
-const adjustBody = (count: string, entries: string[], part = '0000', parts = '0001') =>
-  `${part} ${parts} ffffffffffffffd3 ${count} ${entries.join(' ')}`;
+const adjustBody = (count: string, entries: string[], part = '0000', parts = '0001', common = 'fffffc18') =>
+  `${part} ${parts} ffffffffffffffd3 ${common} ${count} ${entries.join(' ')}`;
 const T = MessageType;
 
 // --- Round trips and golden bytes -------------------------------------------
@@ -92,8 +92,8 @@ test('golden bytes: the layout of docs/protocol.md, byte for byte', (t) => {
       unicastAddress: '192.168.1.20', unicastPort: 12345, name: 'alpha' }, raw(syncBody(), { type: 1 })],
     [{ ...h, type: T.TimeRequest, nonce: 0xdeadbeefcafef00dn, originNs: -2n }, raw(REQUEST_BODY, { type: 2 })],
     [{ ...h, type: T.TimeReply, nonce: 0xdeadbeefcafef00dn, originNs: -2n, receiveNs: 1n, transmitNs: 2n }, raw(REPLY_BODY, { type: 3 })],
-    [{ ...h, type: T.Report, offsetNs: -90n, delayNs: 1000n, name: 'p1' }, raw(reportBody(), { type: 4 })],
-    [{ ...h, type: T.Adjust, part: 0, parts: 1, averageNs: -45n, entries: [{ node: 0x0102030405060708n, adjustmentNs: 45n, outlier: true }] },
+    [{ ...h, type: T.Report, offsetNs: -90n, delayNs: 1000n, frequencyPpb: null, name: 'p1' }, raw(reportBody(), { type: 4 })],
+    [{ ...h, type: T.Adjust, part: 0, parts: 1, averageNs: -45n, commonPpb: -1000, entries: [{ node: 0x0102030405060708n, adjustmentNs: 45n, outlier: true, faulty: false }] },
       raw(adjustBody('0001', [entry()]), { type: 5 })],
     [{ ...h, type: T.Claim, priority: 5, name: 'a' }, raw('05 0161', { type: 6 })],
     [{ ...h, type: T.Leave, name: 'a' }, raw('0161', { type: 7 })],
@@ -140,9 +140,9 @@ test('encode throws on values out of range (our own code, not input)', (t) => {
     ['negative delay', { ...report!, delayNs: -1n } as Message],
     ['part = parts', { ...adjust!, part: 1, parts: 1 } as Message],
     ['parts 0', { ...adjust!, part: 0, parts: 0 } as Message],
-    ['duplicate node', { ...adjust!, entries: [{ node: 1n, adjustmentNs: 0n, outlier: false }, { node: 1n, adjustmentNs: 0n, outlier: false }] } as Message],
-    ['81 entries', { ...adjust!, entries: entries(adjustCapacity(false) + 1) } as Message],
-    ['79 entries, signed', { ...adjust!, entries: entries(adjustCapacity(true) + 1) } as Message, AUTH_1],
+    ['duplicate node', { ...adjust!, entries: [{ node: 1n, adjustmentNs: 0n, outlier: false, faulty: false }, { node: 1n, adjustmentNs: 0n, outlier: false, faulty: false }] } as Message],
+    ['80 entries', { ...adjust!, entries: entries(adjustCapacity(false) + 1) } as Message],
+    ['78 entries, signed', { ...adjust!, entries: entries(adjustCapacity(true) + 1) } as Message, AUTH_1],
     ['key id 0', request!, { keyId: 0, key: KEY_1 }],
     ['key id 256', request!, { keyId: 256, key: KEY_1 }],
     ['unknown type', { ...request!, type: 9 } as unknown as Message],
@@ -171,7 +171,8 @@ const MALFORMED: Array<[string, Buffer, DecodeOptions, string]> = [
   ['byte-swapped magic', raw('0161', { type: T.Leave, magic: 0x4442 }), {}, 'bad-magic'],
   ['bad magic and bad version', raw('0161', { type: T.Leave, magic: 0, version: 9 }), {}, 'bad-magic'],
   ['version 0', raw('0161', { type: T.Leave, version: 0 }), {}, 'bad-version'],
-  ['version 2', raw('0161', { type: T.Leave, version: 2 }), {}, 'bad-version'],
+  ['version 3', raw('0161', { type: T.Leave, version: 3 }), {}, 'bad-version'],
+  ['version 1 (before the frequency fields)', raw('0161', { type: T.Leave, version: 1 }), {}, 'bad-version'],
   ['type 0', raw('0161', { type: 0 }), {}, 'unknown-type'],
   ['type 8', raw('0161', { type: 8 }), {}, 'unknown-type'],
   ['type 255', raw('0161', { type: 255 }), {}, 'unknown-type'],
@@ -222,16 +223,17 @@ const MALFORMED: Array<[string, Buffer, DecodeOptions, string]> = [
   ['REPORT trailing byte', raw(reportBody() + '00', { type: T.Report }), {}, 'trailing-bytes'],
   // ADJUST.
   ['ADJUST cut inside its fixed fields', raw('0000 0001 ffffffffffffffd3 00', { type: T.Adjust }), {}, 'truncated'],
-  ['ADJUST count 81 > capacity 80', raw(adjustBody('0051', []), { type: T.Adjust }), {}, 'table-too-large'],
+  ['ADJUST count 80 > capacity 79', raw(adjustBody('0050', []), { type: T.Adjust }), {}, 'table-too-large'],
   ['ADJUST count 65535', raw(adjustBody('ffff', [entry()]), { type: T.Adjust }), {}, 'table-too-large'],
-  ['ADJUST count 79 > capacity 78 when signed', signed1(adjustBody('004f', []), T.Adjust), withKeys, 'table-too-large'],
-  ['ADJUST count 79 > 78 signed, keys not configured', signed1(adjustBody('004f', []), T.Adjust), {}, 'table-too-large'],
-  ['ADJUST count 78 signed, one entry present', signed1(adjustBody('004e', [entry()]), T.Adjust), withKeys, 'truncated'],
+  ['ADJUST count 78 > capacity 77 when signed', signed1(adjustBody('004e', []), T.Adjust), withKeys, 'table-too-large'],
+  ['ADJUST count 78 > 77 signed, keys not configured', signed1(adjustBody('004e', []), T.Adjust), {}, 'table-too-large'],
+  ['ADJUST count 77 signed, one entry present', signed1(adjustBody('004d', [entry()]), T.Adjust), withKeys, 'truncated'],
   ['ADJUST count 2, one entry', raw(adjustBody('0002', [entry()]), { type: T.Adjust }), {}, 'truncated'],
   ['ADJUST count 1, two entries', raw(adjustBody('0001', [entry(), entry('0000000000000009')]), { type: T.Adjust }), {}, 'trailing-bytes'],
   ['ADJUST parts 0', raw(adjustBody('0000', [], '0000', '0000'), { type: T.Adjust }), {}, 'bad-field'],
   ['ADJUST part = parts', raw(adjustBody('0000', [], '0002', '0002'), { type: T.Adjust }), {}, 'bad-field'],
-  ['ADJUST entry flag bit 1', raw(adjustBody('0001', [entry(undefined, '02')]), { type: T.Adjust }), {}, 'bad-field'],
+  ['ADJUST entry flag bit 2', raw(adjustBody('0001', [entry(undefined, '04')]), { type: T.Adjust }), {}, 'bad-field'],
+  ['ADJUST common frequency -2^31 (the unknown marker)', raw(adjustBody('0001', [entry()], '0000', '0001', '80000000'), { type: T.Adjust }), {}, 'bad-field'],
   ['ADJUST node twice', raw(adjustBody('0002', [entry(), entry(undefined, '00')]), { type: T.Adjust }), {}, 'bad-field'],
   // CLAIM.
   ['CLAIM empty body', raw('', { type: T.Claim }), {}, 'truncated'],
@@ -261,13 +263,14 @@ test('the valid counterparts of the malformed table decode', (t) => {
     ['SYNC name of 64 bytes', raw(syncBody({ name: '40' + '61'.repeat(64) }), { type: T.Sync }), {}],
     ['name with a leading BOM', raw('04 efbbbf61', { type: T.Leave }), {}],
     ['name with a 4-byte character', raw('04 f09f9980', { type: T.Leave }), {}],
-    ['ADJUST 80 entries, 1400 bytes', encode({ ...HEADER, type: T.Adjust, part: 0, parts: 1, averageNs: 0n, entries: entries(80) }), {}],
-    ['ADJUST 78 entries signed', encode({ ...HEADER, type: T.Adjust, part: 0, parts: 1, averageNs: 0n, entries: entries(78) }, AUTH_1), withKeys],
+    ['ADJUST 79 entries, 1387 bytes', encode({ ...HEADER, type: T.Adjust, part: 0, parts: 1, averageNs: 0n, commonPpb: 0, entries: entries(79) }), {}],
+    ['ADJUST 77 entries signed', encode({ ...HEADER, type: T.Adjust, part: 0, parts: 1, averageNs: 0n, commonPpb: 0, entries: entries(77) }, AUTH_1), withKeys],
     ['signed, no keys configured: tag not checked', flipped(signed1('0161', T.Leave), -1), {}],
     ['signed, empty keyring: tag not checked', flipped(signed1('0161', T.Leave), -1), { keys: { sendKeyId: 1, get: () => undefined, ids: () => [] } }],
   ];
   for (const [what, bytes, opts] of valid) t.is(reasonOf(decode(bytes, opts)), 'ok', what);
-  t.is(encode({ ...HEADER, type: T.Adjust, part: 0, parts: 1, averageNs: 0n, entries: entries(80) }).length, 1400);
+  t.is(encode({ ...HEADER, type: T.Adjust, part: 0, parts: 1, averageNs: 0n, commonPpb: 0, entries: entries(79) }).length, 1387);
+  t.throws(() => encode({ ...HEADER, type: T.Adjust, part: 0, parts: 1, averageNs: 0n, commonPpb: 0, entries: entries(80) }), { message: /exceeds 1400/ });
 });
 
 test('a datagram cut at every length gives short, then bad-length', (t) => {
@@ -316,7 +319,7 @@ test('rotation: both keys are accepted whichever signs', (t) => {
 // --- ADJUST tables ----------------------------------------------------------
 
 function entries(count: number): AdjustEntry[] {
-  return Array.from({ length: count }, (_, i) => ({ node: nodeIdOf(`node-${i}`), adjustmentNs: BigInt(i * 1000 - 500_000), outlier: i % 7 === 0 }));
+  return Array.from({ length: count }, (_, i) => ({ node: nodeIdOf(`node-${i}`), adjustmentNs: BigInt(i * 1000 - 500_000), outlier: i % 7 === 0, faulty: i % 11 === 0 }));
 }
 
 const HEADER_IDS = { epoch: HEADER.epoch, round: HEADER.round, sender: HEADER.sender };
@@ -325,31 +328,31 @@ test('datagram sizes match the table of docs/protocol.md', (t) => {
   const h = HEADER;
   const named = (name: string): Message[] => [
     { ...h, type: T.Sync, masterTimeNs: 0n, priority: 0, pinned: false, intervalMs: 2, collectMs: 1, unicastAddress: '0.0.0.0', unicastPort: 1, name },
-    { ...h, type: T.Report, offsetNs: 0n, delayNs: 0n, name },
+    { ...h, type: T.Report, offsetNs: 0n, delayNs: 0n, frequencyPpb: null, name },
     { ...h, type: T.Claim, priority: 1, name },
     { ...h, type: T.Leave, name },
   ];
   const sizes = (name: string) => named(name).map((msg) => encodingLength(msg, false));
-  t.deepEqual(sizes('a'), [52, 44, 29, 28]);
-  t.deepEqual(sizes('a'.repeat(64)), [115, 107, 92, 91]);
-  t.deepEqual(named('a').map((msg) => encodingLength(msg, true)), [84, 76, 61, 60]);
+  t.deepEqual(sizes('a'), [52, 48, 29, 28]);
+  t.deepEqual(sizes('a'.repeat(64)), [115, 111, 92, 91]);
+  t.deepEqual(named('a').map((msg) => encodingLength(msg, true)), [84, 80, 61, 60]);
   t.is(encodingLength({ ...h, type: T.TimeRequest, nonce: 0n, originNs: 0n }, false), 58);
   t.is(encodingLength({ ...h, type: T.TimeReply, nonce: 0n, originNs: 0n, receiveNs: 0n, transmitNs: 0n }, true), 90);
-  const table = (count: number) => ({ ...h, type: MessageType.Adjust as const, part: 0, parts: 1, averageNs: 0n, entries: entries(count) });
-  t.is(encodingLength(table(0), false), 40);
-  t.is(encodingLength(table(80), false), 1400);
-  t.is(encodingLength(table(78), true), 1398);
+  const table = (count: number) => ({ ...h, type: MessageType.Adjust as const, part: 0, parts: 1, averageNs: 0n, commonPpb: 0, entries: entries(count) });
+  t.is(encodingLength(table(0), false), 44);
+  t.is(encodingLength(table(79), false), 1387);
+  t.is(encodingLength(table(77), true), 1385);
 });
 
-test('ADJUST capacity: 80 entries unsigned, 78 signed', (t) => {
-  t.is(adjustCapacity(false), 80);
-  t.is(adjustCapacity(true), 78);
+test('ADJUST capacity: 79 entries unsigned, 77 signed', (t) => {
+  t.is(adjustCapacity(false), 79);
+  t.is(adjustCapacity(true), 77);
 });
 
 for (const signed of [false, true]) {
   test(`splitAdjust: 1,000 entries in self-contained parts of at most 1,400 bytes (signed=${signed})`, (t) => {
     const table = entries(1000);
-    const parts = splitAdjust(HEADER, -45n, table, signed);
+    const parts = splitAdjust({ ...HEADER, averageNs: -45n, commonPpb: 2_500, entries: table }, signed);
     t.is(parts.length, Math.ceil(1000 / adjustCapacity(signed)));
     const received: AdjustEntry[] = [];
     parts.forEach((part, index) => {
@@ -357,8 +360,8 @@ for (const signed of [false, true]) {
       t.true(bytes.length <= MAX_DATAGRAM_BYTES);
       const result = decode(bytes, signed ? withKeys : {});
       if (!result.ok || result.msg.type !== T.Adjust) return t.fail(`part ${index}: ${reasonOf(result)}`);
-      const { part: number, parts: total, averageNs, epoch, round, sender } = result.msg;
-      t.deepEqual({ number, total, averageNs, epoch, round, sender }, { number: index, total: parts.length, averageNs: -45n, ...HEADER_IDS });
+      const { part: number, parts: total, averageNs, commonPpb, epoch, round, sender } = result.msg;
+      t.deepEqual({ number, total, averageNs, commonPpb, epoch, round, sender }, { number: index, total: parts.length, averageNs: -45n, commonPpb: 2_500, ...HEADER_IDS });
       received.push(...result.msg.entries);
     });
     t.deepEqual(received, table); // every entry exactly once, in order
@@ -367,15 +370,16 @@ for (const signed of [false, true]) {
 }
 
 test('splitAdjust: empty table gives one empty part; capacity boundaries', (t) => {
-  const empty = splitAdjust({ ...HEADER, type: T.Claim } as typeof HEADER, 0n, [], false);
+  const empty = splitAdjust({ ...HEADER, type: T.Claim, priority: 1, averageNs: 0n, commonPpb: 0, entries: [] } as Parameters<typeof splitAdjust>[0], false);
   t.is(empty.length, 1);
   t.like(empty[0], { type: T.Adjust, part: 0, parts: 1, entries: [] });
   t.false('priority' in empty[0]!); // only the header fields of base are copied
   t.true(decode(encode(empty[0]!)).ok);
-  t.is(splitAdjust(HEADER, 0n, entries(80), false).length, 1);
-  t.is(splitAdjust(HEADER, 0n, entries(81), false).length, 2);
-  t.is(splitAdjust(HEADER, 0n, entries(78), true).length, 1);
-  t.is(splitAdjust(HEADER, 0n, entries(79), true).length, 2);
+  const split = (n: number, signed: boolean) => splitAdjust({ ...HEADER, averageNs: 0n, commonPpb: 0, entries: entries(n) }, signed);
+  t.is(split(79, false).length, 1);
+  t.is(split(80, false).length, 2);
+  t.is(split(77, true).length, 1);
+  t.is(split(78, true).length, 2);
 });
 
 test("the seed's table: -90, -60, -30, 0 average -45; adjustments +45, +15, -15, -45", (t) => {
@@ -384,8 +388,8 @@ test("the seed's table: -90, -60, -30, 0 average -45; adjustments +45, +15, -15,
   const nodes = [['p1', -90n], ['p2', -60n], ['p3', -30n], ['master', 0n]] as const;
   const averageNs = nodes.reduce((sum, [, offset]) => sum + offset, 0n) / BigInt(nodes.length);
   t.is(averageNs, -45n);
-  const table = nodes.map(([name, offset]) => ({ node: nodeIdOf(name), adjustmentNs: averageNs - offset, outlier: false }));
-  const [part] = splitAdjust({ ...HEADER, sender: nodeIdOf('master') }, averageNs, table, true);
+  const table = nodes.map(([name, offset]) => ({ node: nodeIdOf(name), adjustmentNs: averageNs - offset, outlier: false, faulty: false }));
+  const [part] = splitAdjust({ ...HEADER, sender: nodeIdOf('master'), averageNs, commonPpb: 0, entries: table }, true);
   const result = decode(encode(part!, AUTH_1), withKeys);
   if (!result.ok || result.msg.type !== T.Adjust) return t.fail(reasonOf(result));
   const received = result.msg.entries;

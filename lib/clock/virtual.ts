@@ -219,6 +219,19 @@ export class VirtualClock implements Clock {
     this.freqPpt = ppmToPpt(Math.min(MAX_FREQUENCY_PPM, Math.max(-MAX_FREQUENCY_PPM, ppm)));
   }
 
+  /**
+   * Step the simulated oscillator itself by ns, as an administrator's
+   * `date -s` steps a host clock: group time jumps, and appliedNs() does not
+   * count it (it is no correction of ours). Simulated clocks only.
+   */
+  disturb(ns: bigint): void {
+    if (this.kind !== 'simulated') throw new RangeError('only a simulated clock can be disturbed');
+    checkBigint('ns', ns);
+    this.reanchor();
+    this.group0Fine += ns * SCALE;
+    this.lastNowNs = undefined;
+  }
+
   state(): VirtualClockState {
     const s: VirtualClockState = {
       kind: this.kind,

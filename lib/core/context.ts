@@ -84,6 +84,16 @@ export class Context {
     return this.disc.frequencyPpm;
   }
 
+  /** The frequency this clock's own measurements call for against the group, ppm, or null while untrusted (REPORT). */
+  get estimatePpm(): number | null {
+    return this.disc.estimatePpm;
+  }
+
+  /** The last correction asked for more frequency than the clock may apply. */
+  get atFrequencyLimit(): boolean {
+    return this.disc.atLimit;
+  }
+
   /** A newcomer's coarse step to the master's clock, from its first burst. */
   coarseStep(correctionNs: bigint): void {
     this.disc = discipline(this.disc, { adjustmentNs: correctionNs, appliedAtMeasureNs: this.clock.appliedNs(), measureMonoNs: 0n, applyMonoNs: 0n, stepped: true });
@@ -97,6 +107,7 @@ export class Context {
    * adjustmentNs answers a measurement taken at monotonic measureMonoNs,
    * when appliedNs() read appliedAtMeasureNs; what was corrected since then
    * is subtracted, and the result replaces what is left of any earlier slew.
+   * commonPpm is the group's common frequency (ADJUST commonPpb / 1000).
    */
   applyAdjustment(
     epoch: number,
@@ -106,6 +117,7 @@ export class Context {
     measureMonoNs: bigint,
     monoNs: bigint,
     delayNs = 0,
+    commonPpm = 0,
   ): void {
     const correctionNs = adjustmentNs - (this.clock.appliedNs() - appliedAtMeasureNs);
     const magnitude = correctionNs < 0n ? -correctionNs : correctionNs;
@@ -117,16 +129,22 @@ export class Context {
     const allowStep = !this.synced || this.opts.stepAlways;
     const step = allowStep && magnitude > this.opts.stepThresholdNs;
     const before = this.disc.frequencyPpm;
+    const wasAtLimit = this.disc.atLimit;
     // Spans of several intervals still count (missed rounds); longer gaps restart the fit.
     const maxSpanNs = 4n * this.opts.intervalNs > DEFAULT_DISCIPLINE.maxSpanNs ? 4n * this.opts.intervalNs : DEFAULT_DISCIPLINE.maxSpanNs;
     this.disc = discipline(
       this.disc,
-      // A step while acquiring is a correction like any other (appliedNs counts it), so the fit goes on;
-      // a step after synchronization (--step-always) means the clock was disturbed, and the fit starts again.
-      { adjustmentNs, appliedAtMeasureNs, measureMonoNs, applyMonoNs: monoNs, stepped: step && this.synced, delayNs },
+      // A step while acquiring is a correction like any other (appliedNs counts it), so the fit goes on.
+      // After synchronization, a correction beyond the step threshold, stepped (--step-always) or not, means
+      // the clock was disturbed (someone stepped the host clock, or its master changed): its phase history no
+      // longer describes its rate, and the fit starts again, keeping the estimate it had.
+      { adjustmentNs, appliedAtMeasureNs, measureMonoNs, applyMonoNs: monoNs, stepped: this.synced && magnitude > this.opts.stepThresholdNs, delayNs, commonPpm },
       { ...DEFAULT_DISCIPLINE, maxSpanNs },
     );
     const after = this.disc.frequencyPpm;
+    if (this.disc.atLimit !== wasAtLimit) {
+      this.notice({ kind: 'cannot-follow', atLimit: this.disc.atLimit, estimatePpm: this.disc.estimatePpm ?? 0, commonPpm });
+    }
     this.out.push({ type: 'correct', correctionNs, allowStep });
     if (after !== before) this.out.push({ type: 'frequency', ppm: after });
     this.updates += 1;

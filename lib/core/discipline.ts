@@ -43,6 +43,21 @@
  *
  * A step breaks the chain: a stepped clock's phase history no longer
  * describes its rate, so the fit starts again from the next correction.
+ *
+ * The group's rate. The fit measures each clock against the group's
+ * reference (the average), so its slope is (rate of the reference) minus
+ * (this clock's own rate). If every node simply ran at its slope, the
+ * reference's rate, the mean of all the clocks' corrected rates, would be
+ * preserved only on average: each round's estimation noise is added to it
+ * and never taken out, so the whole group walks away from the mean of its
+ * members' own rates (2-36 ppm in a minute was measured). Relative
+ * measurements cannot see that walk. So each node reports its slope
+ * (estimatePpm), the master sends back the mean over the clocks it kept
+ * (commonPpm), and each node runs at estimate − common: the kept clocks'
+ * frequency corrections then sum to zero, and the group runs at the mean
+ * rate of its good clocks, whatever the estimates' noise. The slope itself
+ * never sees commonPpm: the fit's points back out every correction made,
+ * frequency included.
  */
 
 export interface DisciplineOptions {
@@ -78,7 +93,12 @@ interface Point {
 }
 
 export interface DisciplineState {
+  /** The frequency correction in force: estimatePpm − the group's common part, clamped to ±maxFrequencyPpm. */
   frequencyPpm: number;
+  /** The fit's last trusted slope (ppm: what this clock must add to run at the group's rate), or null before one. */
+  estimatePpm: number | null;
+  /** The estimate minus the common part lay beyond ±maxFrequencyPpm at the last correction: the clock cannot follow. */
+  atLimit: boolean;
   /** Monotonic time of the chain's first correction, or null: no chain (at start, after a step). */
   startMonoNs: bigint | null;
   lastMonoNs: bigint | null;
@@ -92,7 +112,7 @@ export interface DisciplineState {
 }
 
 export function initialDiscipline(frequencyPpm = 0): DisciplineState {
-  return { frequencyPpm, startMonoNs: null, lastMonoNs: null, baseNs: 0n, frequencyPhaseNs: 0, changedMonoNs: null, points: [] };
+  return { frequencyPpm, estimatePpm: null, atLimit: false, startMonoNs: null, lastMonoNs: null, baseNs: 0n, frequencyPhaseNs: 0, changedMonoNs: null, points: [] };
 }
 
 /** One answered measurement as the discipline sees it. */
@@ -108,6 +128,8 @@ export interface CorrectionEvent {
   stepped: boolean;
   /** The measurement's round trip, ns (0 or absent: unknown). */
   delayNs?: number;
+  /** The group's common frequency (ADJUST commonPpb / 1000), subtracted from the estimate; absent: 0. */
+  commonPpm?: number;
 }
 
 /** Each point's weight 1 / (floor² + e²) (ns⁻²), e being half of its round trip's excess over the window's least. */
@@ -160,16 +182,25 @@ export function discipline(state: DisciplineState, ev: CorrectionEvent, opts: Di
   if (last === null || start === null || changed === null || m <= last || m - last > opts.maxSpanNs || a < m) {
     // The anchor is not a point of the fit: it alone lacks the error n_0 its correction left, which every later point shares.
     const frequencyPhaseNs = (state.frequencyPpm * Number(a - m)) / 1e6;
-    return { ...state, startMonoNs: m, lastMonoNs: m, baseNs: phase, frequencyPhaseNs, changedMonoNs: a, points: [] };
+    const steered = steer(state.estimatePpm, ev.commonPpm ?? 0, state, opts);
+    return { ...state, ...steered, startMonoNs: m, lastMonoNs: m, baseNs: phase, frequencyPhaseNs, changedMonoNs: a, points: [] };
   }
   const atMeasure = state.frequencyPhaseNs + (state.frequencyPpm * Number(m - changed)) / 1e6;
   const x = Number(phase - state.baseNs) + atMeasure;
   const points = [...state.points, { t: Number(m - start), x, d: ev.delayNs ?? 0 }].slice(-opts.window);
   const f = fit(weighted(points, opts.noiseFloorNs));
-  const max = opts.maxFrequencyPpm;
   const trusted = f !== null && f.sePpm <= opts.maxErrorPpm;
-  const frequencyPpm = trusted ? Math.min(max, Math.max(-max, f.slope * 1e6)) : state.frequencyPpm;
+  const estimatePpm = trusted ? f.slope * 1e6 : state.estimatePpm;
+  const { frequencyPpm, atLimit } = steer(estimatePpm, ev.commonPpm ?? 0, state, opts);
   // The frequency in force ran on to the answer; the new one starts there.
   const frequencyPhaseNs = state.frequencyPhaseNs + (state.frequencyPpm * Number(a - changed)) / 1e6;
-  return { ...state, frequencyPpm, lastMonoNs: m, frequencyPhaseNs, changedMonoNs: a, points };
+  return { ...state, frequencyPpm, estimatePpm, atLimit, lastMonoNs: m, frequencyPhaseNs, changedMonoNs: a, points };
+}
+
+/** The frequency to run at: the estimate less the group's common part, within ±maxFrequencyPpm; unchanged without an estimate. */
+function steer(estimatePpm: number | null, commonPpm: number, state: DisciplineState, opts: DisciplineOptions): { frequencyPpm: number; atLimit: boolean } {
+  if (estimatePpm === null) return { frequencyPpm: state.frequencyPpm, atLimit: false };
+  const max = opts.maxFrequencyPpm;
+  const want = estimatePpm - commonPpm;
+  return { frequencyPpm: Math.min(max, Math.max(-max, want)), atLimit: Math.abs(want) > max };
 }

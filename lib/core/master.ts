@@ -7,9 +7,10 @@
  * collect      -> fault-tolerant average, ADJUST table to the group, own correction
  */
 import { MessageType, type ReportMessage, type TimeRequestMessage } from '../wire/messages.js';
-import { faultTolerantAverage, type Reading } from './average.js';
+import { faultTolerantAverage, median, type Reading } from './average.js';
 import type { Context } from './context.js';
-import type { Address, RoundRow } from './types.js';
+import { DEFAULT_DISCIPLINE } from './discipline.js';
+import type { Address, FaultReason, RoundRow } from './types.js';
 
 /**
  * Fast start: rounds 1-4 of an epoch run at a quarter of the interval,
@@ -61,6 +62,42 @@ export function measuredAt(timings: ReadonlyMap<bigint, RequestTiming>, reporter
 /** Largest member table (BSD timed's was 1,013 hosts; it ran with 200-300). */
 export const MAX_MEMBERS = 4096;
 
+/**
+ * Each clock's interval in the selection (see average.ts): half its round
+ * trip, capped at ERROR_CAP times the round's median half round trip (a
+ * member cannot widen its own interval by reporting a long round trip),
+ * plus a margin for what the clocks did between the measurement and the
+ * collection and for the group's present dispersion: MARGIN_MADS times the
+ * median absolute deviation of this round's offsets from their median,
+ * and at least ERROR_FLOOR_NS. The median absolute deviation is the
+ * group's spread as a majority sees it: up to half the clocks can be
+ * anywhere without widening it, so a liar or a runaway clock cannot make
+ * room for itself. (A spread taken from the distances to the last average
+ * could: bad clocks pull the average, the good clocks' distances grow, and
+ * the margin grows to take the bad clocks in.) The master's own clock,
+ * which measured nothing, gets the median half round trip plus the margin.
+ * The tolerance stays the outer bound.
+ */
+export const ERROR_FLOOR_NS = 10_000n;
+export const MARGIN_MADS = 3n;
+export const ERROR_CAP = 2n;
+/**
+ * Naming faults. A member left out of the average FAULTY_OUTLIER_ROUNDS
+ * rounds in a row, or whose frequency estimate needs more than the
+ * frequency limit FAULTY_LIMIT_ROUNDS rounds in a row, is named faulty; it
+ * recovers after RECOVER_ROUNDS clean rounds in a row. Only rounds with a
+ * majority count. A faulty member still gets its entry.
+ */
+export const FAULTY_OUTLIER_ROUNDS = 3;
+export const FAULTY_LIMIT_ROUNDS = 2;
+export const RECOVER_ROUNDS = 3;
+/** No clock runs this far off (ppb): a report claiming so is implausible (the simulated clock's own limit, 100,000 ppm). */
+const MAX_PLAUSIBLE_PPB = 100_000_000;
+
+const maxOf = (a: bigint, b: bigint): bigint => (a > b ? a : b);
+const minOf = (a: bigint, b: bigint): bigint => (a < b ? a : b);
+const absOf = (x: bigint): bigint => (x < 0n ? -x : x);
+
 export interface Member {
   node: bigint;
   name: string;
@@ -68,8 +105,17 @@ export interface Member {
   /** Member clock minus master clock at its last report. */
   offsetNs: bigint;
   delayNs: bigint;
+  /** The frequency its estimate calls for (ppm), from its last report, or null. */
+  frequencyPpm: number | null;
   /** Last round the member reported in. */
   lastRound: number;
+  /** Named faulty, why, and since which round; null when not. */
+  faulty: FaultReason | null;
+  faultySinceRound: number | null;
+  /** Rounds in a row (with a majority): left out of the average; frequency beyond the limit; clean while faulty. */
+  outlierRounds: number;
+  limitRounds: number;
+  cleanRounds: number;
 }
 
 interface Report {
@@ -77,6 +123,7 @@ interface Report {
   name: string;
   offsetNs: bigint;
   delayNs: bigint;
+  frequencyPpb: number | null;
 }
 
 export class MasterRole {
@@ -87,6 +134,15 @@ export class MasterRole {
   lastTableRound = 0;
   lastQuorum = true;
   lastAverageNs: bigint | null = null;
+  /** The common frequency of the last table, ppm. */
+  lastCommonPpm = 0;
+  /** The last round's selection margin (see MARGIN_MADS), ns. */
+  lastMarginNs = 0n;
+  /** Rounds in a row our own clock was left out of our own average, and whether that has been said. */
+  private selfOutlierRounds = 0;
+  private selfOutlier = false;
+  /** Members named faulty so far (each naming counts once). */
+  faultsNamed = 0;
   private collecting = false;
   /**
    * This round's requests of this round, per sender: the sums of their
@@ -167,16 +223,28 @@ export class MasterRole {
     // Work stays bounded under a flood: only nodes that measured against us
     // this round may report, and the table has a size.
     if (!this.requests.has(msg.sender)) return ctx.drop('no-exchange', msg, from);
+    // Fields that cannot be true never reach the average: a peer reports no burst above --max-delay,
+    // and no clock runs 100,000 ppm off.
+    if (msg.delayNs > ctx.opts.maxDelayNs || (msg.frequencyPpb !== null && Math.abs(msg.frequencyPpb) > MAX_PLAUSIBLE_PPB)) {
+      return ctx.drop('implausible-report', msg, from);
+    }
     if (!this.members.has(msg.sender) && this.members.size >= MAX_MEMBERS) return ctx.drop('table-full', msg, from);
-    this.reports.set(msg.sender, { node: msg.sender, name: msg.name, offsetNs: msg.offsetNs, delayNs: msg.delayNs });
-    if (!this.members.has(msg.sender)) ctx.notice({ kind: 'member-joined', name: msg.name, node: msg.sender });
+    this.reports.set(msg.sender, { node: msg.sender, name: msg.name, offsetNs: msg.offsetNs, delayNs: msg.delayNs, frequencyPpb: msg.frequencyPpb });
+    const known = this.members.get(msg.sender);
+    if (!known) ctx.notice({ kind: 'member-joined', name: msg.name, node: msg.sender });
     this.members.set(msg.sender, {
       node: msg.sender,
       name: msg.name,
       address: from,
       offsetNs: msg.offsetNs,
       delayNs: msg.delayNs,
+      frequencyPpm: msg.frequencyPpb === null ? null : msg.frequencyPpb / 1000,
       lastRound: this.round,
+      faulty: known?.faulty ?? null,
+      faultySinceRound: known?.faultySinceRound ?? null,
+      outlierRounds: known?.outlierRounds ?? 0,
+      limitRounds: known?.limitRounds ?? 0,
+      cleanRounds: known?.cleanRounds ?? 0,
     });
   }
 
@@ -193,24 +261,69 @@ export class MasterRole {
     const { ctx } = this;
     if (!this.collecting) return;
     this.collecting = false;
-    const readings: Reading[] = [{ node: ctx.id, offsetNs: 0n }, ...[...this.reports.values()].map((r) => ({ node: r.node, offsetNs: r.offsetNs }))];
+    const reports = [...this.reports.values()];
+    // Each clock's interval: half its round trip, capped, plus the margin (see ERROR_FLOOR_NS).
+    const medianHalfNs = reports.length ? median(reports.map((r) => r.delayNs / 2n)) : 0n;
+    const capNs = maxOf(ERROR_CAP * medianHalfNs, ERROR_FLOOR_NS);
+    const offsets = [0n, ...reports.map((r) => r.offsetNs)];
+    const mid = median(offsets);
+    const madNs = median(offsets.map((o) => absOf(o - mid)));
+    const marginNs = maxOf(ERROR_FLOOR_NS, MARGIN_MADS * madNs);
+    this.lastMarginNs = marginNs;
+    const errorOf = (r: Report): bigint => minOf(r.delayNs / 2n, capNs) + marginNs;
+    const ownErrorNs = medianHalfNs + marginNs;
+    const readings: Reading[] = [{ node: ctx.id, offsetNs: 0n, errorNs: ownErrorNs }, ...reports.map((r) => ({ node: r.node, offsetNs: r.offsetNs, errorNs: errorOf(r) }))];
     const result = faultTolerantAverage(readings, ctx.opts.toleranceNs);
+    const kept = new Set(result.entries.filter((e) => result.quorum && !e.outlier).map((e) => e.node));
+    // The group's common frequency: the mean of what the kept clocks' estimates call for.
+    const frequencyOf = (node: bigint): number | null => {
+      if (node === ctx.id) return ctx.estimatePpm;
+      const f = this.reports.get(node)?.frequencyPpb;
+      return f === null || f === undefined ? null : f / 1000;
+    };
+    const estimates = [...kept].map(frequencyOf).filter((f): f is number => f !== null);
+    const maxPpm = DEFAULT_DISCIPLINE.maxFrequencyPpm;
+    const commonPpm = estimates.length ? Math.max(-maxPpm, Math.min(maxPpm, estimates.reduce((a, b) => a + b, 0) / estimates.length)) : 0;
+    const commonPpb = Math.round(commonPpm * 1000);
+    if (result.quorum) {
+      this.judge(result.entries, commonPpb / 1000);
+      const own = kept.has(ctx.id);
+      this.selfOutlierRounds = own ? 0 : this.selfOutlierRounds + 1;
+      const outlier = this.selfOutlierRounds >= FAULTY_OUTLIER_ROUNDS;
+      if (outlier !== this.selfOutlier) {
+        this.selfOutlier = outlier;
+        ctx.notice({ kind: 'self-outlier', outlier, round: this.round });
+      }
+    }
+    const entries = result.entries.map((e) => ({ ...e, faulty: this.members.get(e.node)?.faulty != null }));
     ctx.send('group', {
       type: MessageType.Adjust,
       ...ctx.header(this.epoch, this.round),
       part: 0,
       parts: 1,
       averageNs: result.averageNs,
-      entries: result.entries,
+      commonPpb,
+      entries,
     });
     const table: RoundRow[] = result.entries.map((e) => {
       const r = this.reports.get(e.node);
-      return { node: e.node, name: r?.name ?? ctx.opts.name, offsetNs: r?.offsetNs ?? 0n, delayNs: r?.delayNs ?? 0n, adjustmentNs: e.adjustmentNs, outlier: e.outlier };
+      return {
+        node: e.node,
+        name: r?.name ?? ctx.opts.name,
+        offsetNs: r?.offsetNs ?? 0n,
+        delayNs: r?.delayNs ?? 0n,
+        adjustmentNs: e.adjustmentNs,
+        outlier: e.outlier,
+        errorNs: r ? errorOf(r) : ownErrorNs,
+        frequencyPpm: frequencyOf(e.node),
+        faulty: this.members.get(e.node)?.faulty ?? null,
+      };
     });
     this.lastTable = table;
     this.lastTableRound = this.round;
     this.lastQuorum = result.quorum;
     this.lastAverageNs = result.averageNs;
+    this.lastCommonPpm = commonPpb / 1000;
     ctx.notice({ kind: 'round', epoch: this.epoch, round: this.round, averageNs: result.averageNs, quorum: result.quorum, table });
     // The average compares the peers' clocks with ours as they measured it,
     // spread over their slots; a slew of ours that ran on meanwhile is in
@@ -218,10 +331,41 @@ export class MasterRole {
     const at = measuredAt(this.timings, this.reports.keys()) ?? { monoNs, appliedNs: ctx.clock.appliedNs() };
     // The average's quality, for the frequency fit's weights: the reports' median round trip
     // (one member's odd report cannot make every point of ours look bad).
-    const delays = [...this.reports.values()].map((r) => Math.min(Number(ctx.opts.maxDelayNs), Math.max(0, Number(r.delayNs))));
+    const delays = reports.map((r) => Math.min(Number(ctx.opts.maxDelayNs), Math.max(0, Number(r.delayNs))));
     const delayNs = delays.length ? delays.sort((a, b) => a - b)[delays.length >> 1]! : 0;
-    ctx.applyAdjustment(this.epoch, this.round, result.averageNs, at.appliedNs, at.monoNs, monoNs, delayNs);
+    ctx.applyAdjustment(this.epoch, this.round, result.averageNs, at.appliedNs, at.monoNs, monoNs, delayNs, commonPpb / 1000);
     this.expireMembers();
+  }
+
+  /** Name members faulty, or recovered, from a round with a majority (see FAULTY_OUTLIER_ROUNDS). */
+  private judge(entries: readonly { node: bigint; outlier: boolean }[], commonPpm: number): void {
+    const maxPpm = DEFAULT_DISCIPLINE.maxFrequencyPpm;
+    for (const e of entries) {
+      const m = this.members.get(e.node);
+      const r = this.reports.get(e.node);
+      if (!m || !r) continue;
+      const atLimit = m.frequencyPpm !== null && Math.abs(m.frequencyPpm - commonPpm) > maxPpm;
+      m.outlierRounds = e.outlier ? m.outlierRounds + 1 : 0;
+      m.limitRounds = atLimit ? m.limitRounds + 1 : 0;
+      const reason: FaultReason | null = m.limitRounds >= FAULTY_LIMIT_ROUNDS ? 'frequency-limit' : m.outlierRounds >= FAULTY_OUTLIER_ROUNDS ? 'outlier' : null;
+      if (m.faulty === null) {
+        if (reason === null) continue;
+        m.faulty = reason;
+        m.faultySinceRound = this.round;
+        m.cleanRounds = 0;
+        this.faultsNamed += 1;
+        this.ctx.notice({ kind: 'member-faulty', name: m.name, node: m.node, reason, round: this.round });
+        continue;
+      }
+      m.cleanRounds = e.outlier || atLimit ? 0 : m.cleanRounds + 1;
+      if (m.cleanRounds >= RECOVER_ROUNDS) {
+        m.faulty = null;
+        m.faultySinceRound = null;
+        this.ctx.notice({ kind: 'member-faulty', name: m.name, node: m.node, reason: null, round: this.round });
+      } else if (reason !== null && reason !== m.faulty) {
+        m.faulty = reason;
+      }
+    }
   }
 
   private expireMembers(): void {

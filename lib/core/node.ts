@@ -57,6 +57,15 @@ export interface NodeStatus {
   lastTableRound: number;
   lastQuorum: boolean;
   lastAverageNs: bigint | null;
+  /** The master's last common frequency (ppm) and selection margin (ns). */
+  lastCommonPpm: number;
+  lastMarginNs: bigint;
+  /** Members named faulty so far by this node as master. */
+  faultsNamed: number;
+  /** The master's last table named this node faulty. */
+  namedFaulty: boolean;
+  /** This node's frequency estimate needs more than the frequency limit. */
+  cannotFollow: boolean;
   dropped: Partial<Record<DropReason, number>>;
 }
 
@@ -381,6 +390,11 @@ export class Node {
       lastTableRound: this.master?.lastTableRound ?? 0,
       lastQuorum: this.master?.lastQuorum ?? true,
       lastAverageNs: this.master?.lastAverageNs ?? null,
+      lastCommonPpm: this.master?.lastCommonPpm ?? 0,
+      lastMarginNs: this.master?.lastMarginNs ?? 0n,
+      faultsNamed: this.master?.faultsNamed ?? 0,
+      namedFaulty: this.peer.namedFaulty,
+      cannotFollow: ctx.atFrequencyLimit,
       dropped: Object.fromEntries(ctx.counters),
     };
   }

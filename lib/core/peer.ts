@@ -16,6 +16,7 @@
  */
 import { MessageType, type AdjustMessage, type SyncMessage, type TimeReplyMessage } from '../wire/messages.js';
 import type { Context } from './context.js';
+import { DEFAULT_DISCIPLINE } from './discipline.js';
 import { bestOfBurst, exchange, type Sample } from './measure.js';
 import type { Address } from './types.js';
 
@@ -82,6 +83,8 @@ interface Chosen {
 interface Measurement {
   epoch: number;
   round: number;
+  /** The offset reported: the master's entry must answer exactly this. */
+  offsetNs: bigint;
   appliedAtNs: bigint;
   monoNs: bigint;
   delayNs: bigint;
@@ -89,6 +92,15 @@ interface Measurement {
 }
 
 const min = (a: bigint, b: bigint): bigint => (a < b ? a : b);
+
+/** A common frequency beyond any clock's frequency limit cannot be the mean of kept clocks' estimates (ppb). */
+const MAX_COMMON_PPB = DEFAULT_DISCIPLINE.maxFrequencyPpm * 1000;
+
+/** ppm -> the REPORT's i32 ppb (null stays null: not known yet), within the field's range. */
+export function toPpb(ppm: number | null): number | null {
+  if (ppm === null || !Number.isFinite(ppm)) return null;
+  return Math.max(-0x7fff_ffff, Math.min(0x7fff_ffff, Math.round(ppm * 1000)));
+}
 
 export class PeerRole {
   private burst: Burst | null = null;
@@ -100,6 +112,8 @@ export class PeerRole {
   /** Best round trips of the last bursts, for the delay filter, and how many bursts in a row it rejected. */
   private readonly delays: bigint[] = [];
   private rejectedInARow = 0;
+  /** The master's last table named this node faulty. */
+  namedFaulty = false;
 
   constructor(private readonly ctx: Context) {}
 
@@ -159,12 +173,22 @@ export class PeerRole {
       this.burst = null;
       return;
     }
-    if (b.warmup) {
+    // Fields that cannot be true (an unauthenticated reply can carry anything that echoes our request):
+    // the master's turnaround T3 − T2 is never negative, and never longer than a request may wait.
+    const turnaround = msg.transmitNs - msg.receiveNs;
+    if (turnaround < 0n || turnaround > ctx.opts.maxDelayNs) {
+      ctx.drop('bad-turnaround', msg, from);
+    } else if (b.warmup) {
       b.warmup = false;
     } else {
-      b.samples.push(exchange(o.originNs, msg.receiveNs, msg.transmitNs, t4));
-      b.appliedAt.push(ctx.clock.appliedNs());
-      b.takenAt.push(rxMonoNs);
+      const sample = exchange(o.originNs, msg.receiveNs, msg.transmitNs, t4);
+      if (sample.delayNs < 0n) {
+        ctx.drop('negative-delay', msg, from);
+      } else {
+        b.samples.push(sample);
+        b.appliedAt.push(ctx.clock.appliedNs());
+        b.takenAt.push(rxMonoNs);
+      }
     }
     this.next(b, rxMonoNs);
   }
@@ -231,7 +255,7 @@ export class PeerRole {
   private report(b: Burst, chosen: Chosen): void {
     const { ctx } = this;
     const { best } = chosen;
-    this.measurement = { epoch: b.epoch, round: b.round, appliedAtNs: chosen.appliedAtNs, monoNs: chosen.monoNs, delayNs: best.delayNs, answered: false };
+    this.measurement = { epoch: b.epoch, round: b.round, offsetNs: best.offsetNs, appliedAtNs: chosen.appliedAtNs, monoNs: chosen.monoNs, delayNs: best.delayNs, answered: false };
     this.lastOffsetNs = best.offsetNs;
     this.lastDelayNs = best.delayNs;
     ctx.notice({ kind: 'measured', round: b.round, offsetNs: best.offsetNs, delayNs: best.delayNs, samples: chosen.samples });
@@ -240,6 +264,7 @@ export class PeerRole {
       ...ctx.header(b.epoch, b.round),
       offsetNs: best.offsetNs,
       delayNs: best.delayNs,
+      frequencyPpb: toPpb(ctx.estimatePpm),
       name: ctx.opts.name,
     });
   }
@@ -260,8 +285,17 @@ export class PeerRole {
     const entry = msg.entries.find((e) => e.node === ctx.id);
     if (!entry) return; // our entry is in another part of the table
     if (m.answered) return ctx.drop('stale-round', msg, from); // a duplicate or a replay
+    // The master computes average − offset exactly, so an entry that answers any other offset than the one
+    // we reported answers a report that was corrupted or forged on the way: applying it would move our clock
+    // by the corruption.
+    if (entry.adjustmentNs !== msg.averageNs - m.offsetNs) return ctx.drop('wrong-report', msg, from);
+    if (Math.abs(msg.commonPpb) > MAX_COMMON_PPB) return ctx.drop('implausible-adjust', msg, from);
     m.answered = true;
-    ctx.applyAdjustment(msg.epoch, msg.round, entry.adjustmentNs, m.appliedAtNs, m.monoNs, monoNs, Number(m.delayNs));
+    if (entry.faulty !== this.namedFaulty) {
+      this.namedFaulty = entry.faulty;
+      ctx.notice({ kind: 'named-faulty', faulty: entry.faulty, round: msg.round });
+    }
+    ctx.applyAdjustment(msg.epoch, msg.round, entry.adjustmentNs, m.appliedAtNs, m.monoNs, monoNs, Number(m.delayNs), msg.commonPpb / 1000);
   }
 
   /**

@@ -44,7 +44,20 @@ export type Notice =
   | { kind: 'role'; role: Role; epoch: number; masterName: string | null; why: string }
   | { kind: 'member-joined'; name: string; node: bigint }
   | { kind: 'member-left'; name: string; node: bigint; why: 'silence' | 'leave' }
+  /** The master names a member faulty (reason), or a faulty member recovered (reason null). Once per change. */
+  | { kind: 'member-faulty'; name: string; node: bigint; reason: FaultReason | null; round: number }
+  /** This node's own estimate needs more frequency than it may apply (atLimit), or no longer does. Once per change. */
+  | { kind: 'cannot-follow'; atLimit: boolean; estimatePpm: number; commonPpm: number }
+  /** As master, this node's own clock was left out of its own average FAULTY_OUTLIER_ROUNDS rounds in a row (or agrees again). */
+  | { kind: 'self-outlier'; outlier: boolean; round: number }
+  /** The master marked this node faulty in its table, or stopped doing so. Once per change. */
+  | { kind: 'named-faulty'; faulty: boolean; round: number }
   | { kind: 'dropped'; reason: DropReason; type: number; from: Address };
+
+/** Why the master names a member faulty. */
+export type FaultReason =
+  | 'outlier'          // left out of the average several rounds in a row
+  | 'frequency-limit'; // its frequency correction sits at the limit: its clock cannot be followed
 
 /** One line of a round's table, as the master saw it. */
 export interface RoundRow {
@@ -55,6 +68,12 @@ export interface RoundRow {
   delayNs: bigint;
   adjustmentNs: bigint;
   outlier: boolean;
+  /** The half-width of the clock's interval in the selection, ns (0 for the master: it measured nothing). */
+  errorNs: bigint;
+  /** The frequency the node's estimate calls for (REPORT), ppm, or null. */
+  frequencyPpm: number | null;
+  /** Named faulty, and why, or null. */
+  faulty: FaultReason | null;
 }
 
 /** Why the engine ignored a well-formed message. Each is a status counter. */
@@ -70,7 +89,12 @@ export type DropReason =
   | 'no-measurement'    // ADJUST for a round this node did not report in
   | 'rate-limited'      // too many requests from one node in one round, or from too many nodes
   | 'no-exchange'       // a report from a node that made no time exchange this round
-  | 'table-full';       // a report from a new node when the member table is full
+  | 'table-full'        // a report from a new node when the member table is full
+  | 'implausible-report' // a report whose fields cannot be true: round trip above --max-delay, frequency beyond any clock's
+  | 'bad-turnaround'    // a reply whose T3 − T2 is negative or above --max-delay
+  | 'negative-delay'    // an exchange whose round trip came out negative (a stepped clock, or forged stamps)
+  | 'wrong-report'      // ADJUST entry that does not answer the offset this node reported (a corrupted or forged report)
+  | 'implausible-adjust'; // ADJUST whose common frequency is beyond any clock's limit
 
 export type Action =
   | { type: 'send'; to: Destination; msg: Message }

@@ -189,7 +189,7 @@ export class Daemon {
   private send(to: 'group' | { address: string; port: number }, msg: Message): void {
     const keys = this.opts.keys;
     const auth = keys ? { keyId: keys.sendKeyId, key: keys.get(keys.sendKeyId)! } : undefined;
-    const parts = msg.type === MessageType.Adjust ? splitAdjust(msg, msg.averageNs, msg.entries, auth !== undefined) : [msg];
+    const parts = msg.type === MessageType.Adjust ? splitAdjust(msg, auth !== undefined) : [msg];
     for (const part of parts) {
       const data = encode(part, auth);
       this.counters.sent += 1;
@@ -203,7 +203,7 @@ export class Daemon {
       case 'round':
         log.round('round %d/%d: average %s%s', n.epoch, n.round, formatDurationNs(n.averageNs), n.quorum ? '' : ' (no majority: following the master)');
         for (const r of n.table) {
-          log.round('  %s offset %s delay %s adjustment %s%s', r.name, formatDurationNs(r.offsetNs), formatDurationNs(r.delayNs), formatDurationNs(r.adjustmentNs), r.outlier ? ' outlier' : '');
+          log.round('  %s offset %s ± %s delay %s adjustment %s%s%s', r.name, formatDurationNs(r.offsetNs), formatDurationNs(r.errorNs), formatDurationNs(r.delayNs), formatDurationNs(r.adjustmentNs), r.outlier ? ' outlier' : '', r.faulty ? ` faulty (${r.faulty})` : '');
         }
         return;
       case 'measured':
@@ -223,6 +223,24 @@ export class Daemon {
         return log.round('member %s joined', n.name);
       case 'member-left':
         return log.round('member %s left (%s)', n.name, n.why);
+      case 'member-faulty':
+        if (n.reason === null) return this.say.warn(`member ${n.name} recovered in round ${n.round}: it agrees with the group again`);
+        return this.say.warn(
+          `member ${n.name} is faulty (${n.reason}) in round ${n.round}: ` +
+            (n.reason === 'outlier' ? 'its clock disagrees with the majority round after round' : 'its clock needs more frequency correction than the limit allows') +
+            '; it no longer counts in the average',
+        );
+      case 'cannot-follow':
+        if (!n.atLimit) return this.say.warn(`this clock follows its corrections again (estimate ${n.estimatePpm.toFixed(1)} ppm, group ${n.commonPpm.toFixed(1)} ppm)`);
+        return this.say.warn(
+          `this clock cannot follow its corrections: it needs ${(n.estimatePpm - n.commonPpm).toFixed(1)} ppm, beyond the frequency limit; its oscillator is faulty or another program is steering this clock`,
+        );
+      case 'self-outlier':
+        return n.outlier
+          ? this.say.warn(`this master's own clock disagrees with the majority of the group (round ${n.round}): the group corrects it, but if its oscillator is faulty, run the group without --master here so that another node leads`)
+          : this.say.warn(`this master's own clock agrees with the group again (round ${n.round})`);
+      case 'named-faulty':
+        return n.faulty ? this.say.warn(`the master names this node faulty in round ${n.round}`) : this.say.warn(`the master no longer names this node faulty (round ${n.round})`);
       case 'dropped':
         return log.wire('ignored %s from %s:%d: %s', MessageType[n.type] ?? n.type, n.from.address, n.from.port, n.reason);
     }

@@ -13,6 +13,12 @@ export interface MemberJson {
   delayNs: string;
   lastRound: number;
   address: string;
+  /** The frequency its own estimate calls for against the group (REPORT), ppm, or null before it has one. */
+  frequencyPpm: number | null;
+  /** Named faulty by this master, and why ('outlier', 'frequency-limit'), or null. */
+  faulty: string | null;
+  /** The round it was named faulty in, or null. */
+  faultySinceRound: number | null;
 }
 
 export interface RoundRowJson {
@@ -21,6 +27,10 @@ export interface RoundRowJson {
   delayNs: string;
   adjustmentNs: string;
   outlier: boolean;
+  /** Half-width of its interval in the selection, ns. */
+  errorNs: string;
+  frequencyPpm: number | null;
+  faulty: string | null;
 }
 
 export interface StatusJson {
@@ -40,7 +50,12 @@ export interface StatusJson {
   clock: { kind: string; pendingNs: string; appliedNs: string; steps: number; maxSlewPpm: number; stepThresholdNs: string; simDriftPpm: number | null; simOffsetNs: string | null };
   members: MemberJson[];
   /** The master's last table; quorum false: no majority agreed, the group followed the master. */
-  lastRound: { epoch: number; round: number; averageNs: string | null; quorum: boolean; table: RoundRowJson[] } | null;
+  lastRound: { epoch: number; round: number; averageNs: string | null; quorum: boolean; commonPpm: number; marginNs: string; table: RoundRowJson[] } | null;
+  /**
+   * Faults: on the master, the members named faulty now and how many namings so far; on any node, whether
+   * the master names this node faulty, and whether its own frequency estimate needs more than the limit.
+   */
+  faults: { members: { nodeId: string; reason: string; sinceRound: number | null }[]; named: number; thisNode: boolean; cannotFollow: boolean };
   counters: Counters & { dropped: Record<string, number> };
   config: { group: string; port: number; interface: string; unicastPort: number; domain: number; intervalMs: number; collectTimeoutMs: number; probes: number; toleranceNs: string; priority: number; pinnedMaster: boolean; authenticated: boolean };
   uptimeS: number;
@@ -80,7 +95,16 @@ export function buildStatus(
       simDriftPpm: c.driftPpm ?? null,
       simOffsetNs: str(c.offsetNs ?? null),
     },
-    members: s.members.map((m) => ({ nodeId: m.name, offsetNs: m.offsetNs.toString(), delayNs: m.delayNs.toString(), lastRound: m.lastRound, address: m.address.address })),
+    members: s.members.map((m) => ({
+      nodeId: m.name,
+      offsetNs: m.offsetNs.toString(),
+      delayNs: m.delayNs.toString(),
+      lastRound: m.lastRound,
+      address: m.address.address,
+      frequencyPpm: m.frequencyPpm,
+      faulty: m.faulty,
+      faultySinceRound: m.faultySinceRound,
+    })),
     lastRound:
       s.role === 'master' && s.lastTable.length > 0
         ? {
@@ -88,9 +112,26 @@ export function buildStatus(
             round: s.lastTableRound,
             averageNs: str(s.lastAverageNs),
             quorum: s.lastQuorum,
-            table: s.lastTable.map((r) => ({ nodeId: r.name, offsetNs: r.offsetNs.toString(), delayNs: r.delayNs.toString(), adjustmentNs: r.adjustmentNs.toString(), outlier: r.outlier })),
+            commonPpm: s.lastCommonPpm,
+            marginNs: s.lastMarginNs.toString(),
+            table: s.lastTable.map((r) => ({
+              nodeId: r.name,
+              offsetNs: r.offsetNs.toString(),
+              delayNs: r.delayNs.toString(),
+              adjustmentNs: r.adjustmentNs.toString(),
+              outlier: r.outlier,
+              errorNs: r.errorNs.toString(),
+              frequencyPpm: r.frequencyPpm,
+              faulty: r.faulty,
+            })),
           }
         : null,
+    faults: {
+      members: s.members.filter((m) => m.faulty !== null).map((m) => ({ nodeId: m.name, reason: m.faulty!, sinceRound: m.faultySinceRound })),
+      named: s.faultsNamed,
+      thisNode: s.namedFaulty,
+      cannotFollow: s.cannotFollow,
+    },
     counters: { ...d.counters, rejected: { ...d.counters.rejected }, dropped: { ...(s.dropped as Record<string, number>) } },
     config: {
       group: opts.net.group,

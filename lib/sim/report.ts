@@ -4,7 +4,7 @@
  */
 import { byName, magnitude, roundTableLines } from '../table.js';
 import { formatDurationNs } from '../units.js';
-import type { RoundRecord, SimResult } from './simulator.js';
+import type { Fault, RoundRecord, SimResult } from './simulator.js';
 import { FAST_START_ROUNDS } from '../core/master.js';
 import { convergedRound, precisionAfter, steadyFrom, type Percentiles } from './stats.js';
 
@@ -23,6 +23,23 @@ export interface SimSummary {
   steadyFromRound: number | null;
   precisionSteadyNs: Percentiles;
   masters: string[];
+  /**
+   * With --fault: the clocks without a fault, separately. Their precision
+   * over the steady state (as precisionSteadyNs, on their own spread), their
+   * common rate against true time and against the mean of their own drifts
+   * (ppm), and every member the master named faulty or recovered, with the
+   * round. Without faults the good clocks are all clocks.
+   */
+  faults: string[];
+  good: {
+    nodes: string[];
+    steadyFromRound: number | null;
+    precisionSteadyNs: Percentiles;
+    ratePpm: number | null;
+    meanDriftPpm: number;
+    rateErrorPpm: number | null;
+  };
+  flagged: { node: string; reason: string | null; round: number }[];
   conditions: {
     intervalNs: number;
     driftPpm: number;
@@ -56,6 +73,9 @@ export function summarize(r: SimResult): SimSummary {
     steadyFromRound: steadyFrom(r.samples, FAST_START_ROUNDS),
     precisionSteadyNs: precisionAfter(r.samples, steadyFrom(r.samples, FAST_START_ROUNDS)),
     masters: [...new Set(r.rounds.map((x) => x.master))],
+    faults: o.faults.map(formatFault),
+    good: goodFigures(r),
+    flagged: r.flags.map((f) => ({ node: f.node, reason: f.reason, round: f.round })),
     conditions: {
       intervalNs: Number(o.intervalNs),
       driftPpm: o.driftPpm,
@@ -68,6 +88,54 @@ export function summarize(r: SimResult): SimSummary {
     },
     wallMs: r.wallMs,
   };
+}
+
+/** A fault as --fault spells it. */
+export function formatFault(f: Fault): string {
+  switch (f.kind) {
+    case 'drift':
+      return `${f.node}:drift=${f.ppm}`;
+    case 'jump':
+      return `${f.node}:jump=${formatDurationNs(f.ns)}@${f.round}`;
+    case 'lie':
+      return `${f.node}:lie=${formatDurationNs(f.ns)}`;
+    case 'mute':
+      return `${f.node}:mute@${f.round}`;
+  }
+}
+
+/** The good clocks' figures: steady precision on their own spread, and their common rate (least-squares slope of their mean offset from true time). */
+function goodFigures(r: SimResult): SimSummary['good'] {
+  const faulty = new Set(r.options.faults.map((f) => f.node));
+  const nodes = r.statuses.map((s) => s.name).filter((n) => !faulty.has(n));
+  const drifts = r.driftsPpm.filter((_, i) => !faulty.has(`n${i}`));
+  const meanDriftPpm = drifts.length ? drifts.reduce((a, b) => a + b, 0) / drifts.length : 0;
+  const goodSamples = r.samples.map((s) => ({ label: s.label, spreadNs: s.goodSpreadNs }));
+  const from = steadyFrom(goodSamples, FAST_START_ROUNDS);
+  const steady = r.samples.filter((s) => s.label >= (from ?? FAST_START_ROUNDS + 1));
+  const ratePpm = steady.length >= 3 ? slopePpm(steady.map((s) => [Number(s.atNs), s.goodMeanOffsetNs])) : null;
+  return {
+    nodes,
+    steadyFromRound: from,
+    precisionSteadyNs: precisionAfter(goodSamples, from),
+    ratePpm,
+    meanDriftPpm,
+    rateErrorPpm: ratePpm === null ? null : ratePpm - meanDriftPpm,
+  };
+}
+
+/** Least-squares slope of y (ns) against t (ns), in ppm. */
+function slopePpm(points: [number, number][]): number {
+  const n = points.length;
+  const mt = points.reduce((a, p) => a + p[0], 0) / n;
+  const my = points.reduce((a, p) => a + p[1], 0) / n;
+  let num = 0;
+  let den = 0;
+  for (const [t, y] of points) {
+    num += (t - mt) * (y - my);
+    den += (t - mt) ** 2;
+  }
+  return den > 0 ? (num / den) * 1e6 : 0;
 }
 
 /** Lines describing one round. Tables of more than maxRows nodes are summarised. */
@@ -103,6 +171,22 @@ export function formatReport(r: SimResult, s: SimSummary, show: { rounds: boolea
         ? ''
         : `; steady state from round ${s.steadyFromRound}: p50 ${us(st.p50)}, p99 ${us(st.p99)}, max ${us(st.max)}`),
   );
+  if (s.faults.length) {
+    const g = s.good;
+    const gp = g.precisionSteadyNs;
+    lines.push(
+      `faults ${s.faults.join(' ')}; the ${g.nodes.length} good clocks: ` +
+        (g.steadyFromRound === null ? 'no steady state' : `steady p50 ${us(gp.p50)}, p99 ${us(gp.p99)}, max ${us(gp.max)}`) +
+        (g.ratePpm === null ? '' : `; common rate ${g.ratePpm.toFixed(2)} ppm against their mean drift ${g.meanDriftPpm.toFixed(2)} ppm (${(g.rateErrorPpm ?? 0).toFixed(2)} ppm apart)`),
+    );
+    lines.push(
+      s.flagged.length
+        ? `named faulty: ${s.flagged.map((f) => (f.reason === null ? `${f.node} recovered in round ${f.round}` : `${f.node} (${f.reason}) in round ${f.round}`)).join(', ')}`
+        : 'named faulty: none',
+    );
+  } else if (s.good.ratePpm !== null) {
+    lines.push(`common rate ${s.good.ratePpm.toFixed(2)} ppm against the mean drift ${s.good.meanDriftPpm.toFixed(2)} ppm (${(s.good.rateErrorPpm ?? 0).toFixed(2)} ppm apart)`);
+  }
   return lines.join('\n');
 }
 

@@ -50,7 +50,22 @@ export interface SimOptions {
   partition: { size: number; fromRound: number; toRound: number } | null;
   /** Samples of the ground truth per interval. */
   samplesPerInterval: number;
+  /** Per-node faults (berkeleyd simulate --fault). */
+  faults: Fault[];
 }
+
+/**
+ * A fault of one node, as `--fault` spells it:
+ *   n3:drift=2000   its oscillator runs 2000 ppm off (no frequency limit can follow it)
+ *   n3:jump=5ms@20  its clock is stepped by 5 ms from outside when the group's 20th round starts
+ *   n3:lie=3ms      every REPORT it sends says its offset is 3 ms more than measured
+ *   n3:mute@10      from the group's 10th round on it sends nothing
+ */
+export type Fault =
+  | { node: string; kind: 'drift'; ppm: number }
+  | { node: string; kind: 'jump'; ns: bigint; round: number }
+  | { node: string; kind: 'lie'; ns: bigint }
+  | { node: string; kind: 'mute'; round: number };
 
 export const SIM_DEFAULTS: SimOptions = {
   nodes: 4,
@@ -73,6 +88,7 @@ export const SIM_DEFAULTS: SimOptions = {
   crashMasterAtRound: null,
   partition: null,
   samplesPerInterval: 20,
+  faults: [],
 };
 
 interface SimNode {
@@ -108,12 +124,26 @@ export interface RoundRecord {
   spreadAfterNs: bigint | null;
 }
 
+/** One ground-truth sample: all live clocks, and the good ones (no fault) alone. */
+export interface TruthSample {
+  label: number;
+  /** True (virtual) time of the sample. */
+  atNs: bigint;
+  spreadNs: bigint;
+  /** Spread of the live clocks without a fault. */
+  goodSpreadNs: bigint;
+  /** Mean of (group clock − true time) over the live clocks without a fault, ns. */
+  goodMeanOffsetNs: number;
+}
+
 export interface SimResult {
   options: SimOptions;
   rounds: RoundRecord[];
-  /** (round label, spread) for every ground-truth sample. */
-  samples: { label: number; spreadNs: bigint }[];
+  /** Every ground-truth sample. */
+  samples: TruthSample[];
   events: { atNs: bigint; node: string; notice: Notice }[];
+  /** Members the master named faulty (reason) or recovered (null), with the group's round (1-based) of the table that did it. */
+  flags: { node: string; reason: string | null; round: number; atNs: bigint }[];
   statuses: NodeStatus[];
   startOffsetsNs: bigint[];
   driftsPpm: number[];
@@ -132,8 +162,11 @@ class Simulation {
   private readonly byAddress = new Map<string, SimNode>();
   private readonly net: Prng;
   private readonly rounds: RoundRecord[] = [];
-  private readonly samples: { label: number; spreadNs: bigint }[] = [];
+  private readonly samples: TruthSample[] = [];
+  private readonly faultsOf = new Map<string, Fault[]>();
+  private readonly jumped = new Set<Fault>();
   private readonly events: SimResult['events'] = [];
+  private readonly flags: SimResult['flags'] = [];
   private readonly startOffsetsNs: bigint[] = [];
   private readonly driftsPpm: number[] = [];
   private crashed = false;
@@ -142,10 +175,13 @@ class Simulation {
     const root = new Prng(o.seed);
     const setup = root.fork();
     this.net = root.fork();
+    for (const f of o.faults) this.faultsOf.set(f.node, [...(this.faultsOf.get(f.node) ?? []), f]);
     for (let i = 0; i < o.nodes; i++) {
       const name = `n${i}`;
       const offsetNs = o.offsetsNs[i] ?? BigInt(Math.round(setup.uniform(-1, 1) * Number(o.offsetSpreadNs)));
-      const driftPpm = o.driftPpm === 0 ? 0 : setup.uniform(-o.driftPpm, o.driftPpm);
+      const drawn = o.driftPpm === 0 ? 0 : setup.uniform(-o.driftPpm, o.driftPpm);
+      const driftFault = this.faultsOf.get(name)?.find((f): f is Extract<Fault, { kind: 'drift' }> => f.kind === 'drift');
+      const driftPpm = driftFault ? driftFault.ppm : drawn;
       const rng = root.fork();
       const clock = createSimulatedClock({
         monotonic: () => this.now,
@@ -198,6 +234,7 @@ class Simulation {
       rounds: this.rounds,
       samples: this.samples,
       events: this.events,
+      flags: this.flags,
       statuses: this.nodes.map((n) => n.node.status()),
       startOffsetsNs: this.startOffsetsNs,
       driftsPpm: this.driftsPpm,
@@ -256,6 +293,8 @@ class Simulation {
 
   private record(n: SimNode, notice: Notice): void {
     this.events.push({ atNs: this.now, node: n.name, notice });
+    // The table that names a member comes with this round's 'round' notice, right after.
+    if (notice.kind === 'member-faulty') this.flags.push({ node: notice.name, reason: notice.reason, round: this.rounds.length + 1, atNs: this.now });
     if (notice.kind !== 'round' || this.rounds.length >= this.o.rounds) return;
     const byNode = new Map(this.nodes.map((m) => [m.node.id, m.name]));
     this.rounds.push({
@@ -273,10 +312,15 @@ class Simulation {
     this.maybeFail();
   }
 
-  /** Crashes and partitions are keyed to the group's completed rounds. */
+  /** Crashes, partitions and clock jumps are keyed to the group's completed rounds. */
   private maybeFail(): void {
     const o = this.o;
     const done = this.rounds.length;
+    for (const f of o.faults) {
+      if (f.kind !== 'jump' || this.jumped.has(f) || done + 1 < f.round) continue;
+      this.jumped.add(f);
+      this.nodes.find((n) => n.name === f.node)?.clock.disturb(f.ns);
+    }
     if (o.crashMasterAtRound !== null && !this.crashed && done + 1 >= o.crashMasterAtRound) {
       const master = this.nodes.find((n) => n.alive && n.node.status().role === 'master');
       if (master) {
@@ -296,7 +340,11 @@ class Simulation {
   }
 
   private send(from: SimNode, to: Address | 'group', msg: Message): void {
-    const parts = msg.type === MessageType.Adjust ? splitAdjust(msg, msg.averageNs, msg.entries, false) : [msg];
+    for (const f of this.faultsOf.get(from.name) ?? []) {
+      if (f.kind === 'mute' && this.rounds.length + 1 >= f.round) return;
+      if (f.kind === 'lie' && msg.type === MessageType.Report) msg = { ...msg, offsetNs: msg.offsetNs + f.ns };
+    }
+    const parts = msg.type === MessageType.Adjust ? splitAdjust(msg, false) : [msg];
     for (const part of parts) {
       const decoded = decode(encode(part));
       if (!decoded.ok) throw new Error(`simulator: own datagram failed to decode: ${decoded.reason}`);
@@ -313,18 +361,15 @@ class Simulation {
     }
   }
 
-  /** Ground truth: the largest disagreement between any two live group clocks, now. */
+  /** Ground truth: the largest disagreement between any two live group clocks, now; the same for the good ones; their mean. */
   private sample(): void {
-    let min: bigint | null = null;
-    let max: bigint | null = null;
-    for (const n of this.nodes) {
-      if (!n.alive) continue;
-      const g = n.clock.now();
-      if (min === null || g < min) min = g;
-      if (max === null || g > max) max = g;
-    }
-    const spreadNs = min === null || max === null ? 0n : max - min;
-    this.samples.push({ label: this.rounds.length, spreadNs });
+    const spread = (clocks: bigint[]): bigint => (clocks.length ? clocks.reduce((a, b) => (b > a ? b : a)) - clocks.reduce((a, b) => (b < a ? b : a)) : 0n);
+    const live = this.nodes.filter((n) => n.alive);
+    const all = live.map((n) => n.clock.now());
+    const good = live.filter((n) => !this.faultsOf.has(n.name)).map((n) => n.clock.now());
+    const spreadNs = spread(all);
+    const goodMeanOffsetNs = good.length ? good.reduce((a, g) => a + Number(g - this.now), 0) / good.length : 0;
+    this.samples.push({ label: this.rounds.length, atNs: this.now, spreadNs, goodSpreadNs: spread(good), goodMeanOffsetNs });
     const last = this.rounds[this.rounds.length - 1];
     if (last) last.spreadAfterNs = spreadNs;
   }

@@ -25,13 +25,17 @@ export const TIME_REQUEST_BYTES = 32;
 export const TIME_REQUEST_PADDING_BYTES = 16;
 /** TIME_REPLY: nonce(8) originNs(8) receiveNs(8) transmitNs(8). */
 export const TIME_REPLY_BYTES = 32;
-/** REPORT: offsetNs(8) delayNs(8), then the name. */
-export const REPORT_FIXED_BYTES = 16;
-/** ADJUST: part(2) parts(2) averageNs(8) count(2), then count entries. */
-export const ADJUST_FIXED_BYTES = 14;
+/** REPORT: offsetNs(8) delayNs(8) frequencyPpb(4), then the name. */
+export const REPORT_FIXED_BYTES = 20;
+/** REPORT frequencyPpb on the wire for "not known yet" (null). */
+export const FREQUENCY_UNKNOWN = -0x8000_0000;
+/** ADJUST: part(2) parts(2) averageNs(8) commonPpb(4) count(2), then count entries. */
+export const ADJUST_FIXED_BYTES = 18;
 /** ADJUST entry: node(8) adjustmentNs(8) flags(1). */
 export const ADJUST_ENTRY_BYTES = 17;
 export const ADJUST_FLAG_OUTLIER = 0x01;
+export const ADJUST_FLAG_FAULTY = 0x02;
+const ADJUST_FLAGS = ADJUST_FLAG_OUTLIER | ADJUST_FLAG_FAULTY;
 /** CLAIM: priority(1), then the name. */
 export const CLAIM_FIXED_BYTES = 1;
 
@@ -48,6 +52,14 @@ export interface BodyCodec<M extends Message> {
   encode(msg: M, w: BodyWriter): void;
   /** Reads a body that spans exactly the reader; never throws. */
   decode(r: BodyReader, header: Header, ctx: DecodeContext): M | DecodeError;
+}
+
+/** A ppb value for an i32 field: an integer, and not the "unknown" marker; null passes (REPORT's unknown). */
+function checkPpb(name: string, value: number | null): void {
+  if (value === null) return;
+  if (!Number.isInteger(value) || value <= FREQUENCY_UNKNOWN || value > 0x7fff_ffff) {
+    throw new RangeError(`${name} must be an integer from ${FREQUENCY_UNKNOWN + 1} to ${0x7fff_ffff}, got ${value}`);
+  }
 }
 
 type MessageOf<T extends MessageType> = Extract<Message, { type: T }>;
@@ -151,21 +163,24 @@ const report: BodyCodec<MessageOf<MessageType.Report>> = {
     checkI64('offsetNs', msg.offsetNs);
     checkI64('delayNs', msg.delayNs);
     if (msg.delayNs < 0n) throw new RangeError(`delayNs must be >= 0, got ${msg.delayNs}`);
+    checkPpb('frequencyPpb', msg.frequencyPpb);
     w.i64(msg.offsetNs);                      // 0
     w.i64(msg.delayNs);                       // 8
-    writeName(w, msg.name);                   // 16
+    w.i32(msg.frequencyPpb ?? FREQUENCY_UNKNOWN); // 16
+    writeName(w, msg.name);                   // 20
   },
   decode(r, header) {
     if (!r.has(REPORT_FIXED_BYTES)) return 'truncated';
     const offsetNs = r.i64();
     const delayNs = r.i64();
     if (delayNs < 0n) return 'bad-field';
+    const ppb = r.i32();
     const name = readName(r);
     if (typeof name === 'string') return name;
     if (!r.atEnd()) return 'trailing-bytes';
     return {
       type: MessageType.Report, domain: header.domain, sender: header.sender, epoch: header.epoch, round: header.round,
-      offsetNs, delayNs, name: name.name,
+      offsetNs, delayNs, frequencyPpb: ppb === FREQUENCY_UNKNOWN ? null : ppb, name: name.name,
     };
   },
 };
@@ -179,23 +194,27 @@ const adjust: BodyCodec<MessageOf<MessageType.Adjust>> = {
       throw new RangeError(`need 0 <= part < parts, got part ${msg.part} of ${msg.parts}`);
     }
     checkI64('averageNs', msg.averageNs);
+    checkPpb('commonPpb', msg.commonPpb);
+    if (msg.commonPpb === null) throw new RangeError('commonPpb must be a number');
     checkUint('entries.length', msg.entries.length, 16);
     const seen = new Set<bigint>();
     for (const entry of msg.entries) {
       checkU64('entry.node', entry.node);
       checkI64('entry.adjustmentNs', entry.adjustmentNs);
       checkBoolean('entry.outlier', entry.outlier);
+      checkBoolean('entry.faulty', entry.faulty);
       if (seen.has(entry.node)) throw new RangeError(`duplicate ADJUST entry for node ${entry.node}`);
       seen.add(entry.node);
     }
     w.u16(msg.part);                          // 0
     w.u16(msg.parts);                         // 2
     w.i64(msg.averageNs);                     // 4
-    w.u16(msg.entries.length);                // 12
-    for (const entry of msg.entries) {        // 14 + 17 * i
+    w.i32(msg.commonPpb);                     // 12
+    w.u16(msg.entries.length);                // 16
+    for (const entry of msg.entries) {        // 18 + 17 * i
       w.u64(entry.node);
       w.i64(entry.adjustmentNs);
-      w.u8(entry.outlier ? ADJUST_FLAG_OUTLIER : 0);
+      w.u8((entry.outlier ? ADJUST_FLAG_OUTLIER : 0) | (entry.faulty ? ADJUST_FLAG_FAULTY : 0));
     }
   },
   decode(r, header, ctx) {
@@ -203,8 +222,9 @@ const adjust: BodyCodec<MessageOf<MessageType.Adjust>> = {
     const part = r.u16();
     const parts = r.u16();
     const averageNs = r.i64();
+    const commonPpb = r.i32();
     const count = r.u16();
-    if (parts < 1 || part >= parts) return 'bad-field';
+    if (parts < 1 || part >= parts || commonPpb === FREQUENCY_UNKNOWN) return 'bad-field';
     // Named check before any entry is read: a count no datagram can hold.
     if (count > ctx.maxAdjustEntries) return 'table-too-large';
     if (!r.has(count * ADJUST_ENTRY_BYTES)) return 'truncated';
@@ -214,15 +234,15 @@ const adjust: BodyCodec<MessageOf<MessageType.Adjust>> = {
       const node = r.u64();
       const adjustmentNs = r.i64();
       const flags = r.u8();
-      if ((flags & ~ADJUST_FLAG_OUTLIER) !== 0) return 'bad-field';
+      if ((flags & ~ADJUST_FLAGS) !== 0) return 'bad-field';
       if (seen.has(node)) return 'bad-field'; // a node appears once per part
       seen.add(node);
-      entries.push({ node, adjustmentNs, outlier: (flags & ADJUST_FLAG_OUTLIER) !== 0 });
+      entries.push({ node, adjustmentNs, outlier: (flags & ADJUST_FLAG_OUTLIER) !== 0, faulty: (flags & ADJUST_FLAG_FAULTY) !== 0 });
     }
     if (!r.atEnd()) return 'trailing-bytes';
     return {
       type: MessageType.Adjust, domain: header.domain, sender: header.sender, epoch: header.epoch, round: header.round,
-      part, parts, averageNs, entries,
+      part, parts, averageNs, commonPpb, entries,
     };
   },
 };

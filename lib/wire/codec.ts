@@ -172,7 +172,7 @@ export function decode(buf: Uint8Array, opts?: DecodeOptions): DecodeResult {
   return { ok: true, msg, keyId };
 }
 
-/** Most ADJUST entries one datagram can carry within MAX_DATAGRAM_BYTES: 80 without a tag, 78 with. */
+/** Most ADJUST entries one datagram can carry within MAX_DATAGRAM_BYTES: 79 without a tag, 77 with. */
 export function adjustCapacity(authenticated: boolean): number {
   const roomBytes = MAX_DATAGRAM_BYTES - HEADER_BYTES - ADJUST_FIXED_BYTES - (authenticated ? TAG_BYTES : 0);
   return Math.floor(roomBytes / ADJUST_ENTRY_BYTES);
@@ -182,23 +182,25 @@ export function adjustCapacity(authenticated: boolean): number {
  * A round's adjustment table as self-contained ADJUST datagrams, each within
  * MAX_DATAGRAM_BYTES once encoded (with the tag if `authenticated`), parts
  * numbered 0..parts-1 in table order. An empty table gives one empty part.
- * Only the header fields (domain, sender, epoch, round) of `base` are used.
+ * Only the header fields, averageNs, commonPpb and entries of `table` are used.
  */
-export function splitAdjust(base: Header, averageNs: bigint, entries: AdjustEntry[], authenticated: boolean): AdjustMessage[] {
+export function splitAdjust(table: Header & { averageNs: bigint; commonPpb: number; entries: AdjustEntry[] }, authenticated: boolean): AdjustMessage[] {
   const capacity = adjustCapacity(authenticated);
+  const { entries } = table;
   const parts = Math.max(1, Math.ceil(entries.length / capacity));
   checkUint('parts', parts, 16);
   const messages: AdjustMessage[] = [];
   for (let part = 0; part < parts; part++) {
     messages.push({
       type: MessageType.Adjust,
-      domain: base.domain,
-      sender: base.sender,
-      epoch: base.epoch,
-      round: base.round,
+      domain: table.domain,
+      sender: table.sender,
+      epoch: table.epoch,
+      round: table.round,
       part,
       parts,
-      averageNs,
+      averageNs: table.averageNs,
+      commonPpb: table.commonPpb,
       entries: entries.slice(part * capacity, (part + 1) * capacity),
     });
   }

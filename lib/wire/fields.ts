@@ -51,6 +51,12 @@ export class BodyReader {
     return value;
   }
 
+  i32(): number {
+    const value = this.buf.readInt32BE(this.offset);
+    this.offset += 4;
+    return value;
+  }
+
   u64(): bigint {
     const value = this.buf.readBigUInt64BE(this.offset);
     this.offset += 8;
@@ -85,6 +91,10 @@ export class BodyWriter {
 
   u32(value: number): void {
     this.offset = this.buf.writeUInt32BE(value, this.offset);
+  }
+
+  i32(value: number): void {
+    this.offset = this.buf.writeInt32BE(value, this.offset);
   }
 
   u64(value: bigint): void {

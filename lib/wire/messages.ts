@@ -7,7 +7,7 @@
  * names travel in the messages that introduce a node (SYNC, REPORT, CLAIM).
  */
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 /** "BD" */
 export const MAGIC = 0x4244;
 /** No datagram berkeleyd sends or accepts is longer: no IP fragmentation on a 1,500-byte MTU. */
@@ -83,6 +83,13 @@ export interface ReportMessage extends Header {
   offsetNs: bigint;
   /** Round-trip delay of the exchange the offset came from. */
   delayNs: bigint;
+  /**
+   * The frequency correction this node's own measurements call for, relative
+   * to the group's clock, in ppb (positive: the node must run faster); null
+   * while its estimate is not yet trusted. The master averages these over
+   * the clocks it keeps and sends the mean back as AdjustMessage.commonPpb.
+   */
+  frequencyPpb: number | null;
   name: string;
 }
 
@@ -90,8 +97,10 @@ export interface AdjustEntry {
   node: bigint;
   /** What the node must add to its clock: average - offset(node). */
   adjustmentNs: bigint;
-  /** The node's clock was outside the tolerance and did not count in the average. */
+  /** The node's clock did not agree with the selected majority and did not count in the average. */
   outlier: boolean;
+  /** The master names this node faulty (an outlier several rounds in a row, or a frequency at its limit). */
+  faulty: boolean;
 }
 
 /** Master -> group: one self-contained part of the round's adjustment table. */
@@ -102,6 +111,13 @@ export interface AdjustMessage extends Header {
   parts: number;
   /** The fault-tolerant average of the round, relative to the master's clock. */
   averageNs: bigint;
+  /**
+   * The mean of the frequencies (REPORT frequencyPpb) that the clocks kept in
+   * the average call for, ppb. Every node runs at its own estimate minus
+   * this, so that the kept clocks' frequency corrections sum to zero and the
+   * group runs at the mean rate of its good clocks instead of walking.
+   */
+  commonPpb: number;
   /** Entries answer the measurements of round `round` (header). */
   entries: AdjustEntry[];
 }

@@ -170,9 +170,9 @@ function validMessage(rnd: Prng, domain: number): Message {
     case 2:
       return { ...h, type: MessageType.TimeReply, nonce: rnd.u64(), originNs: rnd.i64(), receiveNs: rnd.i64(), transmitNs: rnd.i64() };
     case 3:
-      return { ...h, type: MessageType.Report, offsetNs: rnd.i64(), delayNs: BigInt(rnd.int(1e9)), name };
+      return { ...h, type: MessageType.Report, offsetNs: rnd.i64(), delayNs: BigInt(rnd.int(1e9)), frequencyPpb: null, name };
     case 4:
-      return { ...h, type: MessageType.Adjust, part: 0, parts: 1, averageNs: rnd.i64(), entries: [{ node: rnd.u64(), adjustmentNs: rnd.i64(), outlier: false }] };
+      return { ...h, type: MessageType.Adjust, part: 0, parts: 1, averageNs: rnd.i64(), commonPpb: 0, entries: [{ node: rnd.u64(), adjustmentNs: rnd.i64(), outlier: false, faulty: false }] };
     case 5:
       return { ...h, type: MessageType.Claim, priority: 1 + rnd.int(255), name };
     default:
