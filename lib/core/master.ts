@@ -116,6 +116,8 @@ export interface Member {
   outlierRounds: number;
   limitRounds: number;
   cleanRounds: number;
+  /** It was kept in the average the last time it reported in a round with a majority. */
+  lastKept: boolean;
 }
 
 interface Report {
@@ -245,6 +247,7 @@ export class MasterRole {
       outlierRounds: known?.outlierRounds ?? 0,
       limitRounds: known?.limitRounds ?? 0,
       cleanRounds: known?.cleanRounds ?? 0,
+      lastKept: known?.lastKept ?? false,
     });
   }
 
@@ -281,7 +284,16 @@ export class MasterRole {
       const f = this.reports.get(node)?.frequencyPpb;
       return f === null || f === undefined ? null : f / 1000;
     };
-    const estimates = [...kept].map(frequencyOf).filter((f): f is number => f !== null);
+    // Over the clocks kept now and the members that were kept when they last reported (a member that sits out a
+    // round under its delay filter keeps its place): a mean over whoever reported this round would jump by a
+    // member's whole estimate / N each time one sits out, and the group's rate with it.
+    if (result.quorum) for (const e of result.entries) {
+      const m = this.members.get(e.node);
+      if (m && this.reports.has(e.node)) m.lastKept = !e.outlier;
+    }
+    const estimates = [kept.has(ctx.id) || !result.quorum ? ctx.estimatePpm : null, ...[...this.members.values()].filter((m) => m.lastKept && m.faulty === null).map((m) => m.frequencyPpm)].filter(
+      (f): f is number => f !== null,
+    );
     const maxPpm = DEFAULT_DISCIPLINE.maxFrequencyPpm;
     const commonPpm = estimates.length ? Math.max(-maxPpm, Math.min(maxPpm, estimates.reduce((a, b) => a + b, 0) / estimates.length)) : 0;
     const commonPpb = Math.round(commonPpm * 1000);
