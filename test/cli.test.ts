@@ -58,6 +58,10 @@ const BAD: BadCase[] = [
   { args: ['simulate', '--offsets', '1s,2s,3s', '--nodes', '2'], names: [/--offsets/] },
   { args: ['simulate', '--collect-timeout', '2s', '--interval', '1s'], names: [/--collect-timeout/] },
   { args: ['simulate', '--loss', '150%'], names: [/--loss/, /150%/] },
+  { args: ['simulate', '--fault', 'n3:melt=1'], names: [/--fault/, /n3:melt=1/] },
+  { args: ['simulate', '--fault', 'n3:jump=5ms'], names: [/--fault/, /@ROUND/] },
+  { args: ['simulate', '--fault', 'n3:drift=lots'], names: [/--fault/] },
+  { args: ['simulate', '--fault', 'n9:mute@3', '--nodes', '4'], names: [/--fault/, /n9/] },
   { args: ['keygen', '--id', '0'], names: [/--id/] },
   { args: ['run', '--bogus'], names: [/unknown option/, /--bogus/] },
   { args: ['status', '--bogus'], names: [/unknown option/, /--bogus/] },
@@ -118,7 +122,7 @@ const OPTIONS: Record<string, string[]> = {
   demo: ['--nodes', '--rounds', '--interval', '--offset-spread', '--drift'],
   simulate: [
     '--nodes', '--rounds', '--interval', '--collect-timeout', '--offsets', '--offset-spread', '--master', '--drift', '--delay', '--jitter', '--asymmetry', '--loss',
-    '--tolerance', '--probes', '--max-slew', '--step-threshold', '--crash-master', '--partition', '--seed', '--json', '--quiet',
+    '--tolerance', '--probes', '--max-slew', '--step-threshold', '--crash-master', '--partition', '--fault', '--seed', '--json', '--quiet',
   ],
   status: ['--control', '--json'],
   now: ['--control', '--json'],
@@ -216,6 +220,17 @@ test('run --key-file with a malformed file: exit 2 naming --key-file and the lin
 });
 
 // ---------------------------------------------------------------- simulate
+
+test('simulate --fault (repeatable): the report names the faulty members, JSON has the good clocks apart', async (t) => {
+  const r = await cli(['simulate', '--nodes', '6', '--rounds', '20', '--drift', '20', '--quiet', '--fault', 'n3:drift=2000', '--fault', 'n4:lie=3ms', '--json']);
+  t.is(r.code, 0, r.text);
+  t.regex(r.stdout, /^faults n3:drift=2000 n4:lie=\+3\.000 ms; the 4 good clocks: /m);
+  t.regex(r.stdout, /^named faulty: .*n3 \(outlier\) in round \d+/m);
+  const summary = JSON.parse(r.stdout.trimEnd().split('\n').at(-1)!) as { faults: string[]; good: { nodes: string[]; rateErrorPpm: number }; flagged: { node: string }[] };
+  t.deepEqual(summary.faults, ['n3:drift=2000', 'n4:lie=+3.000 ms']);
+  t.deepEqual(summary.good.nodes, ['n0', 'n1', 'n2', 'n5']);
+  t.deepEqual([...new Set(summary.flagged.map((f) => f.node))].sort(), ['n3', 'n4']);
+});
 
 test("simulate reproduces the seed's vector: adjustments +45, +15, -15, -45 ms", async (t) => {
   const r = await cli(['simulate', '--nodes', '4', '--offsets=-90ms,-60ms,-30ms,0', '--master', 'n3', '--delay', '0', '--jitter', '0', '--drift', '0', '--tolerance', '1s', '--rounds', '3', '--json']);

@@ -897,3 +897,100 @@ test('two pinned masters: the worse (priority, id) yields instead of both raisin
   t.is(b.node.status().role, 'peer', 'the other yields');
   t.is(b.node.status().masterName, 'alpha');
 });
+
+// ---------------------------------------------------------------- faults and sanity at the master
+
+/** A pinned master and a helper that runs one round: each (name, offset, frequency ppb) measures and reports. */
+function masterRounds(time: FakeTime) {
+  const m = makeNode(time, 'm', { pinnedMaster: true, priority: 255 });
+  let actions = m.handle({ type: 'start', monoNs: time.ns });
+  const round = (rows: [string, bigint, number | null][], delayNs = 100n * US): { adjust: AdjustMessage; actions: Action[] } => {
+    const sync = only(sends(actions, MessageType.Sync), 'SYNC').msg as SyncMessage;
+    const out: Action[] = [];
+    rows.forEach(([name, offsetNs, frequencyPpb], i) => {
+      const from = { address: `10.0.1.${i + 1}`, port: 9200 };
+      out.push(...m.receive({ type: MessageType.TimeRequest, domain: 0, sender: nodeIdOf(name), epoch: sync.epoch, round: sync.round, nonce: 1n, originNs: 0n }, from));
+      out.push(...m.receive({ type: MessageType.Report, domain: 0, sender: nodeIdOf(name), epoch: sync.epoch, round: sync.round, offsetNs, delayNs, frequencyPpb, name }, from));
+    });
+    time.advance(sync.collectMs * Number(MS) > 0 ? BigInt(sync.collectMs) * MS : 1n);
+    out.push(...m.fire('collect'));
+    const adjust = only(sends(out, MessageType.Adjust), 'ADJUST').msg as AdjustMessage;
+    time.advance((BigInt(sync.intervalMs) - BigInt(sync.collectMs)) * MS);
+    actions = m.fire('round');
+    return { adjust, actions: out };
+  };
+  return { m, round };
+}
+
+test('master: a report whose fields cannot be true is dropped before the average (round trip above --max-delay, absurd frequency)', (t) => {
+  const time = new FakeTime();
+  const { m, round } = masterRounds(time);
+  const { adjust } = round([
+    ['ok', 10n * US, 1000],
+    ['slow', 5n * US, 0],
+  ], 60n * MS);
+  t.deepEqual(adjust.entries.map((e) => e.node), [m.id], 'both reports (60 ms round trips, above the 50 ms --max-delay) are dropped');
+  t.is(m.node.status().dropped['implausible-report'], 2);
+  const second = round([['ok', 10n * US, 2_000_000_000]]);
+  t.deepEqual(second.adjust.entries.map((e) => e.node), [m.id], 'a frequency of 2,000,000 ppm is no clock');
+  t.is(m.node.status().dropped['implausible-report'], 3);
+});
+
+test('master: a member out of the average 3 rounds in a row is named faulty once, still gets its entry, and recovers after 3 clean rounds', (t) => {
+  const time = new FakeTime();
+  const { m, round } = masterRounds(time);
+  const good = (k: bigint): [string, bigint, number | null][] => [['a', k * US, null], ['b', -k * US, null], ['c', 2n * US, null], ['d', 0n, null]];
+  const named: Notice[] = [];
+  for (let r = 1; r <= 5; r++) {
+    const { adjust, actions } = round([...good(BigInt(r)), ['liar', 3n * MS, null]]);
+    named.push(...notices(actions, 'member-faulty'));
+    const e = adjust.entries.find((x) => x.node === nodeIdOf('liar'))!;
+    t.true(e.outlier, `round ${r}: the liar is an outlier`);
+    t.is(e.adjustmentNs, adjust.averageNs - 3n * MS, 'and still gets its correction');
+    t.is(e.faulty, r >= 3, `round ${r}: named faulty from the third round`);
+  }
+  t.deepEqual(named.map((n) => n.kind === 'member-faulty' && [n.name, n.reason, n.round]), [['liar', 'outlier', 3]], 'named once');
+  const st = m.node.status();
+  t.is(st.faultsNamed, 1);
+  t.is(st.members.find((x) => x.name === 'liar')!.faulty, 'outlier');
+  // It mends its ways.
+  const back: Notice[] = [];
+  for (let r = 0; r < 3; r++) back.push(...notices(round([...good(1n), ['liar', 1n * US, null]]).actions, 'member-faulty'));
+  t.deepEqual(back.map((n) => n.kind === 'member-faulty' && [n.name, n.reason]), [['liar', null]], 'recovered after 3 clean rounds');
+});
+
+test('master: a member whose estimate needs more than the 500 ppm limit is named (frequency-limit); ADJUST carries the mean of the kept estimates', (t) => {
+  const time = new FakeTime();
+  const { round } = masterRounds(time);
+  const rows = (runaway: number): [string, bigint, number | null][] => [['a', 1n * US, 10_000], ['b', -1n * US, -4_000], ['c', 0n, 3_000], ['r', 2n * US, runaway]];
+  const first = round(rows(-2_000_000));
+  // The master has no estimate yet; a, b, c and r are kept (r agrees now), but r's estimate is 2000 ppm away from
+  // the others': it cannot count in the mean, or it would drag every good clock toward the frequency limit.
+  t.is(first.adjust.commonPpb, Math.round((10_000 - 4_000 + 3_000) / 3), 'the mean over the kept clocks with a plausible estimate');
+  const second = round(rows(-2_000_000));
+  const named = notices(second.actions, 'member-faulty');
+  t.deepEqual(named.map((n) => n.kind === 'member-faulty' && [n.name, n.reason]), [['r', 'frequency-limit']]);
+  const third = round(rows(-2_000_000));
+  t.is(third.adjust.commonPpb, Math.round((10_000 - 4_000 + 3_000) / 3), 'a faulty member no longer counts in the common frequency');
+});
+
+test('peer: replies whose turnaround is negative or above --max-delay, and exchanges with a negative round trip, are counted and never measured', (t) => {
+  const time = new FakeTime();
+  const p = makeNode(time, 'p1', { probes: 2 });
+  const master = fakeMaster(time);
+  p.handle({ type: 'start', monoNs: time.ns });
+  let actions = p.receive(syncFrom(master, 1, 1), MASTER_ADDR);
+  time.advance(only(armed(actions, 'slot'), 'slot'));
+  actions = p.fire('slot');
+  let req = only(sends(actions, MessageType.TimeRequest), 'warm-up').msg as TimeRequestMessage;
+  actions = p.receive(replyTo(req, master.id, 10n, 5n), MASTER_ADDR); // T3 before T2
+  req = only(sends(actions, MessageType.TimeRequest), 'next').msg as TimeRequestMessage;
+  actions = p.receive(replyTo(req, master.id, 0n, 60n * MS), MASTER_ADDR); // a 60 ms turnaround
+  req = only(sends(actions, MessageType.TimeRequest), 'next').msg as TimeRequestMessage;
+  // Origin echoed, but T2/T3 claim the master held it for longer than the round trip took: delay < 0.
+  actions = p.receive(replyTo(req, master.id, req.originNs - 1n * MS, req.originNs + 10n * MS), MASTER_ADDR);
+  const dropped = p.node.status().dropped;
+  t.is(dropped['bad-turnaround'], 2);
+  t.is(dropped['negative-delay'], 1);
+  t.is(sends(actions, MessageType.Report).length, 0, 'nothing usable: no report');
+});

@@ -373,3 +373,78 @@ test('(h) determinism: the same seed gives the same run; another seed another', 
     'a different ground truth',
   );
 });
+
+// ---------------------------------------------------------------- faults (--fault)
+
+const FAULT_BASE = { nodes: 8, rounds: 60, driftPpm: 20, delayNs: 50n * US, jitterNs: 20n * US } as const;
+
+for (const seed of [1, 2, 3]) {
+  test(`(j) faulty clocks: one or two runaway oscillators (2000 ppm) among 8 move neither the good clocks' precision nor their rate, and are named within 5 rounds (seed ${seed})`, (t) => {
+    const base = summarize(runSimulation(scenario({ ...FAULT_BASE, seed })));
+    const g0 = base.good;
+    for (const faults of [
+      [{ node: 'n3', kind: 'drift' as const, ppm: 2000 }],
+      [{ node: 'n3', kind: 'drift' as const, ppm: 2000 }, { node: 'n5', kind: 'drift' as const, ppm: -2000 }],
+    ]) {
+      const s = summarize(runSimulation(scenario({ ...FAULT_BASE, seed, faults })));
+      const g = s.good;
+      const without = summarize(runSimulation(scenario({ ...FAULT_BASE, seed, faults: faults.map((f) => ({ ...f, kind: 'mute' as const, round: 1 })) })));
+      t.log(`${s.faults.join(' ')}: good p99 ${us(g.precisionSteadyNs.p99)} (all clocks, no fault: ${us(g0.precisionSteadyNs.p99)}), rate ${g.rateErrorPpm?.toFixed(2)} ppm from the good mean drift; named ${JSON.stringify(s.flagged)}`);
+      // The baseline is the same group with the faulty nodes silent from the start (same seeds, same drifts for the rest).
+      t.true(g.precisionSteadyNs.p99 <= 1.5 * without.good.precisionSteadyNs.p99 + 1_000, `good p99 ${us(g.precisionSteadyNs.p99)} within 1.5x of ${us(without.good.precisionSteadyNs.p99)} without them`);
+      t.true(Math.abs(g.rateErrorPpm!) < 5, `the good clocks' common rate is within 5 ppm of their mean drift: ${g.rateErrorPpm?.toFixed(2)} ppm`);
+      for (const f of faults) {
+        const named = s.flagged.find((x) => x.node === f.node && x.reason !== null);
+        t.truthy(named, `${f.node} is named faulty`);
+        t.true(named!.round <= 5, `${f.node} named in round ${named?.round}`);
+      }
+      t.deepEqual(s.flagged.filter((x) => !faults.some((f) => f.node === x.node)), [], 'no good clock is named');
+    }
+  });
+}
+
+test('(k) two liars (3 ms in every REPORT) among 7: left out from round 3 on, named, and the 5 honest clocks hold as without them', (t) => {
+  const o = { ...FAULT_BASE, nodes: 7, seed: 4 };
+  const faults = [{ node: 'n3', kind: 'lie' as const, ns: 3n * MS }, { node: 'n5', kind: 'lie' as const, ns: -3n * MS }];
+  const s = summarize(runSimulation(scenario({ ...o, faults })));
+  const without = summarize(runSimulation(scenario({ ...o, faults: faults.map((f) => ({ node: f.node, kind: 'mute' as const, round: 1 })) })));
+  t.log(`honest p99 ${us(s.good.precisionSteadyNs.p99)} (without the liars ${us(without.good.precisionSteadyNs.p99)}), rate ${s.good.rateErrorPpm?.toFixed(2)} ppm; named ${JSON.stringify(s.flagged)}`);
+  t.true(s.good.precisionSteadyNs.p99 <= 1.5 * without.good.precisionSteadyNs.p99 + 1_000);
+  t.true(Math.abs(s.good.rateErrorPpm!) < 5);
+  for (const n of ['n3', 'n5']) t.true(s.flagged.some((f) => f.node === n && f.reason === 'outlier' && f.round <= 5), `${n} named an outlier by round 5`);
+});
+
+test('(l) a clock stepped 5 ms from outside at round 20 is left out and named; the others do not move by more than their precision; it recovers', (t) => {
+  const o = scenario({ ...FAULT_BASE, seed: 5, faults: [{ node: 'n3', kind: 'jump', ns: 5n * MS, round: 20 }] });
+  const r = runSimulation(o);
+  const s = summarize(r);
+  const p99 = s.good.precisionSteadyNs.p99;
+  // The good clocks' mean against true time, detrended by its slope before the jump: it must not move at the jump.
+  const before = r.samples.filter((x) => x.label >= 14 && x.label < 20);
+  const after = r.samples.filter((x) => x.label >= 20 && x.label < 26);
+  const slope = (before.at(-1)!.goodMeanOffsetNs - before[0]!.goodMeanOffsetNs) / Number(before.at(-1)!.atNs - before[0]!.atNs);
+  const moved = Math.max(...after.map((x) => Math.abs(x.goodMeanOffsetNs - (before.at(-1)!.goodMeanOffsetNs + slope * Number(x.atNs - before.at(-1)!.atNs)))));
+  t.log(`named ${JSON.stringify(s.flagged)}; the good clocks' mean moved ${us(moved)} against their trend after the jump; their p99 ${us(p99)}`);
+  t.true(moved <= p99, `moved ${us(moved)}, precision ${us(p99)}`);
+  t.true(s.flagged.some((f) => f.node === 'n3' && f.reason === 'outlier' && f.round >= 20 && f.round <= 24));
+  t.true(s.flagged.some((f) => f.node === 'n3' && f.reason === null), 'n3 recovers once it has slewed back');
+  t.true(s.good.precisionSteadyNs.p99 < 50_000);
+});
+
+test('(m) a member muted at round 10 leaves the table; the rest hold; JSON has the fault fields', (t) => {
+  const s = summarize(runSimulation(scenario({ ...FAULT_BASE, rounds: 30, seed: 6, faults: [{ node: 'n3', kind: 'mute', round: 10 }] })));
+  t.deepEqual(s.faults, ['n3:mute@10']);
+  t.deepEqual(s.good.nodes, ['n0', 'n1', 'n2', 'n4', 'n5', 'n6', 'n7']);
+  t.deepEqual(s.flagged, [], 'silence is not a fault: the member just leaves');
+  t.true(s.good.precisionSteadyNs.p99 < 50_000);
+  const json = JSON.parse(JSON.stringify(s)) as SimSummary;
+  for (const k of ['ratePpm', 'meanDriftPpm', 'rateErrorPpm', 'precisionSteadyNs', 'steadyFromRound']) t.true(k in json.good, k);
+});
+
+test('(n) without faults the common rate follows the members\' mean drift (the frequency loop no longer walks)', (t) => {
+  for (const seed of [7, 8]) {
+    const s = summarize(runSimulation(scenario({ nodes: 8, rounds: 120, driftPpm: 100, delayNs: 50n * US, jitterNs: 30n * US, seed })));
+    t.log(`seed ${seed}: rate ${s.good.ratePpm?.toFixed(2)} ppm, mean drift ${s.good.meanDriftPpm.toFixed(2)} ppm`);
+    t.true(Math.abs(s.good.rateErrorPpm!) < 1, `${s.good.rateErrorPpm?.toFixed(3)} ppm apart`);
+  }
+});

@@ -46,6 +46,8 @@ export class Context {
   /** Corrections applied from rounds. */
   updates = 0;
   lastAdjustmentNs: bigint | null = null;
+  /** The last correction was beyond the step threshold (see applyAdjustment). */
+  private lastWasLarge = false;
   private disc: DisciplineState = initialDiscipline();
 
   constructor(
@@ -135,12 +137,14 @@ export class Context {
     this.disc = discipline(
       this.disc,
       // A step while acquiring is a correction like any other (appliedNs counts it), so the fit goes on.
-      // After synchronization, a correction beyond the step threshold, stepped (--step-always) or not, means
-      // the clock was disturbed (someone stepped the host clock, or its master changed): its phase history no
-      // longer describes its rate, and the fit starts again, keeping the estimate it had.
-      { adjustmentNs, appliedAtMeasureNs, measureMonoNs, applyMonoNs: monoNs, stepped: this.synced && magnitude > this.opts.stepThresholdNs, delayNs, commonPpm },
+      // After synchronization, a correction beyond the step threshold right after one within it, stepped
+      // (--step-always) or not, means the clock was disturbed (someone stepped the host clock, or its master
+      // changed): its phase history no longer describes its rate, and the fit starts again, keeping the
+      // estimate it had. Large corrections in a row are a clock that runs away: the fit must see that.
+      { adjustmentNs, appliedAtMeasureNs, measureMonoNs, applyMonoNs: monoNs, stepped: this.synced && magnitude > this.opts.stepThresholdNs && !this.lastWasLarge, delayNs, commonPpm },
       { ...DEFAULT_DISCIPLINE, maxSpanNs },
     );
+    this.lastWasLarge = magnitude > this.opts.stepThresholdNs;
     const after = this.disc.frequencyPpm;
     if (this.disc.atLimit !== wasAtLimit) {
       this.notice({ kind: 'cannot-follow', atLimit: this.disc.atLimit, estimatePpm: this.disc.estimatePpm ?? 0, commonPpm });

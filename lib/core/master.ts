@@ -74,12 +74,16 @@ export const MAX_MEMBERS = 4096;
  * anywhere without widening it, so a liar or a runaway clock cannot make
  * room for itself. (A spread taken from the distances to the last average
  * could: bad clocks pull the average, the good clocks' distances grow, and
- * the margin grows to take the bad clocks in.) The master's own clock,
+ * the margin grows to take the bad clocks in.) The deviation is taken
+ * without the members already named faulty, and the margin uses the median
+ * of the last MAD_ROUNDS rounds' deviations, so that a round in which half
+ * the good members sat out cannot open it either. The master's own clock,
  * which measured nothing, gets the median half round trip plus the margin.
  * The tolerance stays the outer bound.
  */
 export const ERROR_FLOOR_NS = 10_000n;
 export const MARGIN_MADS = 3n;
+export const MAD_ROUNDS = 5;
 export const ERROR_CAP = 2n;
 /**
  * Naming faults. A member left out of the average FAULTY_OUTLIER_ROUNDS
@@ -93,6 +97,23 @@ export const FAULTY_LIMIT_ROUNDS = 2;
 export const RECOVER_ROUNDS = 3;
 /** No clock runs this far off (ppb): a report claiming so is implausible (the simulated clock's own limit, 100,000 ppm). */
 const MAX_PLAUSIBLE_PPB = 100_000_000;
+
+/**
+ * The group's common frequency (ppm): the mean of the estimates, leaving out
+ * any farther than half the frequency limit from their median. A clock
+ * whose estimate is that far off cannot be followed anyway, and before it
+ * is named faulty its runaway estimate would otherwise drag the mean, and
+ * with it every good clock, toward the limit. Clamped to ±limitPpm.
+ */
+export function commonFrequency(estimates: readonly number[], limitPpm: number): number {
+  if (estimates.length === 0) return 0;
+  const sorted = [...estimates].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  const med = sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  const near = estimates.filter((e) => Math.abs(e - med) <= limitPpm / 2);
+  const mean = near.reduce((a, b) => a + b, 0) / near.length;
+  return Math.max(-limitPpm, Math.min(limitPpm, mean));
+}
 
 const maxOf = (a: bigint, b: bigint): bigint => (a > b ? a : b);
 const minOf = (a: bigint, b: bigint): bigint => (a < b ? a : b);
@@ -138,8 +159,9 @@ export class MasterRole {
   lastAverageNs: bigint | null = null;
   /** The common frequency of the last table, ppm. */
   lastCommonPpm = 0;
-  /** The last round's selection margin (see MARGIN_MADS), ns. */
+  /** The last round's selection margin (see MARGIN_MADS), ns, and the last rounds' median absolute deviations. */
   lastMarginNs = 0n;
+  private readonly mads: bigint[] = [];
   /** Rounds in a row our own clock was left out of our own average, and whether that has been said. */
   private selfOutlierRounds = 0;
   private selfOutlier = false;
@@ -268,10 +290,14 @@ export class MasterRole {
     // Each clock's interval: half its round trip, capped, plus the margin (see ERROR_FLOOR_NS).
     const medianHalfNs = reports.length ? median(reports.map((r) => r.delayNs / 2n)) : 0n;
     const capNs = maxOf(ERROR_CAP * medianHalfNs, ERROR_FLOOR_NS);
-    const offsets = [0n, ...reports.map((r) => r.offsetNs)];
+    // The group's dispersion, without the members already named faulty, as the median over the last MAD_ROUNDS
+    // rounds: one round in which half the good members sat out (their delay filters) leaves the bad ones half
+    // of the readings, and its own median absolute deviation would open the margin to them.
+    const offsets = [0n, ...reports.filter((r) => !this.members.get(r.node)?.faulty).map((r) => r.offsetNs)];
     const mid = median(offsets);
-    const madNs = median(offsets.map((o) => absOf(o - mid)));
-    const marginNs = maxOf(ERROR_FLOOR_NS, MARGIN_MADS * madNs);
+    this.mads.push(median(offsets.map((o) => absOf(o - mid))));
+    if (this.mads.length > MAD_ROUNDS) this.mads.shift();
+    const marginNs = maxOf(ERROR_FLOOR_NS, MARGIN_MADS * median(this.mads));
     this.lastMarginNs = marginNs;
     const errorOf = (r: Report): bigint => minOf(r.delayNs / 2n, capNs) + marginNs;
     const ownErrorNs = medianHalfNs + marginNs;
@@ -294,8 +320,7 @@ export class MasterRole {
     const estimates = [kept.has(ctx.id) || !result.quorum ? ctx.estimatePpm : null, ...[...this.members.values()].filter((m) => m.lastKept && m.faulty === null).map((m) => m.frequencyPpm)].filter(
       (f): f is number => f !== null,
     );
-    const maxPpm = DEFAULT_DISCIPLINE.maxFrequencyPpm;
-    const commonPpm = estimates.length ? Math.max(-maxPpm, Math.min(maxPpm, estimates.reduce((a, b) => a + b, 0) / estimates.length)) : 0;
+    const commonPpm = commonFrequency(estimates, DEFAULT_DISCIPLINE.maxFrequencyPpm);
     const commonPpb = Math.round(commonPpm * 1000);
     if (result.quorum) {
       this.judge(result.entries, commonPpb / 1000);

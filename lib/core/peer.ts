@@ -178,6 +178,7 @@ export class PeerRole {
     const turnaround = msg.transmitNs - msg.receiveNs;
     if (turnaround < 0n || turnaround > ctx.opts.maxDelayNs) {
       ctx.drop('bad-turnaround', msg, from);
+      b.warmup = false; // the exchange warmed the path all the same
     } else if (b.warmup) {
       b.warmup = false;
     } else {

@@ -7,9 +7,10 @@
  *
  *     node liar.js <lieNs> run --node-id ... (any `berkeleyd run` options)
  *
- * Its own engine then finds that the master's table answers an offset it
- * did not (honestly) report, and refuses its entries ('wrong-report'): a liar
- * gets no corrections, which is fine for a liar.
+ * It keeps its own clock right, as a careful liar would: the master's entry
+ * for it answers the offset it claimed, so it adds its lie back before its
+ * engine sees the entry (which checks that the entry answers what it
+ * reported, and would otherwise refuse it).
  */
 import { fileURLToPath } from 'node:url';
 import { Daemon } from '../../lib/daemon/daemon.js';
@@ -26,11 +27,20 @@ if (process.argv[1] === LIAR_JS) {
   const lieNs = BigInt(process.argv[2]!);
   process.argv.splice(2, 1);
   // The daemon's one send path, wrapped; TypeScript's private is a compile-time word.
-  const proto = Daemon.prototype as unknown as { send(to: unknown, msg: Message): void };
+  const proto = Daemon.prototype as unknown as { send(to: unknown, msg: Message): void; feed(ev: { type: string; msg?: Message }): void };
   const send = proto.send;
   proto.send = function (this: unknown, to: unknown, msg: Message): void {
     const out = msg.type === MessageType.Report ? { ...msg, offsetNs: msg.offsetNs + lieNs } : msg;
     send.call(this, to, out);
+  };
+  const feed = proto.feed;
+  proto.feed = function (this: { node: { id: bigint } }, ev: { type: string; msg?: Message }): void {
+    const msg = ev.msg;
+    if (ev.type === 'datagram' && msg?.type === MessageType.Adjust) {
+      const entries = msg.entries.map((e) => (e.node === this.node.id ? { ...e, adjustmentNs: e.adjustmentNs + lieNs } : e));
+      ev = { ...ev, msg: { ...msg, entries } };
+    }
+    feed.call(this, ev);
   };
   await import('../../bin/berkeleyd.js');
 }
