@@ -43,12 +43,24 @@ export function formatStatus(s: StatusJson): string {
     `Datagrams        : received ${s.counters.received}, sent ${s.counters.sent}, send errors ${s.counters.sendErrors}`,
     `Rejected         : ${rejected}`,
     `Ignored          : ${dropped}`,
+    `Faults           : ${faultLine(s)}`,
   ];
   if (s.role === 'master') {
-    lines.push('', `Members (${s.members.length}):`, `  ${'Node'.padEnd(24)}${'Offset'.padStart(16)}${'Round trip'.padStart(16)}${'Last round'.padStart(12)}`);
+    lines.push('', `Members (${s.members.length}):`, `  ${'Node'.padEnd(24)}${'Offset'.padStart(16)}${'Round trip'.padStart(16)}${'Last round'.padStart(12)}  Faulty`);
     for (const m of [...s.members].sort((a, b) => a.nodeId.localeCompare(b.nodeId, 'en', { numeric: true }))) {
-      lines.push(`  ${m.nodeId.padEnd(24)}${dur(m.offsetNs).padStart(16)}${mag(m.delayNs).padStart(16)}${String(m.lastRound).padStart(12)}`);
+      const faulty = m.faulty ? `  ${m.faulty} since round ${m.faultySinceRound}` : '';
+      lines.push(`  ${m.nodeId.padEnd(24)}${dur(m.offsetNs).padStart(16)}${mag(m.delayNs).padStart(16)}${String(m.lastRound).padStart(12)}${faulty}`);
     }
   }
   return lines.join('\n');
+}
+
+/** What this node knows of faults: members named (on the master), and its own state. */
+function faultLine(s: StatusJson): string {
+  const f = s.faults;
+  const parts: string[] = [];
+  if (s.role === 'master') parts.push(f.members.length ? `${f.members.map((m) => `${m.nodeId} (${m.reason})`).join(', ')} faulty now, ${f.named} named so far` : `none now, ${f.named} named so far`);
+  if (f.thisNode) parts.push('the master names this node faulty');
+  if (f.cannotFollow) parts.push('this clock cannot follow its corrections (frequency beyond the limit)');
+  return parts.join('; ') || 'none';
 }
