@@ -87,7 +87,10 @@ export const MAD_ROUNDS = 5;
 export const ERROR_CAP = 2n;
 /**
  * Naming faults. A member left out of the average FAULTY_OUTLIER_ROUNDS
- * rounds in a row, or whose frequency estimate needs more than the
+ * rounds in a row, each time farther than twice its interval's half-width
+ * from the point the majority agreed on (a clock just outside, still
+ * slewing or measured in a noisy round, is left out of that round's
+ * average and no more), or whose frequency estimate needs more than the
  * frequency limit FAULTY_LIMIT_ROUNDS rounds in a row, is named faulty; it
  * recovers after RECOVER_ROUNDS clean rounds in a row. Only rounds with a
  * majority count. A faulty member still gets its entry.
@@ -323,7 +326,9 @@ export class MasterRole {
     const commonPpm = commonFrequency(estimates, DEFAULT_DISCIPLINE.maxFrequencyPpm);
     const commonPpb = Math.round(commonPpm * 1000);
     if (result.quorum) {
-      this.judge(result.entries, commonPpb / 1000);
+      // Far: more than twice its own interval's half-width from the point the majority agreed on.
+      const far = new Set(readings.filter((r) => absOf(r.offsetNs - result.agreedNs) > 2n * r.errorNs!).map((r) => r.node));
+      this.judge(result.entries, commonPpb / 1000, far);
       const own = kept.has(ctx.id);
       this.selfOutlierRounds = own ? 0 : this.selfOutlierRounds + 1;
       const outlier = this.selfOutlierRounds >= FAULTY_OUTLIER_ROUNDS;
@@ -375,14 +380,17 @@ export class MasterRole {
   }
 
   /** Name members faulty, or recovered, from a round with a majority (see FAULTY_OUTLIER_ROUNDS). */
-  private judge(entries: readonly { node: bigint; outlier: boolean }[], commonPpm: number): void {
+  private judge(entries: readonly { node: bigint; outlier: boolean }[], commonPpm: number, far: ReadonlySet<bigint>): void {
     const maxPpm = DEFAULT_DISCIPLINE.maxFrequencyPpm;
     for (const e of entries) {
       const m = this.members.get(e.node);
       const r = this.reports.get(e.node);
       if (!m || !r) continue;
       const atLimit = m.frequencyPpm !== null && Math.abs(m.frequencyPpm - commonPpm) > maxPpm;
-      m.outlierRounds = e.outlier ? m.outlierRounds + 1 : 0;
+      // Only a clear miss counts toward a fault: a clock just outside the agreement (a slew of its own still
+      // running at its measurement, a noisy round on a busy host) is left out of this average, no more.
+      if (!e.outlier) m.outlierRounds = 0;
+      else if (far.has(e.node)) m.outlierRounds += 1;
       m.limitRounds = atLimit ? m.limitRounds + 1 : 0;
       const reason: FaultReason | null = m.limitRounds >= FAULTY_LIMIT_ROUNDS ? 'frequency-limit' : m.outlierRounds >= FAULTY_OUTLIER_ROUNDS ? 'outlier' : null;
       if (m.faulty === null) {
