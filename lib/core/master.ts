@@ -91,12 +91,14 @@ export const ERROR_CAP = 2n;
  * from the point the majority agreed on (a clock just outside, still
  * slewing or measured in a noisy round, is left out of that round's
  * average and no more), or whose frequency estimate needs more than the
- * frequency limit FAULTY_LIMIT_ROUNDS rounds in a row, is named faulty; it
+ * frequency limit FAULTY_LIMIT_ROUNDS rounds in a row (one: an estimate is
+ * trusted only once its standard error is 30 ppm, so a good clock within
+ * ±100 ppm is never 500 ppm off), is named faulty; it
  * recovers after RECOVER_ROUNDS clean rounds in a row. Only rounds with a
  * majority count. A faulty member still gets its entry.
  */
 export const FAULTY_OUTLIER_ROUNDS = 3;
-export const FAULTY_LIMIT_ROUNDS = 2;
+export const FAULTY_LIMIT_ROUNDS = 1;
 export const RECOVER_ROUNDS = 3;
 /** No clock runs this far off (ppb): a report claiming so is implausible (the simulated clock's own limit, 100,000 ppm). */
 const MAX_PLAUSIBLE_PPB = 100_000_000;
