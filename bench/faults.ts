@@ -27,7 +27,7 @@ import { Cluster } from '../lib/daemon/cluster.js';
 import type { StatusJson } from '../lib/daemon/status.js';
 import { groupTimesAt, readingOf } from '../lib/daemon/truth.js';
 import { freeUdpPort } from '../lib/net/transport.js';
-import { precisionAfter, steadyFrom, type Percentiles } from '../lib/sim/stats.js';
+import { precisionAfter, slopePpm, steadyFrom, type Percentiles } from '../lib/sim/stats.js';
 import { generateKeyFile } from '../lib/wire/keys.js';
 import { lying } from '../test/helpers/liar.js';
 
@@ -115,20 +115,6 @@ async function runGroup(members: Member[], o: { intervalNs: bigint; durationMs: 
     process.off('SIGINT', stop);
     await cluster.stop();
   }
-}
-
-/** Least-squares slope of y (ns) against t (ns), ppm. */
-function slopePpm(points: [number, number][]): number {
-  const n = points.length;
-  const mt = points.reduce((a, p) => a + p[0], 0) / n;
-  const my = points.reduce((a, p) => a + p[1], 0) / n;
-  let num = 0;
-  let den = 0;
-  for (const [t, y] of points) {
-    num += (t - mt) * (y - my);
-    den += (t - mt) ** 2;
-  }
-  return den > 0 ? (num / den) * 1e6 : 0;
 }
 
 async function main(): Promise<void> {

@@ -8,32 +8,21 @@
  * Serial: the bounds are real time on a 2-core machine that also runs the
  * other test files; one group at a time from this file keeps them honest.
  */
-import test, { type ExecutionContext } from 'ava';
+import test from 'ava';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Cluster } from '../lib/daemon/cluster.js';
 import { FAST_START_ROUNDS } from '../lib/core/master.js';
 import type { StatusJson } from '../lib/daemon/status.js';
 import { readingOf, spreadNs } from '../lib/daemon/truth.js';
-import { BERKELEYD_JS, cleanEnv, cli, sleep, STACK_LINE, startRun, testGroup, waitFor } from './helpers/group.js';
+import { BERKELEYD_JS, cleanEnv, cli, sleep, STACK_LINE, startRun, testCluster, testGroup, waitFor } from './helpers/group.js';
 import { mulberry32, testSeed } from './helpers/prng.js';
 
 const DECIMAL = /^-?\d+$/;
 const MS = 1_000_000n;
 
-/** A cluster that is stopped when the test ends, pass or fail; its members' stderr is logged on failure. */
-function cluster(t: ExecutionContext): Cluster {
-  const c = new Cluster();
-  t.teardown(async () => {
-    if (!t.passed) for (const m of c.members) t.log(`--- ${m.name} (exit ${m.exitCode}) stderr:\n${m.stderr.trim()}`);
-    // Closing stdin is the members' other way out (BERKELEYD_EXIT_WITH_STDIN): teardown stays quick even when a signal is not enough.
-    for (const m of c.members) m.proc?.stdin?.end();
-    await c.stop();
-  });
-  return c;
-}
+const cluster = testCluster;
 
 const live = (xs: (StatusJson | null)[]): StatusJson[] => xs.filter((s): s is StatusJson => s !== null);
 

@@ -6,26 +6,17 @@
  * together; nobody honest is named. Bounds are loose (1 ms, a few rounds):
  * accuracy is the benchmark's business (npm run bench:faults).
  */
-import test, { type ExecutionContext } from 'ava';
+import test from 'ava';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Cluster } from '../lib/daemon/cluster.js';
 import type { StatusJson } from '../lib/daemon/status.js';
 import { groupTimesAt, readingOf } from '../lib/daemon/truth.js';
 import { generateKeyFile } from '../lib/wire/keys.js';
-import { sleep, testGroup } from './helpers/group.js';
+import { sleep, testCluster, testGroup } from './helpers/group.js';
 import { lying } from './helpers/liar.js';
 
-function cluster(t: ExecutionContext): Cluster {
-  const c = new Cluster();
-  t.teardown(async () => {
-    if (!t.passed) for (const m of c.members) t.log(`--- ${m.name} (exit ${m.exitCode}) stderr:\n${m.stderr.trim()}`);
-    for (const m of c.members) m.proc?.stdin?.end();
-    await c.stop();
-  });
-  return c;
-}
+const cluster = testCluster;
 
 test('a liar holding the key and a runaway clock are named faulty and left out; the honest clocks hold together', async (t) => {
   t.timeout(60_000);

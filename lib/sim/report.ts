@@ -6,7 +6,7 @@ import { byName, magnitude, roundTableLines } from '../table.js';
 import { formatDurationNs } from '../units.js';
 import type { Fault, RoundRecord, SimResult } from './simulator.js';
 import { FAST_START_ROUNDS } from '../core/master.js';
-import { convergedRound, precisionAfter, steadyFrom, type Percentiles } from './stats.js';
+import { convergedRound, precisionAfter, slopePpm, steadyFrom, type Percentiles } from './stats.js';
 
 export interface SimSummary {
   nodes: number;
@@ -122,20 +122,6 @@ function goodFigures(r: SimResult): SimSummary['good'] {
     meanDriftPpm,
     rateErrorPpm: ratePpm === null ? null : ratePpm - meanDriftPpm,
   };
-}
-
-/** Least-squares slope of y (ns) against t (ns), in ppm. */
-function slopePpm(points: [number, number][]): number {
-  const n = points.length;
-  const mt = points.reduce((a, p) => a + p[0], 0) / n;
-  const my = points.reduce((a, p) => a + p[1], 0) / n;
-  let num = 0;
-  let den = 0;
-  for (const [t, y] of points) {
-    num += (t - mt) * (y - my);
-    den += (t - mt) ** 2;
-  }
-  return den > 0 ? (num / den) * 1e6 : 0;
 }
 
 /** Lines describing one round. Tables of more than maxRows nodes are summarised. */

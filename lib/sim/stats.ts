@@ -57,3 +57,18 @@ export function steadyFrom(samples: readonly LabelledSample[], fastStartRounds: 
   // A run that ended before the steady state has none to report.
   return samples.some((s) => s.label >= from) ? from : null;
 }
+
+/** Least-squares slope of y (ns) against t (ns), in ppm (0 for fewer than two distinct t). */
+export function slopePpm(points: readonly (readonly [number, number])[]): number {
+  const n = points.length;
+  if (n < 2) return 0;
+  const mt = points.reduce((a, p) => a + p[0], 0) / n;
+  const my = points.reduce((a, p) => a + p[1], 0) / n;
+  let num = 0;
+  let den = 0;
+  for (const [t, y] of points) {
+    num += (t - mt) * (y - my);
+    den += (t - mt) ** 2;
+  }
+  return den > 0 ? (num / den) * 1e6 : 0;
+}

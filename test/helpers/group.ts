@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { BERKELEYD_JS } from '../../lib/daemon/cluster.js';
+import { BERKELEYD_JS, Cluster } from '../../lib/daemon/cluster.js';
 import { query } from '../../lib/daemon/control.js';
 import { freeUdpPort } from '../../lib/net/transport.js';
 
@@ -182,4 +182,16 @@ export async function startRun(t: ExecutionContext, control: string, args: strin
   await waitFor(`${control} to answer`, async () => (!p.running ? true : existsSync(control) ? query(control, 'now', 1000).then(() => true, () => undefined) : undefined), 10_000);
   if (!p.running) throw new Error(`run exited at start (${p.code ?? p.signal}): ${p.stderr}`);
   return p;
+}
+
+/** A cluster that is stopped when the test ends, pass or fail; its members' stderr is logged on failure. */
+export function testCluster(t: ExecutionContext): Cluster {
+  const c = new Cluster();
+  t.teardown(async () => {
+    if (!t.passed) for (const m of c.members) t.log(`--- ${m.name} (exit ${m.exitCode}) stderr:\n${m.stderr.trim()}`);
+    // Closing stdin is the members' other way out (BERKELEYD_EXIT_WITH_STDIN): teardown stays quick even when a signal is not enough.
+    for (const m of c.members) m.proc?.stdin?.end();
+    await c.stop();
+  });
+  return c;
 }
