@@ -5,6 +5,10 @@
  */
 import createDebug from 'debug';
 
+// Under systemd the journal stamps every line (JOURNAL_STREAM is set when
+// stderr is connected to it): one timestamp, not debug's date as well.
+if (process.env.JOURNAL_STREAM) (createDebug as unknown as { inspectOpts: { hideDate?: boolean } }).inspectOpts.hideDate = true;
+
 export const log = {
   round: createDebug('berkeleyd:round'),
   wire: createDebug('berkeleyd:wire'),
