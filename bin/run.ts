@@ -10,6 +10,7 @@ import { hostname } from 'node:os';
 import { DEFAULTS } from '../lib/core/options.js';
 import { defaultControlPath, ControlError } from '../lib/daemon/control.js';
 import { Daemon, type DaemonOptions } from '../lib/daemon/daemon.js';
+import { logLine } from '../lib/daemon/log.js';
 import { NetError, resolveInterface } from '../lib/net/transport.js';
 import { parseKeyFile, type Keyring } from '../lib/wire/keys.js';
 import { DEFAULT_METRICS_PORT, MetricsError } from '../lib/daemon/metrics.js';
@@ -86,7 +87,7 @@ export function runCommand(): Command {
       }
       await new Promise<void>((done) => {
         const stop = (why: string): void => {
-          process.stderr.write(`berkeleyd[${opts.node.name}]: ${why}, leaving the group\n`);
+          logLine('info', opts.node.name, `${why}, leaving the group`);
           daemon.stop().then(done, done);
         };
         process.on('SIGHUP', () => reload(daemon, o, cmd));
@@ -120,7 +121,7 @@ function resolve(o: Record<string, any>): DaemonOptions {
     throw new UsageError(`--interface: ${(err as Error).message}`);
   }
   if (o.interface === undefined && interfaceAddress === '127.0.0.1') {
-    process.stderr.write(`berkeleyd[${name}]: warning: no IPv4 interface besides loopback: joining the group on 127.0.0.1, which reaches this host only (set --interface)\n`);
+    logLine('warning', name, 'no IPv4 interface besides loopback: joining the group on 127.0.0.1, which reaches this host only (set --interface)');
   }
   return {
     node: {
@@ -156,7 +157,7 @@ const RELOADABLE = ['BERKELEYD_KEY_FILE', 'BERKELEYD_MAX_ADJUST', 'BERKELEYD_TOL
  */
 function reload(daemon: Daemon, o: Record<string, any>, cmd: Command): void {
   const name = daemon.node.ctx.opts.name;
-  const say = (m: string): boolean => process.stderr.write(`berkeleyd[${name}]: ${m}\n`);
+  const say = (m: string): void => (m.startsWith('warning: ') ? logLine('warning', name, m.slice(9)) : logLine('info', name, m));
   try {
     let env: NodeJS.ProcessEnv = process.env;
     const file: string | undefined = o.reloadEnvFile;
@@ -167,9 +168,12 @@ function reload(daemon: Daemon, o: Record<string, any>, cmd: Command): void {
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new UsageError(`--reload-env-file: cannot read ${file}: ${(err as NodeJS.ErrnoException).code}`);
       }
-      env = Object.fromEntries(Object.entries(parseEnv(text)).filter(([, v]) => v !== ''));
+      // The file's settings over those the process started with: a setting
+      // that only a drop-in's Environment= gives (or the command line) stays.
+      const fromFile = Object.fromEntries(Object.entries(parseEnv(text)).filter(([, v]) => v !== ''));
+      env = { ...process.env, ...fromFile };
       // What would need a restart: say so instead of ignoring it silently.
-      const changed = Object.keys({ ...env, ...process.env }).filter((k) => k.startsWith('BERKELEYD_') && !RELOADABLE.includes(k) && (env[k] ?? '') !== (process.env[k] ?? ''));
+      const changed = Object.keys(fromFile).filter((k) => k.startsWith('BERKELEYD_') && !RELOADABLE.includes(k) && fromFile[k] !== (process.env[k] ?? ''));
       if (changed.length > 0) say(`warning: reload: ${changed.join(', ')} changed in ${file}: in force after a restart only`);
     }
     const fromCli = (key: string): boolean => cmd.getOptionValueSource(key) === 'cli';

@@ -100,7 +100,7 @@ test('the unit runs `berkeleyd run` configured from /etc/default/berkeleyd', (t)
   t.is(one('RestartPreventExitStatus'), '2');
   // The journal names the daemon, not the env it is started through.
   t.is(one('SyslogIdentifier'), 'berkeleyd');
-  t.is(one('ExecReload'), '/bin/kill -HUP $MAINPID');
+  t.regex(one('ExecReload')!, /^\+\/bin\/sh -c '.*\/etc\/berkeleyd\/key .*&& \/bin\/kill -HUP \$\{MAINPID\}'$/);
   t.is(one('RuntimeDirectory'), 'berkeleyd');
   t.is(one('DynamicUser'), 'yes');
   t.is(one('CapabilityBoundingSet'), '');
