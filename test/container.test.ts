@@ -61,7 +61,7 @@ maybe(`the README's service blocks, reload, restart, stop and a group of two und
     t.is(r.code, 0, `install block on ${c.name}:\n${r.stdout}\n${r.stderr}`);
     if (c === a) {
       t.regex(r.stdout, /Active: active \(running\)/);
-      t.regex(r.stdout, /Role\s+: master/, 'berkeleyd status through /run/berkeleyd answered right after enable --now');
+      t.regex(r.stdout, /^Node ID\s+: berkeleyd-test$/m, 'berkeleyd status through /run/berkeleyd answered right after enable --now');
       // journald: the warning, tagged berkeleyd, with a warning priority.
       t.regex(await a.ok('journalctl -t berkeleyd -p warning --no-pager -o cat'), /warning: no IPv4 interface besides loopback/);
     }
