@@ -56,8 +56,9 @@ maybe(`the README's service blocks, reload, restart, stop and a group of two und
 
   // 3. The install block, verbatim, on both hosts; on A with no network at all (its link is down, no route).
   t.is((await a.ok('ip -4 route; ip -4 -o addr show scope global')).trim(), '', 'A has no route and no address: offline');
-  for (const c of [a, b]) {
-    const r = await c.sh(`set -e; cp /mnt/pkg/berkeleyd-*.tgz /root/; cd /root\n${install}`, 120_000);
+  const results = await Promise.all([a, b].map((c) => c.sh(`set -e; cp /mnt/pkg/berkeleyd-*.tgz /root/; cd /root\n${install}`, 120_000)));
+  for (const [i, c] of [a, b].entries()) {
+    const r = results[i]!;
     t.is(r.code, 0, `install block on ${c.name}:\n${r.stdout}\n${r.stderr}`);
     if (c === a) {
       t.regex(r.stdout, /Active: active \(running\)/);
@@ -134,7 +135,7 @@ EOF
 
   // 6. A SIGKILLed daemon is restarted.
   const pid0 = (await b.ok('systemctl show -P MainPID berkeleyd')).trim();
-  await b.ok('systemctl kill -s KILL berkeleyd');
+  await b.ok('kill -KILL "$(systemctl show -P MainPID berkeleyd)"');
   await until('a restart', async () => {
     const pid = (await b.ok('systemctl show -P MainPID berkeleyd')).trim();
     return pid !== '0' && pid !== pid0 && (await b.ok('systemctl is-active berkeleyd || true')).trim() === 'active';
