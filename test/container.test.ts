@@ -155,7 +155,7 @@ EOF
   // 8. A configuration error: the unit fails once, with a clear line, and does not loop.
   await b.ok(`echo BERKELEYD_PORT=99999 >> /etc/default/berkeleyd`);
   await b.sh('systemctl start berkeleyd');
-  await new Promise((r) => setTimeout(r, 5000)); // more than twice RestartSec
+  await new Promise((r) => setTimeout(r, 4500)); // more than twice RestartSec=2s
   t.is((await b.ok('systemctl is-failed berkeleyd || true')).trim(), 'failed');
   t.is((await b.ok('systemctl show -P NRestarts berkeleyd')).trim(), '0');
   t.is((await b.ok('systemctl show -P ExecMainStatus berkeleyd')).trim(), '2');
