@@ -89,7 +89,7 @@ EOF
       systemctl restart berkeleyd`);
   };
   await configure(b, 2, 'BERKELEYD_NODE_ID=b');
-  await configure(a, 1, 'BERKELEYD_NODE_ID=a\nBERKELEYD_MASTER=yes');
+  await configure(a, 1, 'BERKELEYD_NODE_ID=a\nBERKELEYD_MASTER=yes\nDEBUG=berkeleyd:round');
   const status = async (c: Container): Promise<StatusJson> => JSON.parse(await c.ok('berkeleyd status --json --control /run/berkeleyd/berkeleyd.sock')) as StatusJson;
   const until = async (what: string, probe: () => Promise<boolean>, ms = 30_000): Promise<void> => {
     const deadline = Date.now() + ms;
@@ -106,6 +106,9 @@ EOF
   t.like(sa0.config, { authenticated: true, keyIds: [1], interface: `${net}.1`, metrics: '127.0.0.1:7738' });
   const scrape = await a.ok(`node -e "fetch('http://127.0.0.1:7738/metrics').then(r => r.text()).then(t => process.stdout.write(t))"`);
   t.regex(scrape, /^berkeleyd_members 1$/m);
+  // One timestamp per line: the journal's, not debug's date as well.
+  const debugLine = (await a.ok('journalctl -t berkeleyd -o cat --no-pager | grep -m1 "berkeleyd:round" || true')).trim();
+  t.regex(debugLine, /^berkeleyd:round /, 'debug lines carry no date of their own under journald');
   step('group of two formed over the bridge, authenticated');
 
   // 5. systemctl reload rotates the keys: new key second, then first, then alone.

@@ -90,7 +90,7 @@ export class Daemon {
     });
     this.keys = opts.keys;
     this.control = new ControlServer(opts.controlPath, (cmd) => this.command(cmd));
-    this.metrics = new Metrics(() => this.status());
+    this.metrics = new Metrics(() => this.status(), !!opts.metrics);
     if (opts.metrics) this.metricsServer = new MetricsServer(this.metrics, opts.metrics);
   }
 
