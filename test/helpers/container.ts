@@ -72,11 +72,20 @@ export function run(cmd: string, args: string[], opts: { cwd?: string; env?: Nod
   });
 }
 
+/** Last-resort cleanup if the test process dies without its teardown (an uncaught error): synchronous. */
+const onExit = new Set<() => void>();
+process.on('exit', () => {
+  for (const f of onExit) f();
+});
+
 /** A Linux bridge on this host, for the containers' veths; no address, so nothing leaves it. */
 export class Bridge {
   readonly name = `bkdbr${randomBytes(3).toString('hex')}`;
 
+  private readonly dropAtExit = (): void => void spawnSync('ip', ['link', 'del', this.name]);
+
   async create(): Promise<void> {
+    onExit.add(this.dropAtExit);
     for (const args of [['link', 'add', this.name, 'type', 'bridge', 'mcast_snooping', '0'], ['link', 'set', this.name, 'up']]) {
       const r = await run('ip', args);
       if (r.code !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr}`);
@@ -85,6 +94,7 @@ export class Bridge {
 
   async remove(): Promise<void> {
     await run('ip', ['link', 'del', this.name]);
+    onExit.delete(this.dropAtExit);
   }
 }
 
@@ -112,6 +122,10 @@ export class Container {
     ];
     const p = spawn('systemd-nspawn', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = p;
+    // nspawn tears the container down (veth, mounts) when killed.
+    const kill = (): void => void p.kill('SIGKILL');
+    onExit.add(kill);
+    p.on('exit', () => onExit.delete(kill));
     p.stdout!.setEncoding('utf8').on('data', (d: string) => (this.console = (this.console + d).slice(-20_000)));
     p.stderr!.setEncoding('utf8').on('data', (d: string) => (this.console = (this.console + d).slice(-20_000)));
     this.exited = new Promise((r) => p.on('exit', () => r()));
