@@ -92,6 +92,9 @@ test('4 daemons: keys rotate by reload with no datagram rejected and no election
   await reloadAll(keyLine(1, oldKey) + keyLine(2, newKey), [1, 2]); // 1. add the new key second
   await reloadAll(keyLine(2, newKey) + keyLine(1, oldKey), [2, 1]); // 2. sign with it
   await reloadAll(keyLine(2, newKey), [2]); //                          3. drop the old one
+  // On the new key alone, every node is corrected again (how often depends on the machine's load: only logged).
+  const last = await all();
+  await waitFor('a correction of every node on the new key alone', async () => ((await all()).every((s, i) => s.counters.corrections > last[i]!.counters.corrections) ? true : undefined), 60 * g.intervalMs);
   const after = await all();
   watching = false;
   await watcher;
@@ -108,8 +111,6 @@ test('4 daemons: keys rotate by reload with no datagram rejected and no election
   t.true(after.every((s) => s.epoch === before[0]!.epoch && s.masterId === 'n0'), 'no election');
   t.true(after.every((s) => s.counters.reloads.ok === 3 && s.counters.reloads.refused === 0));
   t.is(after[0]!.members.length, 3);
-  // Every node kept being corrected through the rotation (a lost authentication would stop that).
-  t.true(corrections.every((c) => c >= 5), `corrections ${corrections}`);
 
   // A bad key file: refused whole, with a warning; the keys in force stay, and so does the group.
   writeFileSync(keyFile('n1'), '2 HMAC-SHA256 HEX:1234\n');
