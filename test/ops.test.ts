@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { query } from '../lib/daemon/control.js';
 import type { StatusJson } from '../lib/daemon/status.js';
-import { cleanEnv, cli, ROOT, startRun, testGroup, waitFor, type Proc } from './helpers/group.js';
+import { BERKELEYD_JS, cleanEnv, cli, Proc, ROOT, startRun, testGroup, waitFor } from './helpers/group.js';
 import { findPromtool } from './helpers/promtool.js';
 
 const promtool = findPromtool();
@@ -189,9 +189,9 @@ test('--metrics with a port in use is a configuration error (exit 2)', async (t)
   t.true(first.running);
 });
 
+/** startRun with extra environment variables (n3 takes its key file from BERKELEYD_KEY_FILE, as under the unit). */
 async function startWithEnv(t: Parameters<typeof startRun>[0], controlPath: string, args: string[], env: Record<string, string>): Promise<Proc> {
-  const { Proc: P, BERKELEYD_JS } = await import('./helpers/group.js');
-  const p = new P(process.execPath, [BERKELEYD_JS, 'run', '--control', controlPath, ...args], cleanEnv(env));
+  const p = new Proc(process.execPath, [BERKELEYD_JS, 'run', '--control', controlPath, ...args], cleanEnv(env));
   t.teardown(() => p.stop());
   await waitFor(`${controlPath} to answer`, async () => (!p.running ? true : existsSync(controlPath) ? query(controlPath, 'now', 1000).then(() => true, () => undefined) : undefined), 10_000);
   if (!p.running) throw new Error(`run exited at start (${p.code ?? p.signal}): ${p.stderr}`);
