@@ -78,3 +78,18 @@ test('a master: faulty members, spread, bounded member series, rejected by reaso
     t.is(r.status, 0, r.stdout + r.stderr);
   }
 });
+
+test('counters added to the status later are exported without a change here', async (t) => {
+  const s = peerStatus();
+  const m = new Metrics(() => s, false);
+  t.teardown(() => m.stop());
+  t.notRegex(await m.text(), /berkeleyd_faults_total/);
+  (s.counters as unknown as Record<string, unknown>).faults = 2;
+  (s.counters as unknown as Record<string, unknown>).faultyNamed = { outlier: 1, 'frequency-limit': 3 };
+  (s.counters as unknown as Record<string, unknown>).steps = 99; // clashes with berkeleyd_steps_total: ignored
+  const text = await m.text();
+  t.regex(text, /^berkeleyd_faults_total 2$/m);
+  t.regex(text, /^berkeleyd_faulty_named_total\{reason="frequency-limit"\} 3$/m);
+  t.regex(text, /^berkeleyd_steps_total 0$/m);
+  if (promtool) t.is(spawnSync(promtool, ['check', 'metrics'], { input: text }).status, 0);
+});

@@ -29,11 +29,15 @@ const ns = (s: string | null | undefined): number | null => (s === null || s ===
 
 type Snapshot = () => StatusJson;
 
+/** Status counters exported under names of their own below. */
+const KNOWN_COUNTERS = new Set(['received', 'sent', 'sendErrors', 'rejected', 'dropped', 'elections', 'claims', 'corrections', 'reloads']);
+
 export class Metrics {
   readonly registry = new Registry();
   private readonly loop: IntervalHistogram;
   private snap: StatusJson | null = null;
   private lag: { p50: number; p99: number; max: number } | null = null;
+  private readonly adopted = new Set<string>();
 
   /**
    * watchLoop: time the event loop (a libuv timer every LAG_RESOLUTION_MS,
@@ -50,6 +54,7 @@ export class Metrics {
   /** The exposition text (Prometheus text format 0.0.4). */
   async text(): Promise<string> {
     this.snap = this.source();
+    this.adoptCounters(this.snap);
     // The histogram times a libuv timer of LAG_RESOLUTION_MS: what exceeds that is lag.
     const l = this.loop;
     const lag = (v: number): number => Math.max(0, v / 1e9 - LAG_RESOLUTION_MS / 1e3);
@@ -70,6 +75,33 @@ export class Metrics {
 
   stop(): void {
     this.loop.disable();
+  }
+
+  /**
+   * Counters that this module does not know by name (added to the status
+   * later, e.g. by the core's fault detection) are exported all the same:
+   * a number as berkeleyd_<snake_name>_total, a map of numbers as
+   * berkeleyd_<snake_name>_total{reason}. Registered on first sight.
+   */
+  private adoptCounters(s: StatusJson): void {
+    for (const [key, value] of Object.entries(s.counters as unknown as Record<string, unknown>)) {
+      if (KNOWN_COUNTERS.has(key) || this.adopted.has(key)) continue;
+      const isMap = value !== null && typeof value === 'object' && Object.values(value).every((v) => typeof v === 'number');
+      if (typeof value !== 'number' && !isMap) continue;
+      const name = `berkeleyd_${key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`).replace(/[^a-z0-9_]/g, '_')}_total`;
+      this.adopted.add(key);
+      if (this.registry.getSingleMetric(name)) continue; // a name taken already (steps ...): the known one wins
+      const self = this;
+      new Counter({
+        name, help: `Status counter ${key}${isMap ? ', by reason' : ''}.`, labelNames: isMap ? ['reason'] : [], registers: [this.registry],
+        collect() {
+          this.reset();
+          const v = (self.s.counters as unknown as Record<string, unknown>)[key];
+          if (typeof v === 'number') this.inc(v);
+          else if (v && typeof v === 'object') for (const [reason, n] of Object.entries(v)) if (typeof n === 'number') this.inc({ reason }, n);
+        },
+      });
+    }
   }
 
   private get s(): StatusJson {
