@@ -14,7 +14,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { StatusJson } from '../lib/daemon/status.js';
-import { blockAfter, Bridge, Container, containerSkipReason, run } from './helpers/container.js';
+import { atExit, blockAfter, Bridge, Container, containerSkipReason, run } from './helpers/container.js';
 import { ROOT } from './helpers/group.js';
 
 const skip = containerSkipReason();
@@ -31,10 +31,12 @@ maybe(`the README's service blocks, reload, restart, stop and a group of two und
   const suffix = randomBytes(2).toString('hex');
   const a = new Container(`bkda${suffix}`, { bridge: bridge.name, binds: [[join(work, 'clone'), '/mnt/pkg']] });
   const b = new Container(`bkdb${suffix}`, { bridge: bridge.name, binds: [[join(work, 'clone'), '/mnt/pkg']] });
+  const dropWork = atExit(() => rmSync(work, { recursive: true, force: true }));
   t.teardown(async () => {
     await Promise.all([a.stop(), b.stop()]);
     await bridge.remove();
     rmSync(work, { recursive: true, force: true });
+    dropWork();
   });
 
   // 1. The build block, verbatim, in a fresh clone (of this checkout's HEAD).

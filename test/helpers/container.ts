@@ -77,6 +77,11 @@ const onExit = new Set<() => void>();
 process.on('exit', () => {
   for (const f of onExit) f();
 });
+/** Run f (synchronous) if the process exits before `cancel` is called. */
+export function atExit(f: () => void): () => void {
+  onExit.add(f);
+  return () => void onExit.delete(f);
+}
 
 /** A Linux bridge on this host, for the containers' veths; no address, so nothing leaves it. */
 export class Bridge {
