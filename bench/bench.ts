@@ -65,6 +65,8 @@ async function main(): Promise<void> {
     .option('--rate <n>', 'ground-truth samples per second', int(1, 50, 'rate'), 5)
     .addOption(new Option('--idle <duration>', 'then measure CPU for this long without polling the daemons (their idle cost)').argParser(positiveDuration).default(20_000_000_000n, '20s'))
     .option('--trace <file>', 'write every ground-truth sample as CSV: ms since start, rounds completed, spread (ns), then each daemon\'s clock minus the master\'s (ns) and its rate error after frequency correction (ppm)')
+    .option('--metrics', 'every daemon serves /metrics (--metrics 127.0.0.1:0), scraped every --scrape, in the idle window too, as Prometheus would')
+    .addOption(new Option('--scrape <duration>', 'with --metrics: scrape period').argParser(positiveDuration).default(15_000_000_000n, '15s'))
     .option('--json', 'one JSON object as the last line of standard output')
     .parse(process.argv)
     .opts();
@@ -84,11 +86,28 @@ async function main(): Promise<void> {
       const offset = BigInt(Math.round((Math.random() * 2 - 1) * Number(o.offsetSpread)));
       const drift = (Math.random() * 2 - 1) * o.drift;
       drifts.push(drift);
-      await cluster.add({ name: `n${i}`, args: [...common, '--sim-offset', `${offset}ns`, '--sim-drift', drift.toFixed(3), ...(i === 0 ? ['--master'] : ['--priority', '0'])] });
+      await cluster.add({ name: `n${i}`, args: [...common, ...(o.metrics ? ['--metrics', '127.0.0.1:0'] : []), '--sim-offset', `${offset}ns`, '--sim-drift', drift.toFixed(3), ...(i === 0 ? ['--master'] : ['--priority', '0'])] });
     }
     log(`bench: ${o.nodes} daemons on ${group}:${port}, interval ${intervalMs} ms, drift within ±${o.drift} ppm, running ${(durationMs / 1000).toFixed(0)} s`);
     const names = [...Array(o.nodes).keys()].map((i) => `n${i}`);
     const t0 = Date.now();
+    // With --metrics: a scraper that fetches every daemon's /metrics every --scrape, until the end.
+    let scrapes = 0;
+    let scrapeBytes = 0;
+    let scraping: NodeJS.Timeout | undefined;
+    if (o.metrics) {
+      const addresses = (await cluster.statusAll()).map((s) => s?.config.metrics).filter((a): a is string => !!a);
+      const scrapeAll = (): void => {
+        for (const a of addresses) {
+          fetch(`http://${a}/metrics`).then((r) => r.text()).then((t) => {
+            scrapes += 1;
+            scrapeBytes = t.length;
+          }, () => undefined);
+        }
+      };
+      scrapeAll();
+      scraping = setInterval(scrapeAll, Number(o.scrape / 1_000_000n));
+    }
     const samples: Sample[] = [];
     const rtts: number[] = [];
     const cpuStart = new Map<string, { cpuS: number; atMs: number }>();
@@ -134,6 +153,7 @@ async function main(): Promise<void> {
     const idleStart = Date.now();
     await new Promise((r) => setTimeout(r, idleMs));
     const idleS = (Date.now() - idleStart) / 1000;
+    clearInterval(scraping);
     const idleCpu = cluster.members.map((m) => {
       const a = before.get(m.name);
       const b = m.proc?.pid ? procStat(m.proc.pid) : null;
@@ -170,6 +190,7 @@ async function main(): Promise<void> {
       rssMb: { max: Math.max(...hwm.values()) },
       cpuPercent: { max: Math.max(...idleCpu), master: idleCpu[cluster.members.findIndex((m) => m.name === 'n0')]!, whilePolledMax: Math.max(...cpuShare.values()), idleWindowS: Math.round(idleS) },
       rttUs: { min: rttMin / 1000, p50: rtt.p50 / 1000, p99: rtt.p99 / 1000 },
+      metrics: o.metrics ? { scrapes, scrapeBytes, scrapePeriodS: Number(o.scrape) / 1e9 } : null,
       machine: { cpus: cpus().length, loadavg1: Number(loadavg()[0]!.toFixed(2)), node: process.version },
     };
     const f = (x: number): string => x.toFixed(1);
@@ -179,6 +200,7 @@ async function main(): Promise<void> {
     const w = result.precisionFromConvergenceUs;
     log(`  from round ${us100 ?? 'never'}, acquisition included: p50 ${f(w.p50)} µs, p99 ${f(w.p99)} µs, max ${f(w.max)} µs`);
     log(`per daemon: peak RSS ${f(result.rssMb.max)} MB max; CPU idle ${result.cpuPercent.max.toFixed(2)}% max (master ${result.cpuPercent.master.toFixed(2)}%) over ${result.cpuPercent.idleWindowS} s unpolled, ${result.cpuPercent.whilePolledMax.toFixed(2)}% max while polled ${o.rate}/s`);
+    if (o.metrics) log(`metrics on: ${scrapes} scrapes of /metrics, every ${Number(o.scrape) / 1e9} s to each daemon, ${scrapeBytes} bytes each`);
     log(`round trips: min ${f(result.rttUs.min)} µs, p50 ${f(result.rttUs.p50)} µs, p99 ${f(result.rttUs.p99)} µs`);
     // The simulator draws each datagram's jitter on its own, so a best of 12 nearly always finds a quiet pair; here
     // the lateness is scheduling, shared by a burst's exchanges. Its per-datagram jitter is therefore set to the

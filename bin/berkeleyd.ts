@@ -30,7 +30,8 @@ try {
   await program.parseAsync(process.argv);
 } catch (err) {
   if (err instanceof UsageError) {
-    process.stderr.write(`berkeleyd: error: ${err.message}\n`);
+    // <3>: an error for journald (`journalctl -p err`), where the unit then stops (RestartPreventExitStatus=2).
+    process.stderr.write(`${process.env.JOURNAL_STREAM ? '<3>' : ''}berkeleyd: error: ${err.message}\n`);
     process.exitCode = 2;
   } else if (err instanceof CommanderError) {
     // commander has printed its message; help and --version are not errors.

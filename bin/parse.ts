@@ -10,6 +10,7 @@ import {
   parsePpm,
   parseSignedDurationNs,
 } from '../lib/units.js';
+import { parseListen } from '../lib/daemon/metrics.js';
 
 function wrap<T>(fn: (text: string) => T): (text: string) => T {
   return (text: string) => {
@@ -37,3 +38,4 @@ export const fraction = wrap((t) => {
   if (!(v >= 0 && v <= 1)) throw new RangeError(`"${t}" is not a fraction: expected 0 to 1, or 0% to 100%`);
   return v;
 });
+export const listenAddress = wrap(parseListen);

@@ -3,14 +3,19 @@
  * Every option can also come from a BERKELEYD_* environment variable.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
+import createDebug from 'debug';
 import { readFileSync } from 'node:fs';
+import { parseEnv } from 'node:util';
 import { hostname } from 'node:os';
 import { DEFAULTS } from '../lib/core/options.js';
 import { defaultControlPath, ControlError } from '../lib/daemon/control.js';
 import { Daemon, type DaemonOptions } from '../lib/daemon/daemon.js';
+import { logLine } from '../lib/daemon/log.js';
 import { NetError, resolveInterface } from '../lib/net/transport.js';
 import { parseKeyFile, type Keyring } from '../lib/wire/keys.js';
-import { duration, int, positiveDuration, ppm, signedDuration } from './parse.js';
+import { DEFAULT_METRICS_PORT, MetricsError } from '../lib/daemon/metrics.js';
+import { formatDurationNs } from '../lib/units.js';
+import { duration, int, listenAddress, positiveDuration, ppm, signedDuration } from './parse.js';
 import { UsageError } from './usage.js';
 
 export const DEFAULT_GROUP = '239.255.77.1';
@@ -59,9 +64,11 @@ export function runCommand(): Command {
     .addOption(env(new Option('--key-file <path>', 'authenticate every datagram with the HMAC-SHA256 keys in this file (see berkeleyd keygen)'), 'KEY_FILE'))
     .addOption(env(new Option('--ttl <n>', 'multicast TTL (1: this LAN only)').argParser(int(1, 255, 'ttl')).default(1), 'TTL'))
     .addOption(env(new Option('--control <path>', `control socket (default: ${defaultControlPath()})`), 'CONTROL'))
+    .addOption(env(new Option('--metrics <[addr:]port>', `serve Prometheus metrics at http://ADDR:PORT/metrics (a bare port listens on every address; ADDR alone: port ${DEFAULT_METRICS_PORT}); off by default`).argParser(listenAddress), 'METRICS'))
+    .addOption(new Option('--reload-env-file <path>', 'on SIGHUP, read the reloadable settings from this environment file (the unit passes /etc/default/berkeleyd); without it, SIGHUP re-reads the key file only'))
     .addOption(env(new Option('--sim-offset <duration>', 'simulated clock: start this far from the system clock (demo, tests)').argParser(signedDuration), 'SIM_OFFSET'))
     .addOption(env(new Option('--sim-drift <ppm>', 'simulated clock: run fast (+) or slow (-) by this much').argParser(ppm), 'SIM_DRIFT'))
-    .action(async (o) => {
+    .action(async (o, cmd: Command) => {
       const opts = resolve(o);
       let daemon: Daemon;
       try {
@@ -73,14 +80,17 @@ export function runCommand(): Command {
       try {
         await daemon.start();
       } catch (err) {
-        if (err instanceof NetError || err instanceof ControlError) throw new UsageError(err instanceof NetError ? `${err.option}: ${err.message}` : `--control: ${err.message}`);
+        if (err instanceof NetError || err instanceof ControlError || err instanceof MetricsError) {
+          throw new UsageError(err instanceof NetError ? `${err.option}: ${err.message}` : err instanceof MetricsError ? `--metrics: ${err.message}` : `--control: ${err.message}`);
+        }
         throw err;
       }
       await new Promise<void>((done) => {
         const stop = (why: string): void => {
-          process.stderr.write(`berkeleyd[${opts.node.name}]: ${why}, leaving the group\n`);
+          logLine('info', opts.node.name, `${why}, leaving the group`);
           daemon.stop().then(done, done);
         };
+        process.on('SIGHUP', () => reload(daemon, o, cmd));
         process.once('SIGTERM', () => stop('SIGTERM'));
         process.once('SIGINT', () => stop('SIGINT'));
         // Children of the demo and the benchmark exit with their parent.
@@ -111,7 +121,7 @@ function resolve(o: Record<string, any>): DaemonOptions {
     throw new UsageError(`--interface: ${(err as Error).message}`);
   }
   if (o.interface === undefined && interfaceAddress === '127.0.0.1') {
-    process.stderr.write(`berkeleyd[${name}]: warning: no IPv4 interface besides loopback: joining the group on 127.0.0.1, which reaches this host only (set --interface)\n`);
+    logLine('warning', name, 'no IPv4 interface besides loopback: joining the group on 127.0.0.1, which reaches this host only (set --interface)');
   }
   return {
     node: {
@@ -133,7 +143,66 @@ function resolve(o: Record<string, any>): DaemonOptions {
     controlPath: o.control ?? defaultControlPath(),
     clock: { simOffsetNs: o.simOffset ?? null, simDriftPpm: o.simDrift ?? null, maxSlewPpm: o.maxSlew, stepThresholdNs: o.stepThreshold },
     keys: o.keyFile ? readKeys(o.keyFile) : null,
+    metrics: o.metrics ?? null,
   };
+}
+
+/** Options a reload may change; the others need a restart. */
+const RELOADABLE = ['BERKELEYD_KEY_FILE', 'BERKELEYD_MAX_ADJUST', 'BERKELEYD_TOLERANCE', 'BERKELEYD_PRIORITY', 'DEBUG'];
+
+/**
+ * SIGHUP: read everything first, then put it in force at once, or refuse
+ * the lot with a warning and keep the old configuration. Command-line
+ * options stay as given (they win over the environment, as at start).
+ */
+function reload(daemon: Daemon, o: Record<string, any>, cmd: Command): void {
+  const name = daemon.node.ctx.opts.name;
+  const say = (m: string): void => (m.startsWith('warning: ') ? logLine('warning', name, m.slice(9)) : logLine('info', name, m));
+  try {
+    let env: NodeJS.ProcessEnv = process.env;
+    const file: string | undefined = o.reloadEnvFile;
+    if (file !== undefined) {
+      let text = '';
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new UsageError(`--reload-env-file: cannot read ${file}: ${(err as NodeJS.ErrnoException).code}`);
+      }
+      // The file's settings over those the process started with: a setting
+      // that only a drop-in's Environment= gives (or the command line) stays.
+      const fromFile = Object.fromEntries(Object.entries(parseEnv(text)).filter(([, v]) => v !== ''));
+      env = { ...process.env, ...fromFile };
+      // What would need a restart: say so instead of ignoring it silently.
+      const changed = Object.keys(fromFile).filter((k) => k.startsWith('BERKELEYD_') && !RELOADABLE.includes(k) && fromFile[k] !== (process.env[k] ?? ''));
+      if (changed.length > 0) say(`warning: reload: ${changed.join(', ')} changed in ${file}: in force after a restart only`);
+    }
+    const fromCli = (key: string): boolean => cmd.getOptionValueSource(key) === 'cli';
+    const pick = <T>(key: string, variable: string, parse: (t: string) => T, dflt: T): T => {
+      if (fromCli(key)) return o[key] as T;
+      const v = env[variable];
+      if (v === undefined || v === '') return dflt;
+      try {
+        return parse(v);
+      } catch (err) {
+        throw new UsageError(`${variable}=${v}: ${(err as Error).message}`);
+      }
+    };
+    const keyFile = pick<string | undefined>('keyFile', 'BERKELEYD_KEY_FILE', (t) => t, undefined);
+    const next = {
+      keys: keyFile ? readKeys(keyFile) : null,
+      maxAdjustNs: pick<bigint | null>('maxAdjust', 'BERKELEYD_MAX_ADJUST', positiveDuration, null),
+      toleranceNs: pick<bigint>('tolerance', 'BERKELEYD_TOLERANCE', duration, DEFAULTS.toleranceNs),
+      priority: pick<number>('priority', 'BERKELEYD_PRIORITY', int(0, 255, 'priority'), DEFAULTS.priority),
+    };
+    if (daemon.node.ctx.opts.pinnedMaster && next.priority === 0) throw new UsageError('--master and priority 0 contradict each other');
+    daemon.reload(next);
+    if (file !== undefined) createDebug.enable(env.DEBUG ?? '');
+    const keys = next.keys ? `keys ${next.keys.ids().join(', ')} (signing with ${next.keys.sendKeyId})` : 'no authentication';
+    say(`reloaded: ${keys}, tolerance ${formatDurationNs(next.toleranceNs)}, max adjust ${next.maxAdjustNs === null ? 'none' : formatDurationNs(next.maxAdjustNs)}, priority ${next.priority}`);
+  } catch (err) {
+    daemon.reloadRefused();
+    say(`warning: reload refused, the running configuration stays in force: ${(err as Error).message}`);
+  }
 }
 
 function readKeys(path: string): Keyring {

@@ -26,10 +26,17 @@ export function statusCommand(): Command {
   return new Command('status')
     .description('show what a running daemon knows: role, master, offset, frequency, counters; on the master, the member table')
     .addOption(controlOption())
-    .option('--json', 'one JSON object (times as decimal strings of nanoseconds)')
+    .option('--json', 'one JSON object (times as decimal strings of nanoseconds); the same as --format json')
+    .addOption(new Option('--format <format>', 'text, json (the status contract, see README) or prometheus (the text exposition that --metrics serves)').choices(['text', 'json', 'prometheus']).default('text'))
     .action(async (o) => {
+      const format: string = o.json ? 'json' : o.format;
+      if (format === 'prometheus') {
+        const r = (await ask(o.control, 'metrics')) as { text: string };
+        process.stdout.write(r.text);
+        return;
+      }
       const s = (await ask(o.control, 'status')) as StatusJson;
-      process.stdout.write(o.json ? JSON.stringify(s) + '\n' : formatStatus(s) + '\n');
+      process.stdout.write(format === 'json' ? JSON.stringify(s) + '\n' : formatStatus(s) + '\n');
     });
 }
 

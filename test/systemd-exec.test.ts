@@ -70,7 +70,7 @@ test('ExecStart with the shipped environment file runs the daemon as systemd wou
   });
   for (const [k, v] of Object.entries(settings)) t.is(env[k], v, `${k} as systemd reads the file`);
   const exec = resolveExec(unit.execStart, env);
-  t.deepEqual(exec.argv, ['/usr/bin/env', 'berkeleyd', 'run']);
+  t.deepEqual(exec.argv, ['/usr/bin/env', 'berkeleyd', 'run', '--reload-env-file', '/etc/default/berkeleyd']);
 
   const proc = new Proc(exec.file, exec.argv.slice(1), env);
   t.teardown(() => proc.stop());

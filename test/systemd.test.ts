@@ -90,12 +90,17 @@ withOfflineSecurity(`systemd-analyze security rates the unit's exposure OK or be
 test('the unit runs `berkeleyd run` configured from /etc/default/berkeleyd', (t) => {
   const unit = readUnit(unitPath);
   t.is(unit.file, '/usr/bin/env');
-  t.deepEqual(unit.argv, ['/usr/bin/env', 'berkeleyd', 'run']);
+  t.deepEqual(unit.argv, ['/usr/bin/env', 'berkeleyd', 'run', '--reload-env-file', '/etc/default/berkeleyd']);
   t.deepEqual(unit.environmentFiles, [{ path: '/etc/default/berkeleyd', optional: true }]);
   const service = unit.sections['Service']!;
   const one = (key: string): string | undefined => service[key]?.at(-1);
   t.true(['simple', 'exec'].includes(one('Type')!));
   t.is(one('Restart'), 'on-failure');
+  // A configuration error (exit 2) fails the unit instead of restarting it forever.
+  t.is(one('RestartPreventExitStatus'), '2');
+  // The journal names the daemon, not the env it is started through.
+  t.is(one('SyslogIdentifier'), 'berkeleyd');
+  t.regex(one('ExecReload')!, /^\+\/bin\/sh -c '.*\/etc\/berkeleyd\/key .*&& \/bin\/kill -HUP \$\{MAINPID\}'$/);
   t.is(one('RuntimeDirectory'), 'berkeleyd');
   t.is(one('DynamicUser'), 'yes');
   t.is(one('CapabilityBoundingSet'), '');

@@ -36,6 +36,7 @@ export class ControlServer {
     mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
     const server = createServer((conn) => {
       let buf = '';
+      let answered = false;
       conn.setEncoding('utf8');
       conn.on('error', () => conn.destroy());
       conn.setTimeout(2000, () => conn.destroy());
@@ -43,14 +44,15 @@ export class ControlServer {
         buf += chunk;
         if (buf.length > 256) return conn.destroy();
         const nl = buf.indexOf('\n');
-        if (nl < 0) return;
-        let reply: unknown;
-        try {
-          reply = this.handler(buf.slice(0, nl).trim());
-        } catch (err) {
-          reply = { error: (err as Error).message };
-        }
-        conn.end(JSON.stringify(reply) + '\n');
+        if (nl < 0 || answered) return;
+        answered = true;
+        // The handler may answer now or with a promise.
+        Promise.resolve()
+          .then(() => this.handler(buf.slice(0, nl).trim()))
+          .catch((err: Error) => ({ error: err.message }))
+          .then((reply) => {
+            if (!conn.destroyed) conn.end(JSON.stringify(reply) + '\n');
+          });
       });
     });
     this.server = server;

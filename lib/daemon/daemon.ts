@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { createSimulatedClock, createVirtualClock, type VirtualClock } from '../clock/index.js';
 import { Node } from '../core/node.js';
-import type { NodeOptions } from '../core/options.js';
+import { validateOptions, type NodeOptions } from '../core/options.js';
 import type { Action, Event, Notice, TimerName } from '../core/types.js';
 import { Transport, type TransportOptions } from '../net/transport.js';
 import { formatDurationNs } from '../units.js';
@@ -15,6 +15,7 @@ import type { Keyring } from '../wire/keys.js';
 import { MessageType, type Message } from '../wire/messages.js';
 import { ControlServer } from './control.js';
 import { log, warner } from './log.js';
+import { Metrics, MetricsServer } from './metrics.js';
 import { buildStatus, type StatusJson } from './status.js';
 
 export interface DaemonOptions {
@@ -23,6 +24,8 @@ export interface DaemonOptions {
   controlPath: string;
   clock: { simOffsetNs: bigint | null; simDriftPpm: number | null; maxSlewPpm: number; stepThresholdNs: bigint };
   keys: Keyring | null;
+  /** --metrics: serve /metrics here; null: no port (status --format prometheus still works). */
+  metrics?: { host: string; port: number } | null;
 }
 
 export interface Counters {
@@ -30,12 +33,35 @@ export interface Counters {
   sent: number;
   sendErrors: number;
   rejected: Record<string, number>;
+  /** Changes of the followed master's epoch after the first master (each a failover election). */
+  elections: number;
+  /** Times this node claimed mastership. */
+  claims: number;
+  /** Corrections applied (rounds in which this node's clock was adjusted). */
+  corrections: number;
+  /** SIGHUP reloads applied, and refused (the old configuration kept). */
+  reloads: { ok: number; refused: number };
+}
+
+/** What a reload may change while the daemon runs (see README, "Reload"). */
+export interface Reloadable {
+  keys: Keyring | null;
+  maxAdjustNs: bigint | null;
+  toleranceNs: bigint;
+  priority: number;
 }
 
 export class Daemon {
   readonly clock: VirtualClock;
   readonly node: Node;
-  readonly counters: Counters = { received: 0, sent: 0, sendErrors: 0, rejected: {} };
+  readonly counters: Counters = { received: 0, sent: 0, sendErrors: 0, rejected: {}, elections: 0, claims: 0, corrections: 0, reloads: { ok: 0, refused: 0 } };
+  /** The keys in force: replaced whole by reload(). */
+  keys: Keyring | null;
+  lastCorrectionMonoNs: bigint | null = null;
+  metricsAddress: string | null = null;
+  readonly metrics: Metrics;
+  private metricsServer: MetricsServer | null = null;
+  private lastEpoch = 0;
   private readonly transport: Transport;
   private readonly control: ControlServer;
   private readonly timers = new Map<TimerName, NodeJS.Timeout>();
@@ -62,7 +88,10 @@ export class Daemon {
       random: Math.random,
       nonce: () => randomBytes(8).readBigUInt64BE(),
     });
+    this.keys = opts.keys;
     this.control = new ControlServer(opts.controlPath, (cmd) => this.command(cmd));
+    this.metrics = new Metrics(() => this.status(), !!opts.metrics);
+    if (opts.metrics) this.metricsServer = new MetricsServer(this.metrics, opts.metrics);
   }
 
   /** Binds, joins, listens; rejects with NetError or ControlError when it cannot. */
@@ -70,8 +99,15 @@ export class Daemon {
     await this.control.start();
     try {
       await this.transport.start();
+      if (this.metricsServer) {
+        await this.metricsServer.start();
+        this.metricsAddress = `${this.opts.metrics!.host}:${this.metricsServer.port}`;
+        log.net('metrics on http://%s/metrics', this.metricsAddress);
+      }
     } catch (err) {
+      await this.transport.stop();
       await this.control.stop();
+      this.metrics.stop();
       throw err;
     }
     // The engine advertises where it can be reached once the port is known.
@@ -98,7 +134,29 @@ export class Daemon {
     // Let the LEAVE leave before the socket closes.
     await new Promise((r) => setImmediate(r));
     await this.transport.stop();
+    await this.metricsServer?.stop();
+    this.metrics.stop();
     await this.control.stop();
+  }
+
+  /**
+   * Puts a new configuration in force, whole: the caller has read and
+   * checked everything (a bad key file never gets here), so the old keys
+   * stay until this returns and the new ones serve the very next datagram.
+   */
+  reload(r: Reloadable): void {
+    const live = this.node.ctx.opts as NodeOptions;
+    validateOptions({ ...live, ...r });
+    this.keys = r.keys;
+    live.maxAdjustNs = r.maxAdjustNs;
+    live.toleranceNs = r.toleranceNs;
+    live.priority = r.priority;
+    this.counters.reloads.ok += 1;
+  }
+
+  /** Counts a refused reload (the caller says why). */
+  reloadRefused(): void {
+    this.counters.reloads.refused += 1;
   }
 
   private onDatagram(data: Buffer, from: { address: string; port: number }, rxMonoNs: bigint): void {
@@ -109,7 +167,7 @@ export class Daemon {
       this.reject('source-port-0');
       return;
     }
-    const r = decode(data, { domain: this.opts.node.domain, keys: this.opts.keys ?? undefined });
+    const r = decode(data, { domain: this.opts.node.domain, keys: this.keys ?? undefined });
     if (!r.ok) {
       this.reject(r.reason);
       log.wire('dropped %d bytes from %s:%d: %s', data.length, from.address, from.port, r.reason);
@@ -187,7 +245,7 @@ export class Daemon {
   }
 
   private send(to: 'group' | { address: string; port: number }, msg: Message): void {
-    const keys = this.opts.keys;
+    const keys = this.keys;
     const auth = keys ? { keyId: keys.sendKeyId, key: keys.get(keys.sendKeyId)! } : undefined;
     const parts = msg.type === MessageType.Adjust ? splitAdjust(msg, auth !== undefined) : [msg];
     for (const part of parts) {
@@ -211,6 +269,8 @@ export class Daemon {
       case 'burst-failed':
         return log.round('round %d: no measurement: %s', n.round, n.why);
       case 'corrected':
+        this.counters.corrections += 1;
+        this.lastCorrectionMonoNs = process.hrtime.bigint();
         return log.clock('round %d/%d: adjustment %s, correction %s%s, frequency %s ppm', n.epoch, n.round, formatDurationNs(n.adjustmentNs), formatDurationNs(n.correctionNs), n.step ? ' (step)' : '', n.frequencyPpm.toFixed(3));
       case 'coarse-step':
         return log.clock('coarse step to the master: %s', formatDurationNs(n.correctionNs));
@@ -218,6 +278,11 @@ export class Daemon {
         this.reject('refused-adjust');
         return this.say.warn(`refused a correction of ${formatDurationNs(n.correctionNs)} in round ${n.round}: larger than --max-adjust ${formatDurationNs(n.maxAdjustNs)}`);
       case 'role':
+        if (n.role === 'candidate') this.counters.claims += 1;
+        if (n.masterName !== null && n.epoch !== this.lastEpoch) {
+          if (this.lastEpoch !== 0) this.counters.elections += 1;
+          this.lastEpoch = n.epoch;
+        }
         return log.election('%s in epoch %d (master %s): %s', n.role, n.epoch, n.masterName ?? 'none', n.why);
       case 'member-joined':
         return log.round('member %s joined', n.name);
@@ -249,6 +314,8 @@ export class Daemon {
   private command(cmd: string): unknown {
     log.control('command %j', cmd);
     if (cmd === 'status') return this.status();
+    // The exposition text, for `status --format prometheus`: a promise, which the control socket awaits.
+    if (cmd === 'metrics') return this.metrics.text().then((text) => ({ text }));
     if (cmd === 'now') {
       const mono = process.hrtime.bigint();
       return { groupTimeNs: this.clock.at(mono).toString(), monotonicNs: mono.toString() };

@@ -38,13 +38,15 @@ export function formatStatus(s: StatusJson): string {
     `Last offset      : ${dur(s.lastOffsetNs)}${s.lastDelayNs === null ? '' : ` (round trip ${mag(s.lastDelayNs)})`}`,
     `Last adjustment  : ${dur(s.lastAdjustmentNs)}`,
     `Frequency        : ${s.frequencyPpm >= 0 ? '+' : ''}${s.frequencyPpm.toFixed(3)} ppm`,
-    `Clock            : ${s.clock.kind}, ${s.clock.steps} step(s), slew remaining ${mag(s.clock.pendingNs)}, max slew ${s.clock.maxSlewPpm} ppm`,
+    `Clock            : ${s.clock.kind}${s.clock.state ? ` (${s.clock.state})` : ''}, ${s.clock.steps} step(s), slew remaining ${mag(s.clock.pendingNs)}, max slew ${s.clock.maxSlewPpm} ppm`,
     `Group            : ${s.config.group}:${s.config.port} on ${s.config.interface}, domain ${s.config.domain}, interval ${s.config.intervalMs} ms${s.config.authenticated ? ', authenticated' : ''}`,
     `Datagrams        : received ${s.counters.received}, sent ${s.counters.sent}, send errors ${s.counters.sendErrors}`,
     `Rejected         : ${rejected}`,
     `Ignored          : ${dropped}`,
     `Faults           : ${faultLine(s)}`,
   ];
+  if (s.config.keyIds?.length) lines.push(`Keys             : ${s.config.keyIds.join(', ')} (signing with ${s.config.keyIds[0]}); reloads ${s.counters.reloads.ok} ok, ${s.counters.reloads.refused} refused`);
+  if (s.config.metrics) lines.push(`Metrics          : http://${s.config.metrics}/metrics`);
   if (s.role === 'master') {
     lines.push('', `Members (${s.members.length}):`, `  ${'Node'.padEnd(24)}${'Offset'.padStart(16)}${'Round trip'.padStart(16)}${'Last round'.padStart(12)}  Faulty`);
     for (const m of [...s.members].sort((a, b) => a.nodeId.localeCompare(b.nodeId, 'en', { numeric: true }))) {

@@ -1,10 +1,13 @@
 /**
  * What `berkeleyd status --json` prints: one object, times as decimal
- * strings of nanoseconds (JSON numbers cannot hold them exactly).
+ * strings of nanoseconds (JSON numbers cannot hold them exactly). It is a
+ * contract (README, "Status contract"): fields are only added within a
+ * schemaVersion; renaming, removing or changing the meaning of one raises it.
  */
 import type { DaemonOptions, Counters } from './daemon.js';
 import type { VirtualClock } from '../clock/index.js';
 import type { Node } from '../core/node.js';
+import type { Keyring } from '../wire/keys.js';
 
 export interface MemberJson {
   nodeId: string;
@@ -21,6 +24,11 @@ export interface MemberJson {
   faultySinceRound: number | null;
 }
 
+/** Raised when a field is renamed, removed or changes meaning; adding fields keeps it. */
+export const STATUS_SCHEMA_VERSION = 1;
+
+export type ClockState = 'free-running' | 'locked' | 'holdover';
+
 export interface RoundRowJson {
   nodeId: string;
   offsetNs: string;
@@ -34,6 +42,7 @@ export interface RoundRowJson {
 }
 
 export interface StatusJson {
+  schemaVersion: number;
   nodeId: string;
   role: 'master' | 'peer' | 'candidate';
   masterId: string | null;
@@ -47,7 +56,9 @@ export interface StatusJson {
   lastOffsetNs: string | null;
   lastDelayNs: string | null;
   frequencyPpm: number;
-  clock: { kind: string; pendingNs: string; appliedNs: string; steps: number; maxSlewPpm: number; stepThresholdNs: string; simDriftPpm: number | null; simOffsetNs: string | null };
+  /** Seconds since this node last applied a correction; null before the first. */
+  lastCorrectionAgeS: number | null;
+  clock: { kind: string; state: ClockState; pendingNs: string; appliedNs: string; steps: number; maxSlewPpm: number; stepThresholdNs: string; simDriftPpm: number | null; simOffsetNs: string | null };
   members: MemberJson[];
   /** The master's last table; quorum false: no majority agreed, the group followed the master. */
   lastRound: { epoch: number; round: number; averageNs: string | null; quorum: boolean; commonPpm: number; marginNs: string; table: RoundRowJson[] } | null;
@@ -57,13 +68,19 @@ export interface StatusJson {
    */
   faults: { members: { nodeId: string; reason: string; sinceRound: number | null }[]; named: number; thisNode: boolean; cannotFollow: boolean };
   counters: Counters & { dropped: Record<string, number> };
-  config: { group: string; port: number; interface: string; unicastPort: number; domain: number; intervalMs: number; collectTimeoutMs: number; probes: number; toleranceNs: string; priority: number; pinnedMaster: boolean; authenticated: boolean };
+  config: { keyIds: number[]; metrics: string | null; group: string; port: number; interface: string; unicastPort: number; domain: number; intervalMs: number; collectTimeoutMs: number; probes: number; toleranceNs: string; maxAdjustNs: string | null; priority: number; pinnedMaster: boolean; authenticated: boolean };
   uptimeS: number;
   pid: number;
 }
 
+/** Locked: corrected within the last 3 intervals; holdover: corrected before, not lately; free-running: never. */
+export function clockState(lastCorrectionMonoNs: bigint | null, monoNs: bigint, intervalNs: bigint): ClockState {
+  if (lastCorrectionMonoNs === null) return 'free-running';
+  return monoNs - lastCorrectionMonoNs <= 3n * intervalNs ? 'locked' : 'holdover';
+}
+
 export function buildStatus(
-  d: { clock: VirtualClock; node: Node; counters: Counters; startedMonoNs: bigint },
+  d: { clock: VirtualClock; node: Node; counters: Counters; startedMonoNs: bigint; lastCorrectionMonoNs: bigint | null; keys: Keyring | null; metricsAddress: string | null },
   opts: DaemonOptions,
   unicastPort: number,
 ): StatusJson {
@@ -73,6 +90,7 @@ export function buildStatus(
   const c = d.clock.state();
   const str = (x: bigint | null): string | null => (x === null ? null : x.toString());
   return {
+    schemaVersion: STATUS_SCHEMA_VERSION,
     nodeId: s.name,
     role: s.role,
     masterId: s.masterName,
@@ -85,8 +103,10 @@ export function buildStatus(
     lastOffsetNs: str(s.lastOffsetNs),
     lastDelayNs: str(s.lastDelayNs),
     frequencyPpm: d.clock.frequencyPpm(),
+    lastCorrectionAgeS: d.lastCorrectionMonoNs === null ? null : Number(mono - d.lastCorrectionMonoNs) / 1e9,
     clock: {
       kind: c.kind,
+      state: clockState(d.lastCorrectionMonoNs, mono, opts.node.intervalNs),
       pendingNs: c.pendingNs.toString(),
       appliedNs: c.appliedNs.toString(),
       steps: c.steps,
@@ -132,7 +152,7 @@ export function buildStatus(
       thisNode: s.namedFaulty,
       cannotFollow: s.cannotFollow,
     },
-    counters: { ...d.counters, rejected: { ...d.counters.rejected }, dropped: { ...(s.dropped as Record<string, number>) } },
+    counters: { ...d.counters, rejected: { ...d.counters.rejected }, reloads: { ...d.counters.reloads }, dropped: { ...(s.dropped as Record<string, number>) } },
     config: {
       group: opts.net.group,
       port: opts.net.port,
@@ -142,10 +162,14 @@ export function buildStatus(
       intervalMs: Number(opts.node.intervalNs / 1_000_000n),
       collectTimeoutMs: Number(opts.node.collectTimeoutNs / 1_000_000n),
       probes: opts.node.probes,
-      toleranceNs: opts.node.toleranceNs.toString(),
-      priority: opts.node.priority,
+      // The engine's live options: reload may have changed these.
+      toleranceNs: d.node.ctx.opts.toleranceNs.toString(),
+      maxAdjustNs: str(d.node.ctx.opts.maxAdjustNs),
+      priority: d.node.ctx.opts.priority,
       pinnedMaster: opts.node.pinnedMaster,
-      authenticated: opts.keys !== null,
+      authenticated: d.keys !== null,
+      keyIds: d.keys ? d.keys.ids() : [],
+      metrics: d.metricsAddress,
     },
     uptimeS: Number(mono - d.startedMonoNs) / 1e9,
     pid: process.pid,
