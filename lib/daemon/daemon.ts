@@ -4,7 +4,7 @@
  * I/O, never protocol logic: every decision is the engine's.
  */
 import { randomBytes } from 'node:crypto';
-import { createSimulatedClock, createVirtualClock, type VirtualClock } from '../clock/index.js';
+import { createSimulatedClock, createVirtualClock, openSystemClock, type OpenedSystemClock, type SystemClock, type VirtualClock } from '../clock/index.js';
 import { Node } from '../core/node.js';
 import type { NodeOptions } from '../core/options.js';
 import type { Action, Event, Notice, TimerName } from '../core/types.js';
@@ -15,13 +15,25 @@ import type { Keyring } from '../wire/keys.js';
 import { MessageType, type Message } from '../wire/messages.js';
 import { ControlServer } from './control.js';
 import { log, warner } from './log.js';
+import { SystemClockKeeper } from './keeper.js';
 import { buildStatus, type StatusJson } from './status.js';
 
 export interface DaemonOptions {
   node: Omit<NodeOptions, 'unicast'>;
   net: Omit<TransportOptions, 'unicastPort'> & { unicastPort: number };
   controlPath: string;
-  clock: { simOffsetNs: bigint | null; simDriftPpm: number | null; maxSlewPpm: number; stepThresholdNs: bigint };
+  clock: {
+    simOffsetNs: bigint | null;
+    simDriftPpm: number | null;
+    maxSlewPpm: number;
+    stepThresholdNs: bigint;
+    /** 'system': discipline CLOCK_REALTIME (needs CAP_SYS_TIME). Default 'virtual'. */
+    kind?: 'virtual' | 'system';
+    /** System clock: the learned frequency's file, or null for none. */
+    stateFile?: string | null;
+    /** System clock: go on although another time service seems at work. */
+    force?: boolean;
+  };
   keys: Keyring | null;
 }
 
@@ -33,7 +45,10 @@ export interface Counters {
 }
 
 export class Daemon {
-  readonly clock: VirtualClock;
+  readonly clock: VirtualClock | SystemClock;
+  /** The system clock's sync state and state file; null for the virtual and simulated clocks. */
+  private readonly keeper: SystemClockKeeper | null = null;
+  private readonly system: OpenedSystemClock | null = null;
   readonly node: Node;
   readonly counters: Counters = { received: 0, sent: 0, sendErrors: 0, rejected: {} };
   private readonly transport: Transport;
@@ -48,11 +63,18 @@ export class Daemon {
   constructor(private readonly opts: DaemonOptions) {
     const c = opts.clock;
     const common = { maxSlewPpm: c.maxSlewPpm, stepThresholdNs: c.stepThresholdNs };
-    this.clock =
-      c.simOffsetNs !== null || c.simDriftPpm !== null
-        ? createSimulatedClock({ ...common, offsetNs: c.simOffsetNs ?? 0n, driftPpm: c.simDriftPpm ?? 0 })
-        : createVirtualClock(common);
     this.say = warner(opts.node.name);
+    if (c.kind === 'system') {
+      // Refuses (ClockRefused) without CAP_SYS_TIME or beside another time service, before anything is opened.
+      this.system = openSystemClock({ ...common, stateFile: c.stateFile ?? null, force: c.force ?? false, onError: (err) => this.say.warn(`system clock: ${err.message}`) });
+      this.clock = this.system.clock;
+      this.keeper = new SystemClockKeeper(this.system.clock, { stateFile: c.stateFile ?? null, intervalNs: opts.node.intervalNs, warn: this.say.warn, log: log.clock });
+    } else {
+      this.clock =
+        c.simOffsetNs !== null || c.simDriftPpm !== null
+          ? createSimulatedClock({ ...common, offsetNs: c.simOffsetNs ?? 0n, driftPpm: c.simDriftPpm ?? 0 })
+          : createVirtualClock(common);
+    }
     this.transport = new Transport({ ...opts.net }, (data, from, rx) => this.onDatagram(data, from, rx), (err) => {
       this.counters.sendErrors += 1;
       log.net('send error: %s', err.message);
@@ -72,6 +94,7 @@ export class Daemon {
       await this.transport.start();
     } catch (err) {
       await this.control.stop();
+      this.keeper?.close();
       throw err;
     }
     // The engine advertises where it can be reached once the port is known.
@@ -81,6 +104,8 @@ export class Daemon {
     log.net('joined %s:%d on %s, unicast port %d, ttl %d', n.group, n.port, n.interfaceAddress, this.transport.unicastPort, n.ttl);
     log.control('control socket %s', this.opts.controlPath);
     log.clock('%s clock, max slew %d ppm, step threshold %s', this.clock.kind, this.opts.clock.maxSlewPpm, formatDurationNs(this.opts.clock.stepThresholdNs));
+    this.say.info(this.clockLine());
+    for (const o of this.system?.overridden ?? []) this.say.warn(`--force: going on although ${o}`);
     this.feed({ type: 'start', monoNs: process.hrtime.bigint() });
   }
 
@@ -99,6 +124,20 @@ export class Daemon {
     await new Promise((r) => setImmediate(r));
     await this.transport.stop();
     await this.control.stop();
+    if (this.keeper) {
+      const ppm = this.keeper.close();
+      this.say.info(`system clock left running at ${ppm.toFixed(3)} ppm, STA_UNSYNC set${this.opts.clock.stateFile ? `, frequency saved in ${this.opts.clock.stateFile}` : ''}`);
+    }
+  }
+
+  /** Which clock this daemon disciplines, for the start line. */
+  private clockLine(): string {
+    if (this.system) {
+      const s = this.system;
+      const from = s.startFrom === 'state-file' ? `the saved frequency in ${this.opts.clock.stateFile}` : "the kernel's current frequency";
+      return `disciplining the system clock (CLOCK_REALTIME) with adjtimex: starting from ${from}, ${s.clock.startFrequencyPpm.toFixed(3)} ppm; max slew ${s.clock.maxSlewPpm} ppm`;
+    }
+    return `keeping a ${this.clock.kind} clock inside this process; the system clock is not touched (--clock system disciplines it)`;
   }
 
   private onDatagram(data: Buffer, from: { address: string; port: number }, rxMonoNs: bigint): void {
@@ -211,6 +250,10 @@ export class Daemon {
       case 'burst-failed':
         return log.round('round %d: no measurement: %s', n.round, n.why);
       case 'corrected':
+        if (this.keeper) {
+          const st = this.node.status();
+          this.keeper.corrected(n.adjustmentNs, st.synced, st.role === 'master' ? null : st.lastDelayNs);
+        }
         return log.clock('round %d/%d: adjustment %s, correction %s%s, frequency %s ppm', n.epoch, n.round, formatDurationNs(n.adjustmentNs), formatDurationNs(n.correctionNs), n.step ? ' (step)' : '', n.frequencyPpm.toFixed(3));
       case 'coarse-step':
         return log.clock('coarse step to the master: %s', formatDurationNs(n.correctionNs));
@@ -218,6 +261,7 @@ export class Daemon {
         this.reject('refused-adjust');
         return this.say.warn(`refused a correction of ${formatDurationNs(n.correctionNs)} in round ${n.round}: larger than --max-adjust ${formatDurationNs(n.maxAdjustNs)}`);
       case 'role':
+        if (n.role === 'candidate') this.keeper?.lost(`no master heard: ${n.why}`);
         return log.election('%s in epoch %d (master %s): %s', n.role, n.epoch, n.masterName ?? 'none', n.why);
       case 'member-joined':
         return log.round('member %s joined', n.name);

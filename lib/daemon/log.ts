@@ -16,9 +16,10 @@ export const log = {
 
 export type Warn = (message: string) => void;
 
-/** Warnings and errors: always printed, one line each, with the node's name. */
-export function warner(name: string, stream: NodeJS.WritableStream = process.stderr): { warn: Warn; error: Warn } {
+/** Warnings and errors (and the few lines an operator must see, info): always printed, one line each, with the node's name. */
+export function warner(name: string, stream: NodeJS.WritableStream = process.stderr): { warn: Warn; error: Warn; info: Warn } {
   return {
+    info: (m) => stream.write(`berkeleyd[${name}]: ${m}\n`),
     warn: (m) => stream.write(`berkeleyd[${name}]: warning: ${m}\n`),
     error: (m) => stream.write(`berkeleyd[${name}]: error: ${m}\n`),
   };

@@ -3,7 +3,7 @@
  * strings of nanoseconds (JSON numbers cannot hold them exactly).
  */
 import type { DaemonOptions, Counters } from './daemon.js';
-import type { VirtualClock } from '../clock/index.js';
+import { readKernelClock, kernelState, type KernelState, type SystemClock, type VirtualClock } from '../clock/index.js';
 import type { Node } from '../core/node.js';
 
 export interface MemberJson {
@@ -37,7 +37,23 @@ export interface StatusJson {
   lastOffsetNs: string | null;
   lastDelayNs: string | null;
   frequencyPpm: number;
-  clock: { kind: string; pendingNs: string; appliedNs: string; steps: number; maxSlewPpm: number; stepThresholdNs: string; simDriftPpm: number | null; simOffsetNs: string | null };
+  clock: {
+    kind: string;
+    pendingNs: string;
+    appliedNs: string;
+    steps: number;
+    maxSlewPpm: number;
+    stepThresholdNs: string;
+    simDriftPpm: number | null;
+    simOffsetNs: string | null;
+    /** System clock: the frequency it started from and the one it runs at outside slews, ppm (positive: faster); else null. */
+    startFrequencyPpm: number | null;
+    disciplinedFrequencyPpm: number | null;
+    /** System clock: STA_UNSYNC kept clear by this daemon; else null. */
+    synchronized: boolean | null;
+    /** The kernel's CLOCK_REALTIME state (adjtimex, read without privilege), whatever the clock kind; null where unreadable. */
+    kernel: KernelState | null;
+  };
   members: MemberJson[];
   /** The master's last table; quorum false: no majority agreed, the group followed the master. */
   lastRound: { epoch: number; round: number; averageNs: string | null; quorum: boolean; table: RoundRowJson[] } | null;
@@ -48,7 +64,7 @@ export interface StatusJson {
 }
 
 export function buildStatus(
-  d: { clock: VirtualClock; node: Node; counters: Counters; startedMonoNs: bigint },
+  d: { clock: VirtualClock | SystemClock; node: Node; counters: Counters; startedMonoNs: bigint },
   opts: DaemonOptions,
   unicastPort: number,
 ): StatusJson {
@@ -56,6 +72,10 @@ export function buildStatus(
   const groupTimeNs = d.clock.at(mono);
   const s = d.node.status();
   const c = d.clock.state();
+  const sys = c.kind === 'system' ? c : null;
+  const virt = c.kind === 'system' ? null : c;
+  const read = sys ? null : readKernelClock();
+  const kernel = sys ? sys.kernel : read ? kernelState(read.state, read.timex) : null;
   const str = (x: bigint | null): string | null => (x === null ? null : x.toString());
   return {
     nodeId: s.name,
@@ -77,8 +97,12 @@ export function buildStatus(
       steps: c.steps,
       maxSlewPpm: c.maxSlewPpm,
       stepThresholdNs: c.stepThresholdNs.toString(),
-      simDriftPpm: c.driftPpm ?? null,
-      simOffsetNs: str(c.offsetNs ?? null),
+      simDriftPpm: virt?.driftPpm ?? null,
+      simOffsetNs: str(virt?.offsetNs ?? null),
+      startFrequencyPpm: sys?.startFrequencyPpm ?? null,
+      disciplinedFrequencyPpm: sys?.disciplinedFrequencyPpm ?? null,
+      synchronized: sys?.synchronized ?? null,
+      kernel,
     },
     members: s.members.map((m) => ({ nodeId: m.name, offsetNs: m.offsetNs.toString(), delayNs: m.delayNs.toString(), lastRound: m.lastRound, address: m.address.address })),
     lastRound:
