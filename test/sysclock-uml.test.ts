@@ -130,8 +130,8 @@ function leastDelays(rows: Row[], w: number): number[][] {
   return out;
 }
 
-/** Probes per filter window (8 × 50 ms). */
-const WINDOW = 8;
+/** Probes per filter window (12 × 50 ms). */
+const WINDOW = 12;
 
 /**
  * The master's full rounds from its debug log on the console: a "round
@@ -183,9 +183,9 @@ test.after.always(() => {
 });
 
 uml(`noise floor: the guests stamp the same probes with no daemon running${skipped}`, async (t) => {
-  const floorProbes = await probes(60, 50);
+  const floorProbes = await probes(96, 50);
   const rows = stampsOf(floorProbes);
-  t.true(rows.length >= 50, `only ${rows.length} of 60 probes reached every guest`);
+  t.true(rows.length >= 80, `only ${rows.length} of 96 probes reached every guest`);
   // The guests' clocks all run on this machine's; their constant offsets (from boot) are not noise.
   const off = lan!.guests.map((_, g) => median(rows.map((r) => Number(r.stamps[g]! - r.stamps[0]!))));
   const fixed = rows.map((r) => ({ ...r, stamps: r.stamps.map((x, g) => x - BigInt(Math.round(off[g]!))) }));
@@ -197,7 +197,7 @@ uml(`noise floor: the guests stamp the same probes with no daemon running${skipp
     const d = m.map((x, g) => x - m[0]! - constant[g]!);
     return Math.max(...d) - Math.min(...d);
   });
-  t.log(`noise floor (${rows.length} probes; the guests' constant boot offsets ${off.map((o) => us(o)).join(', ')} removed): per probe p50 ${us(pct(spreads, 50))}, p99 ${us(pct(spreads, 99))}; filtered (least delay of 8): p50 ${us(pct(f, 50))}, max ${us(Math.max(...f))}`);
+  t.log(`noise floor (${rows.length} probes; the guests' constant boot offsets ${off.map((o) => us(o)).join(', ')} removed): per probe p50 ${us(pct(spreads, 50))}, p99 ${us(pct(spreads, 99))}; filtered (least delay of 12): p50 ${us(pct(f, 50))}, max ${us(Math.max(...f))}`);
   t.pass();
 });
 
@@ -236,7 +236,7 @@ uml(`3 guests seconds apart and ±100 ppm: --clock system converges within 1 ms 
   t.log(`spread by round (max over probes): ${[...per].slice(0, 8).map(([r, v]) => `r${r} ${us(Math.max(...v))}`).join(', ')}`);
   t.log(`filtered spread by window (round: spread): ${windows.slice(0, 16).map((w) => `${roundAt(w.atMs)}: ${us(w.spread)}`).join(', ')}`);
   t.log(`full rounds at (ms after the first probe): ${rounds.slice(0, 8).map((r) => (r.atMs - rows[0]!.sentMs).toFixed(0)).join(', ')}`);
-  t.log(`converged within 1 ms (filtered, windows of 8 probes) from full round ${converged}; windows above 1 ms after it: none`);
+  t.log(`converged within 1 ms (filtered, windows of 12 probes) from full round ${converged}; windows above 1 ms after it: none`);
   t.not(converged, null, 'never converged');
   t.true(converged! <= 3, `converged only at round ${converged}`);
   const settled = rows.filter((r) => roundAt(r.sentMs) >= 6).map((r) => spreadNs(r.stamps));
@@ -267,7 +267,7 @@ uml(`SIGTERM: STA_UNSYNC set, the learned frequency kept in the kernel and the s
   t.log(`after SIGTERM: status ${k.status}, freq ${(k.freq / 65536).toFixed(3)} ppm; state file ${JSON.stringify(saved)}`);
   t.is(k.status & 0x40, 0x40, 'STA_UNSYNC set');
   t.true(Math.abs(k.freq / 65536 - saved.frequencyPpm) < 1e-4, 'the kernel runs at the saved frequency');
-  t.not(Math.round(saved.frequencyPpm), RATES_PPM[2], 'a frequency was learned');
+  t.true(Math.abs(saved.frequencyPpm - RATES_PPM[2]!) > 1e-3, `a frequency was learned (started from ${RATES_PPM[2]} ppm)`);
   t.false(saved.synchronized);
   t.regex((await g.run('cat /tmp/daemon.log')).out, /system clock left running at -?\d+\.\d{3} ppm, STA_UNSYNC set, frequency saved/);
   // Another frequency in the kernel meanwhile: the restart must take the saved one, not the kernel's.

@@ -29,6 +29,7 @@ import {
   stepTimeval,
   statusNames,
 } from '../lib/clock/timex.js';
+import { SystemClockKeeper } from '../lib/daemon/keeper.js';
 import { FakeKernel, FakeTimers } from './helpers/fake-kernel.js';
 
 const MS = 1_000_000n;
@@ -300,4 +301,34 @@ test('the state file: round trip, start from it, a bad one refused with its path
   t.is((e as ClockRefused).reason, 'state-file');
   t.true(e!.message.includes(path));
   t.regex(readFileSync(path, 'utf8'), /fast/);
+});
+
+// ------------------------------------------------------------ the daemon's keeper
+
+test('the keeper: synchronized corrections clear STA_UNSYNC and save the state file; lost and closed set it again', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'berkeleyd-keeper-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'clock.json');
+  const { k, c } = clock(new FakeKernel({ freq: 12 * 65536 }));
+  const warnings: string[] = [];
+  const keeper = new SystemClockKeeper(c, { stateFile: path, intervalNs: 1_000_000_000n, warn: (m) => warnings.push(m), log: () => {} });
+  t.teardown(() => keeper.close());
+  keeper.corrected(-40_000n, false, 300_000n);
+  t.is(k.status & STA_UNSYNC, STA_UNSYNC, 'not yet synchronized: the kernel is not told so');
+  t.is(readStateFile(path), null);
+  c.setFrequencyPpm(-2);
+  keeper.corrected(-40_000n, true, 300_000n);
+  t.is(k.status & STA_UNSYNC, 0);
+  t.is(k.esterror, 40);
+  t.is(k.maxerror, 190, '|adjustment| + half the round trip');
+  t.like(readStateFile(path), { frequencyPpm: 10, synchronized: true });
+  keeper.lost('test');
+  t.is(k.status & STA_UNSYNC, STA_UNSYNC);
+  t.regex(warnings[0]!, /no longer synchronized \(test\): STA_UNSYNC set, frequency 10\.000 ppm kept/);
+  t.like(readStateFile(path), { frequencyPpm: 10, synchronized: false });
+  keeper.corrected(1_000n, true, 0n);
+  t.is(keeper.close(), 10);
+  t.is(k.status & STA_UNSYNC, STA_UNSYNC);
+  t.is(k.frequencyPpm(), 10);
+  t.like(readStateFile(path), { frequencyPpm: 10, synchronized: false });
 });

@@ -252,7 +252,9 @@ export class Daemon {
       case 'corrected':
         if (this.keeper) {
           const st = this.node.status();
-          this.keeper.corrected(n.adjustmentNs, st.synced, st.role === 'master' ? null : st.lastDelayNs);
+          // The master's own adjustment (the average) is as good as the round trips it was measured with.
+          const delay = st.role === 'master' ? st.lastTable.reduce<bigint | null>((m, r) => (m === null || r.delayNs > m ? r.delayNs : m), null) : st.lastDelayNs;
+          this.keeper.corrected(n.adjustmentNs, st.synced, delay);
         }
         return log.clock('round %d/%d: adjustment %s, correction %s%s, frequency %s ppm', n.epoch, n.round, formatDurationNs(n.adjustmentNs), formatDurationNs(n.correctionNs), n.step ? ' (step)' : '', n.frequencyPpm.toFixed(3));
       case 'coarse-step':

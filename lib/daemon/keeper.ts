@@ -4,8 +4,9 @@
  *
  * - Every correction while the engine is synchronized clears STA_UNSYNC
  *   with esterror = |adjustment| and maxerror = |adjustment| + half the
- *   measurement's round trip (the bound on its error); the kernel adds
- *   500 µs a second to maxerror until the next round.
+ *   measurement's round trip (the bound on its error; on the master, the
+ *   longest round trip in its table); the kernel adds 500 µs a second to
+ *   maxerror until the next round.
  * - No correction for LOST_ROUNDS intervals (at least 5 s), or the node
  *   turning candidate (its master went silent): STA_UNSYNC again.
  * - The state file gets the disciplined frequency at the first
