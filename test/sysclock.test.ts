@@ -327,6 +327,7 @@ test('the keeper: synchronized corrections clear STA_UNSYNC and save the state f
   t.regex(warnings[0]!, /no longer synchronized \(test\): STA_UNSYNC set, frequency 10\.000 ppm kept/);
   t.like(readStateFile(path), { frequencyPpm: 10, synchronized: false });
   keeper.corrected(1_000n, true, 0n);
+  t.is(k.maxerror, 151, 'no round trip this round: the last known one counts');
   t.is(keeper.close(), 10);
   t.is(k.status & STA_UNSYNC, STA_UNSYNC);
   t.is(k.frequencyPpm(), 10);

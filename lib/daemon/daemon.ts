@@ -254,7 +254,8 @@ export class Daemon {
           const st = this.node.status();
           // The master's own adjustment (the average) is as good as the round trips it was measured with.
           const delay = st.role === 'master' ? st.lastTable.reduce<bigint | null>((m, r) => (m === null || r.delayNs > m ? r.delayNs : m), null) : st.lastDelayNs;
-          this.keeper.corrected(n.adjustmentNs, st.synced, delay);
+          const alone = st.role === 'master' && st.lastTable.length < 2;
+          this.keeper.corrected(n.adjustmentNs, st.synced && !alone, delay);
         }
         return log.clock('round %d/%d: adjustment %s, correction %s%s, frequency %s ppm', n.epoch, n.round, formatDurationNs(n.adjustmentNs), formatDurationNs(n.correctionNs), n.step ? ' (step)' : '', n.frequencyPpm.toFixed(3));
       case 'coarse-step':

@@ -7,8 +7,10 @@
  *   measurement's round trip (the bound on its error; on the master, the
  *   longest round trip in its table); the kernel adds 500 µs a second to
  *   maxerror until the next round.
- * - No correction for LOST_ROUNDS intervals (at least 5 s), or the node
- *   turning candidate (its master went silent): STA_UNSYNC again.
+ * - No synchronized correction for LOST_ROUNDS intervals (at least 5 s),
+ *   or the node turning candidate (its master went silent): STA_UNSYNC
+ *   again. A master whose peers all fell silent corrects only by itself,
+ *   which is not synchronization: the daemon passes synced false then.
  * - The state file gets the disciplined frequency at the first
  *   synchronization, whenever it moved and a minute has passed, and at
  *   stop (with synchronized false).
@@ -32,25 +34,30 @@ export class SystemClockKeeper {
   private savedAtNs: bigint | null = null;
   private savedPpm: number | null = null;
   private closed = false;
+  /** The last known measurement round trip, ns. */
+  private delayNs = 0n;
 
   constructor(
     private readonly clock: SystemClock,
     private readonly opts: KeeperOptions,
   ) {}
 
-  /** A correction was applied; synced: the engine's view; delayNs: the measurement's round trip, if known. */
+  /** A correction was applied; synced: the engine's view (and, on a master, someone else reported); delayNs: the measurement's round trip, if known. */
   corrected(adjustmentNs: bigint, synced: boolean, delayNs: bigint | null): void {
     if (this.closed) return;
     const abs = adjustmentNs < 0n ? -adjustmentNs : adjustmentNs;
+    // A round without a round trip (a master whose peers did not report) keeps the last one known.
+    if (delayNs !== null && delayNs > 0n) this.delayNs = delayNs;
     if (synced) {
       const was = this.clock.isSynchronized();
-      this.clock.markSynchronized(abs, abs + (delayNs ?? 0n) / 2n);
+      const maxNs = abs + this.delayNs / 2n;
+      this.clock.markSynchronized(abs, maxNs);
       if (!was) {
-        this.opts.log('synchronized: STA_UNSYNC cleared, maxerror %d µs', Number((abs + (delayNs ?? 0n) / 2n + 999n) / 1000n));
+        this.opts.log('synchronized: STA_UNSYNC cleared, maxerror %d µs', Number((maxNs + 999n) / 1000n));
         this.save(true);
       }
+      this.armWatchdog();
     }
-    this.armWatchdog();
     const now = process.hrtime.bigint();
     const ppm = this.clock.disciplinedFrequencyPpm();
     if (this.savedAtNs !== null && now - this.savedAtNs >= SAVE_EVERY_NS && ppm !== this.savedPpm) this.save(this.clock.isSynchronized());

@@ -21,7 +21,11 @@
  * Probes: sendProbe() writes one Ethernet frame (a UDP broadcast to
  * 10.231.0.255:7799) straight onto the segment, i.e. a UDP datagram to
  * the mcast transport's group; every guest's kernel stamps its arrival
- * (SO_TIMESTAMPNS, CLOCK_REALTIME) and the stamper prints it.
+ * (SO_TIMESTAMPNS, CLOCK_REALTIME) and the stamper prints it, with the
+ * guest's CLOCK_MONOTONIC_RAW at that instant. UML's clock source is this
+ * machine's CLOCK_MONOTONIC, so a guest's raw clock is this machine's
+ * monotonic clock plus a constant, whatever the guest's discipline does:
+ * it tells the host when each delivery really happened.
  *
  * Cleanup: destroy() (idempotent, also from an 'exit' handler) SIGKILLs
  * every linux.uml process group and the namespace holder; the namespace
@@ -76,7 +80,7 @@ echo "@@READY $GUEST_NAME"
 PS1= PS2= exec /bin/sh
 `;
 
-const STAMPER = `import socket, struct, sys
+const STAMPER = `import socket, struct, sys, time
 SO_TIMESTAMPNS = 35
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -90,7 +94,18 @@ while True:
         if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
             sec, nsec = struct.unpack('qq', d[:16])
             ts = sec * 1000000000 + nsec
-    print('STAMP %s %d' % (data.decode('ascii', 'replace').strip(), ts), flush=True)
+    # CLOCK_MONOTONIC_RAW at the kernel's stamp: UML's raw clock is this machine's CLOCK_MONOTONIC
+    # plus a constant, untouched by the guest's discipline, so the host can tell each delivery's delay.
+    # (raw, realtime, raw) read as tightly as the guest lets us: the narrowest of five tries.
+    best = None
+    for _ in range(5):
+        raw1 = time.clock_gettime_ns(time.CLOCK_MONOTONIC_RAW)
+        rt = time.clock_gettime_ns(time.CLOCK_REALTIME)
+        raw2 = time.clock_gettime_ns(time.CLOCK_MONOTONIC_RAW)
+        if best is None or raw2 - raw1 < best[2]:
+            best = (rt, (raw1 + raw2) // 2, raw2 - raw1)
+    rt, raw, width = best
+    print('STAMP %s %d %d %d' % (data.decode('ascii', 'replace').strip(), ts, ts - rt + raw, width), flush=True)
 `;
 
 export const PROBE_PORT = 7799;
@@ -100,6 +115,10 @@ export interface Stamp {
   seq: number;
   /** The guest's CLOCK_REALTIME when its kernel received the probe, ns. */
   realtimeNs: bigint;
+  /** The guest's CLOCK_MONOTONIC_RAW at the same instant (this machine's CLOCK_MONOTONIC plus a constant), ns. */
+  rawNs: bigint;
+  /** How far off rawNs may be: the width of the (raw, realtime, raw) reads it was derived from, ns. */
+  rawErrorNs: number;
 }
 
 export interface ExecResult {
@@ -138,8 +157,8 @@ export class Guest {
     while ((i = this.buf.indexOf('\n')) >= 0) {
       const text = this.buf.slice(0, i).replace(/\r$/, '');
       this.buf = this.buf.slice(i + 1);
-      const m = /^STAMP (\d+) (-?\d+)$/.exec(text);
-      if (m) this.stamps.push({ seq: Number(m[1]), realtimeNs: BigInt(m[2]!) });
+      const m = /^STAMP (\d+) (-?\d+) (-?\d+) (\d+)$/.exec(text);
+      if (m) this.stamps.push({ seq: Number(m[1]), realtimeNs: BigInt(m[2]!), rawNs: BigInt(m[3]!), rawErrorNs: Number(m[4]) });
       else this.lines.push({ atMs, text });
     }
     this.wake();
