@@ -354,8 +354,9 @@ export class SystemClock implements Clock {
   private startSlew(m: bigint, correctionNs: bigint): void {
     const plan = planSlew(correctionNs, this.maxSlewPpm, this.minSlewNs);
     if (plan.ratePpm === 0) return;
-    const base = this.disciplinedFrequencyPpm();
-    const actual = this.setKernelFrequency(base + plan.ratePpm) - kernelFrequencyPpm(splitFrequency(base, this.hz).freq, splitFrequency(base, this.hz).tick, this.hz);
+    const base = splitFrequency(this.disciplinedFrequencyPpm(), this.hz);
+    // The rate the kernel really runs the slew at: what it was given, less the base, both after its 2^-16 ppm rounding.
+    const actual = this.setKernelFrequency(this.disciplinedFrequencyPpm() + plan.ratePpm) - kernelFrequencyPpm(base.freq, base.tick, this.hz);
     const slew: Slew = { startNs: m, targetNs: correctionNs, ratePpm: actual, timer: null };
     slew.timer = this.timers.set(() => this.onSlewTimer(slew), Number(plan.durationNs) / 1e6);
     this.slew = slew;
