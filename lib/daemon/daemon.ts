@@ -89,7 +89,12 @@ export class Daemon {
 
   /** Binds, joins, listens; rejects with NetError or ControlError when it cannot. */
   async start(): Promise<void> {
-    await this.control.start();
+    try {
+      await this.control.start();
+    } catch (err) {
+      this.keeper?.close();
+      throw err;
+    }
     try {
       await this.transport.start();
     } catch (err) {
@@ -122,11 +127,15 @@ export class Daemon {
     this.timers.clear();
     // Let the LEAVE leave before the socket closes.
     await new Promise((r) => setImmediate(r));
-    await this.transport.stop();
-    await this.control.stop();
-    if (this.keeper) {
-      const ppm = this.keeper.close();
-      this.say.info(`system clock left running at ${ppm.toFixed(3)} ppm, STA_UNSYNC set${this.opts.clock.stateFile ? `, frequency saved in ${this.opts.clock.stateFile}` : ''}`);
+    try {
+      await this.transport.stop();
+      await this.control.stop();
+    } finally {
+      // Whatever failed above, the kernel must not keep saying it is synchronized.
+      if (this.keeper) {
+        const ppm = this.keeper.close();
+        this.say.info(`system clock left running at ${ppm.toFixed(3)} ppm, STA_UNSYNC set${this.opts.clock.stateFile ? `, frequency saved in ${this.opts.clock.stateFile}` : ''}`);
+      }
     }
   }
 
