@@ -68,7 +68,10 @@ export class Daemon {
       // Refuses (ClockRefused) without CAP_SYS_TIME or beside another time service, before anything is opened.
       this.system = openSystemClock({ ...common, stateFile: c.stateFile ?? null, force: c.force ?? false, onError: (err) => this.say.warn(`system clock: ${err.message}`) });
       this.clock = this.system.clock;
-      this.keeper = new SystemClockKeeper(this.system.clock, { stateFile: c.stateFile ?? null, intervalNs: opts.node.intervalNs, warn: this.say.warn, log: log.clock });
+      const keeper = new SystemClockKeeper(this.system.clock, { stateFile: c.stateFile ?? null, intervalNs: opts.node.intervalNs, warn: this.say.warn, log: log.clock });
+      this.keeper = keeper;
+      // A crash (an uncaught exception) still goes through 'exit': let the clock go there too (all synchronous).
+      process.once('exit', () => keeper.close());
     } else {
       this.clock =
         c.simOffsetNs !== null || c.simDriftPpm !== null
