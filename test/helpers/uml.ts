@@ -30,13 +30,16 @@
  * Cleanup: destroy() (idempotent, also from an 'exit' handler) SIGKILLs
  * every linux.uml process group and the namespace holder; the namespace
  * dies with its last process; UML's files (uml_dir) live in a temporary
- * directory removed at the end.
+ * directory removed at the end. If the test process is killed outright, a
+ * detached watchdog shell waiting on a pipe from us sees it close and
+ * kills the process groups listed in that directory (as helpers/netns.ts
+ * does for namespaces).
  *
  * Needs root (unshare -n), linux.uml, busybox, python3 (the stamper).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -250,10 +253,18 @@ export class UmlLan {
   private holder: ChildProcess | null = null;
   private destroyed = false;
 
+  private watchdog: ChildProcess | null = null;
+
   private constructor() {
     this.dir = mkdtempSync(join(tmpdir(), 'berkeleyd-uml-'));
     chmodSync(this.dir, 0o755);
     this.mcastPort = 20000 + randomInt(20000);
+    this.watchdog = startWatchdog(this.dir);
+  }
+
+  /** Every process group we start is written down for the watchdog. */
+  private track(p: ChildProcess): void {
+    if (p.pid) appendFileSync(join(this.dir, 'pgids'), `${p.pid}\n`);
   }
 
   /** Boots the guests in parallel in a fresh network namespace. */
@@ -282,6 +293,7 @@ export class UmlLan {
     // The namespace: a holder process that keeps it alive; the guests and the probe sender enter it.
     const setup = 'ip link set lo up && ip link set lo multicast on && ip route add 224.0.0.0/4 dev lo && echo ready && exec sleep 100000';
     this.holder = spawn('unshare', ['-n', 'sh', '-c', setup], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    this.track(this.holder);
     await new Promise<void>((resolve, reject) => {
       let out = '';
       this.holder!.stdout!.on('data', (d) => {
@@ -316,6 +328,7 @@ export class UmlLan {
         ...words,
       ];
       const proc = spawn('nsenter', args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', TMPDIR: existsSync('/dev/shm') ? '/dev/shm' : this.dir } });
+      this.track(proc);
       const g = new Guest(name, i, address, proc);
       this.guests.push(g);
       ready.push(g.waitLine(/^@@READY /, o.bootTimeoutMs ?? 30_000));
@@ -330,6 +343,7 @@ export class UmlLan {
     if (!this.senderProc) {
       const code = `const d=require('dgram').createSocket({type:'udp4',reuseAddr:true});d.bind(0,()=>{d.setMulticastTTL(1);d.setMulticastLoopback(true);process.stdin.on('data',b=>{for(const line of b.toString().split('\\n')){if(line)d.send(Buffer.from(line,'hex'),${this.mcastPort},'230.0.0.1')}})});`;
       this.senderProc = spawn('nsenter', [`--net=/proc/${this.holder!.pid}/ns/net`, process.execPath, '-e', code], { stdio: ['pipe', 'ignore', 'inherit'], detached: true });
+      this.track(this.senderProc);
     }
     const at = performance.now();
     this.senderProc.stdin!.write(probeFrame(String(seq)).toString('hex') + '\n');
@@ -352,12 +366,39 @@ export class UmlLan {
     // UML's helper processes share the guest's process group; give the kernel a moment, then remove the files.
     spawnSync('sleep', ['0.2']);
     rmSync(this.dir, { recursive: true, force: true });
+    const w = this.watchdog;
+    this.watchdog = null;
+    if (w?.stdin && !w.stdin.destroyed) w.stdin.end('done\n');
     live = live.filter((l) => l !== this);
   }
 
   async destroy(): Promise<void> {
     this.destroySync();
   }
+}
+
+/**
+ * A detached shell waiting for a line on a pipe from us: "done" means
+ * destroy() ran; end of file without it means we died, so it kills every
+ * process group listed in dir/pgids and removes dir. In its own session,
+ * so that a Ctrl-C aimed at the test run does not take it down first.
+ */
+const WATCHDOG = `
+read -r line
+[ "$line" = done ] && exit 0
+for pg in $(cat "$1/pgids" 2>/dev/null); do kill -9 -- "-$pg" 2>/dev/null; done
+sleep 0.3
+rm -rf "$1"
+exit 0
+`;
+
+function startWatchdog(dir: string): ChildProcess {
+  const child = spawn('sh', ['-c', WATCHDOG, 'berkeleyd-uml-watchdog', dir], { detached: true, stdio: ['pipe', 'ignore', 'ignore'] });
+  child.on('error', () => {}); // without sh, destroy() and the exit handler remain
+  child.stdin!.on('error', () => {});
+  child.unref();
+  (child.stdin as unknown as { unref?: () => void }).unref?.();
+  return child;
 }
 
 function ipChecksum(h: Buffer): number {
