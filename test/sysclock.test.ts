@@ -333,3 +333,26 @@ test('the keeper: synchronized corrections clear STA_UNSYNC and save the state f
   t.is(k.frequencyPpm(), 10);
   t.like(readStateFile(path), { frequencyPpm: 10, synchronized: false });
 });
+
+test('kernel marks alone (a stopped chrony or timesyncd leaves them): cleared when every process is visible or under the unit, refused when the scan is blind', (t) => {
+  const opts = { maxSlewPpm: 500, stepThresholdNs: 100_000n, stateFile: null, force: false };
+  // Every process visible (pid 1 readable), none a time service: the PLL timesyncd left on is taken over.
+  const k1 = new FakeKernel({ status: STA_PLL | STA_UNSYNC, pllOffset: 300 });
+  const o1 = openSystemClock({ ...opts, kernel: k1, procRoot: fakeProc(t, [{ pid: 1, comm: 'systemd' }]), env: {} });
+  t.is(o1.leftovers.length, 2);
+  t.regex(o1.leftovers[0]!, /STA_PLL/);
+  t.is(k1.status & STA_PLL, 0);
+  t.is(k1.pllOffset, 0);
+  // chrony with rtcsync leaves STA_UNSYNC clear: the same.
+  const k2 = new FakeKernel({ status: 0 });
+  t.regex(openSystemClock({ ...opts, kernel: k2, procRoot: fakeProc(t, [{ pid: 1, comm: 'init' }]), env: {} }).leftovers[0]!, /STA_UNSYNC is clear/);
+  t.is(k2.status & STA_UNSYNC, STA_UNSYNC);
+  // Other users' processes hidden (hidepid, ProtectProc=invisible) and not under the unit: refused.
+  const k3 = new FakeKernel({ status: STA_PLL | STA_UNSYNC });
+  const e = t.throws(() => openSystemClock({ ...opts, kernel: k3, procRoot: fakeProc(t, []), env: {} }));
+  t.is((e as ClockRefused).reason, 'other-discipline');
+  t.regex(e!.message, /cannot see other users' processes/);
+  t.deepEqual(k3.writes(), []);
+  // Under the unit (INVOCATION_ID), whose Conflicts= has stopped the packaged services: taken over.
+  t.is(openSystemClock({ ...opts, kernel: k3, procRoot: fakeProc(t, []), env: { INVOCATION_ID: 'abc' } }).leftovers.length, 1);
+});

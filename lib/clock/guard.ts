@@ -14,7 +14,11 @@
  *   STA_PPSTIME: ntpd's and systemd-timesyncd's kernel discipline), an
  *   offset the PLL is still working off, or STA_UNSYNC clear (a program
  *   says it keeps the clock synchronized; chrony with rtcsync does so),
- *   unless berkeleyd's own state file says berkeleyd left it so.
+ *   unless berkeleyd's own state file says berkeleyd left it so. These
+ *   marks outlive the daemon that made them (neither chrony nor
+ *   systemd-timesyncd clears them on exit), so open.ts refuses on them
+ *   alone only when the process scan cannot see every process; otherwise
+ *   they are left behind, and taking the clock over clears them.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -94,15 +98,32 @@ export function kernelEvidence(tx: Timex, ownUnsyncClear: boolean): string[] {
   return why;
 }
 
+/**
+ * Can this process see every process in procRoot? Not under hidepid= or
+ * systemd's ProtectProc=invisible, which hide other users' processes: then
+ * pid 1 (always root's) is hidden too.
+ */
+export function canSeeAllProcesses(procRoot = '/proc'): boolean {
+  try {
+    readFileSync(join(procRoot, '1', 'comm'), 'utf8');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The refusal, naming what was found and how to go on. */
-export function otherDisciplineMessage(daemons: TimeDaemon[], evidence: string[]): string {
+export function otherDisciplineMessage(daemons: TimeDaemon[], evidence: string[], blind = false): string {
   const parts = [
     ...daemons.map((d) => `${d.name} is running (pid ${d.pid})`),
     ...evidence,
   ];
   return (
-    `another time service seems to discipline the system clock: ${parts.join('; ')}. ` +
-    'Two disciplines fight over one clock. Stop and disable it first (for example `systemctl disable --now chrony` or ' +
-    '`timedatectl set-ntp false`), or pass --force if you know it leaves the clock alone.'
+    `another time service seems to discipline the system clock: ${parts.join('; ')}` +
+    (blind ? ", and this process cannot see other users' processes to rule out a running one" : '') +
+    '. Two disciplines fight over one clock. Stop and disable it first (for example `systemctl disable --now chrony` or ' +
+    '`timedatectl set-ntp false`), or pass --force if you know it leaves the clock alone' +
+    (blind ? ' (or that it has stopped: berkeleyd then clears the marks it left in the kernel)' : '') +
+    '.'
   );
 }

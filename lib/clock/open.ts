@@ -4,7 +4,7 @@
  * that refuses throws ClockRefused, whose message says what to do.
  */
 import { realKernelClock } from './adjtimex.js';
-import { NO_CAP_SYS_TIME_MESSAGE, findTimeDaemons, hasCapSysTime, kernelEvidence, otherDisciplineMessage } from './guard.js';
+import { NO_CAP_SYS_TIME_MESSAGE, canSeeAllProcesses, findTimeDaemons, hasCapSysTime, kernelEvidence, otherDisciplineMessage } from './guard.js';
 import { readStateFile, type ClockStateFile } from './statefile.js';
 import { SystemClock, type Timers } from './system.js';
 import { KernelClockError, type KernelClock } from './timex.js';
@@ -30,6 +30,8 @@ export interface OpenSystemClockOptions {
   /** Fakes for tests. */
   kernel?: KernelClock;
   procRoot?: string;
+  /** The environment (INVOCATION_ID: started by systemd as a service). Default process.env. */
+  env?: NodeJS.ProcessEnv;
   timers?: Timers;
   onError?: (err: Error) => void;
 }
@@ -42,6 +44,12 @@ export interface OpenedSystemClock {
   startFrom: 'state-file' | 'kernel';
   /** What --force overrode ([] without it). */
   overridden: string[];
+  /**
+   * Marks of another discipline in the kernel, taken to be left behind by
+   * one that has stopped (no such process seen in a complete /proc, or
+   * under the unit, whose Conflicts= stops the packaged ones): cleared.
+   */
+  leftovers: string[];
 }
 
 export function openSystemClock(o: OpenSystemClockOptions): OpenedSystemClock {
@@ -69,10 +77,17 @@ export function openSystemClock(o: OpenSystemClockOptions): OpenedSystemClock {
   const daemons = findTimeDaemons(o.procRoot);
   const evidence = kernelEvidence(read.timex, saved?.synchronized === true);
   const overridden: string[] = [];
-  if (daemons.length > 0 || evidence.length > 0) {
-    if (!o.force) throw new ClockRefused('other-discipline', otherDisciplineMessage(daemons, evidence));
-    overridden.push(...daemons.map((d) => `${d.name} (pid ${d.pid})`), ...evidence);
+  const leftovers: string[] = [];
+  // The kernel's marks outlive the daemon that made them (chrony leaves STA_UNSYNC clear, systemd-timesyncd
+  // leaves its PLL on), so alone they are refused only where no process scan can rule out a live one.
+  const seesAll = canSeeAllProcesses(o.procRoot);
+  const underUnit = (o.env ?? process.env).INVOCATION_ID !== undefined;
+  const blind = evidence.length > 0 && !seesAll && !underUnit;
+  if (daemons.length > 0 || blind) {
+    if (!o.force) throw new ClockRefused('other-discipline', otherDisciplineMessage(daemons, blind ? evidence : [], blind));
+    overridden.push(...daemons.map((d) => `${d.name} (pid ${d.pid})`), ...(blind ? evidence : []));
   }
+  if (!blind) leftovers.push(...evidence);
   try {
     const clock = new SystemClock({
       kernel,
@@ -82,7 +97,7 @@ export function openSystemClock(o: OpenSystemClockOptions): OpenedSystemClock {
       timers: o.timers,
       onError: o.onError,
     });
-    return { clock, saved, startFrom: saved ? 'state-file' : 'kernel', overridden };
+    return { clock, saved, startFrom: saved ? 'state-file' : 'kernel', overridden, leftovers };
   } catch (err) {
     if (err instanceof KernelClockError && err.code === 'EPERM') throw new ClockRefused('capability', `${NO_CAP_SYS_TIME_MESSAGE} (${err.message})`);
     throw err;

@@ -114,6 +114,7 @@ export class Daemon {
     log.clock('%s clock, max slew %d ppm, step threshold %s', this.clock.kind, this.opts.clock.maxSlewPpm, formatDurationNs(this.opts.clock.stepThresholdNs));
     this.say.info(this.clockLine());
     for (const o of this.system?.overridden ?? []) this.say.warn(`--force: going on although ${o}`);
+    for (const o of this.system?.leftovers ?? []) this.say.warn(`${o}; no time service is running, so these are taken as left behind by one that stopped: cleared`);
     this.feed({ type: 'start', monoNs: process.hrtime.bigint() });
   }
 
