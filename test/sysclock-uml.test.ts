@@ -295,7 +295,7 @@ uml(`SIGTERM: STA_UNSYNC set, the learned frequency kept in the kernel and the s
   t.log(`restart after adjtimex -f 0: the kernel at ${(k2.freq / 65536).toFixed(6)} ppm right after "${/disciplining.*/.exec(r.out)?.[0]}"`);
 });
 
-uml(`refusals: without CAP_SYS_TIME, and beside a running chronyd: exit 2 with the message, the clock untouched; --force overrides the second${skipped}`, async (t) => {
+uml(`refusals: without CAP_SYS_TIME, and beside a running chronyd: exit 2 with the message, the clock untouched; --force overrides the second; a PLL left on by a stopped service is taken over${skipped}`, async (t) => {
   const g = lan!.guests[2]!;
   await g.run('kill -TERM $(pidof node | tr " " "\\n" | while read p; do grep -q -- "--clock" /proc/$p/cmdline && echo $p; done); sleep 1');
   const before = await adjtimex(g);
@@ -322,6 +322,17 @@ uml(`refusals: without CAP_SYS_TIME, and beside a running chronyd: exit 2 with t
   t.regex(forced.out, /warning: --force: going on although chronyd \(pid \d+\)/);
   t.regex(forced.out, /disciplining the system clock/);
   await g.run('kill $(pidof chronyd); kill -TERM $(pidof node | tr " " "\\n" | while read p; do grep -q -- "--force" /proc/$p/cmdline && echo $p; done); sleep 0.5');
+
+  // What systemd-timesyncd leaves when it stops: its PLL on. No time service runs: taken over, with a warning.
+  const setPll = `python3 -c 'import ctypes; b = ctypes.create_string_buffer(208); b[0] = 0x10; b[40] = 0x01; print(ctypes.CDLL(None).adjtimex(b))'`;
+  await g.run(setPll);
+  t.is((await adjtimex(g)).status & 0x1, 0x1, 'STA_PLL on, as timesyncd leaves it');
+  await g.background(`node ${CLI} run --clock system --interface eth0 --control /tmp/leftover.sock --state-file /tmp/leftover.json`, '/tmp/leftover.log');
+  const left = await g.run('for i in $(seq 150); do grep -q disciplining /tmp/leftover.log && break; sleep 0.05; done; cat /tmp/leftover.log');
+  t.regex(left.out, /warning: the kernel's discipline loop is on \(STA_PLL\).*taken as left behind by one that stopped: cleared/);
+  t.is((await adjtimex(g)).status & 0x1, 0, 'the PLL is off');
+  t.log(`STA_PLL left on (as systemd-timesyncd leaves it), no time service running: ${/warning: .*/.exec(left.out)?.[0]}`);
+  await g.run('kill -TERM $(pidof node | tr " " "\\n" | while read p; do grep -q -- "leftover" /proc/$p/cmdline && echo $p; done); sleep 0.5');
 });
 
 uml(`this machine's clock was not touched${skipped}`, async (t) => {
