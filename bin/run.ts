@@ -7,6 +7,7 @@ import createDebug from 'debug';
 import { readFileSync } from 'node:fs';
 import { parseEnv } from 'node:util';
 import { hostname } from 'node:os';
+import { ClockRefused, defaultStateFile } from '../lib/clock/index.js';
 import { DEFAULTS } from '../lib/core/options.js';
 import { defaultControlPath, ControlError } from '../lib/daemon/control.js';
 import { Daemon, type DaemonOptions } from '../lib/daemon/daemon.js';
@@ -22,7 +23,7 @@ export const DEFAULT_GROUP = '239.255.77.1';
 export const DEFAULT_PORT = 7737;
 
 /** Boolean flags and their environment variables, parsed strictly (commander treats any defined variable as true). */
-const FLAGS = { master: 'BERKELEYD_MASTER', stepAlways: 'BERKELEYD_STEP_ALWAYS' } as const;
+const FLAGS = { master: 'BERKELEYD_MASTER', stepAlways: 'BERKELEYD_STEP_ALWAYS', force: 'BERKELEYD_FORCE' } as const;
 
 function envFlag(name: string): boolean | undefined {
   const v = process.env[name];
@@ -66,6 +67,9 @@ export function runCommand(): Command {
     .addOption(env(new Option('--control <path>', `control socket (default: ${defaultControlPath()})`), 'CONTROL'))
     .addOption(env(new Option('--metrics <[addr:]port>', `serve Prometheus metrics at http://ADDR:PORT/metrics (a bare port listens on every address; ADDR alone: port ${DEFAULT_METRICS_PORT}); off by default`).argParser(listenAddress), 'METRICS'))
     .addOption(new Option('--reload-env-file <path>', 'on SIGHUP, read the reloadable settings from this environment file (the unit passes /etc/default/berkeleyd); without it, SIGHUP re-reads the key file only'))
+    .addOption(env(new Option('--clock <kind>', 'the clock to discipline: "system", the host\'s own CLOCK_REALTIME through adjtimex (needs CAP_SYS_TIME; what the shipped unit selects), or "virtual", a clock inside this process that touches nothing').choices(['system', 'virtual']).default('virtual'), 'CLOCK'))
+    .option('--force', `--clock system: go on although another time service (chronyd, ntpd, systemd-timesyncd, phc2sys, or the kernel's own discipline) seems to discipline the clock (env ${FLAGS.force}=1)`)
+    .addOption(env(new Option('--state-file <path>', `--clock system: where the learned frequency is kept across restarts (default: ${defaultStateFile({})}, in $STATE_DIRECTORY under systemd)`), 'STATE_FILE'))
     .addOption(env(new Option('--sim-offset <duration>', 'simulated clock: start this far from the system clock (demo, tests)').argParser(signedDuration), 'SIM_OFFSET'))
     .addOption(env(new Option('--sim-drift <ppm>', 'simulated clock: run fast (+) or slow (-) by this much').argParser(ppm), 'SIM_DRIFT'))
     .action(async (o, cmd: Command) => {
@@ -74,6 +78,7 @@ export function runCommand(): Command {
       try {
         daemon = new Daemon(opts);
       } catch (err) {
+        if (err instanceof ClockRefused) throw new UsageError(err.message);
         // The engine's own validation (validateOptions) names what is wrong.
         throw new UsageError((err as Error).message);
       }
@@ -106,6 +111,9 @@ export function runCommand(): Command {
 function resolve(o: Record<string, any>): DaemonOptions {
   const master = o.master ?? envFlag(FLAGS.master) ?? false;
   const stepAlways = o.stepAlways ?? envFlag(FLAGS.stepAlways) ?? false;
+  const force = o.force ?? envFlag(FLAGS.force) ?? false;
+  const system = o.clock === 'system';
+  if (system && (o.simOffset !== undefined || o.simDrift !== undefined)) throw new UsageError('--sim-offset and --sim-drift simulate a clock; they do not go with --clock system');
   const intervalNs: bigint = o.interval;
   const collectTimeoutNs: bigint = o.collectTimeout ?? intervalNs / 2n;
   if (collectTimeoutNs >= intervalNs) throw new UsageError(`--collect-timeout must be shorter than --interval`);
@@ -141,7 +149,15 @@ function resolve(o: Record<string, any>): DaemonOptions {
     },
     net: { group: o.group, port: o.port, interfaceAddress, unicastPort: o.unicastPort, ttl: o.ttl },
     controlPath: o.control ?? defaultControlPath(),
-    clock: { simOffsetNs: o.simOffset ?? null, simDriftPpm: o.simDrift ?? null, maxSlewPpm: o.maxSlew, stepThresholdNs: o.stepThreshold },
+    clock: {
+      simOffsetNs: o.simOffset ?? null,
+      simDriftPpm: o.simDrift ?? null,
+      maxSlewPpm: o.maxSlew,
+      stepThresholdNs: o.stepThreshold,
+      kind: system ? 'system' : 'virtual',
+      stateFile: system ? (o.stateFile ?? defaultStateFile()) : null,
+      force,
+    },
     keys: o.keyFile ? readKeys(o.keyFile) : null,
     metrics: o.metrics ?? null,
   };

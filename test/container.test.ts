@@ -76,6 +76,8 @@ maybe(`the README's service blocks, reload, restart, stop and a group of two und
   step('README install block ran on both (A offline)');
 
   // 4. Configure a group of two, as the admin edits /etc/default/berkeleyd; keys in /etc/berkeleyd/key.
+  //    The containers share this machine's clock: the shipped default (the system clock) is switched to the
+  //    virtual clock, and the containers hold no CAP_SYS_TIME anyway (see Container.boot).
   const k1 = randomBytes(32);
   const k2 = randomBytes(32);
   const net = `10.77.${1 + (parseInt(suffix, 16) % 250)}`;
@@ -83,6 +85,7 @@ maybe(`the README's service blocks, reload, restart, stop and a group of two und
     await c.ok(`ip link set host0 up && ip addr add ${net}.${host}/24 dev host0 &&
       mkdir -p /etc/berkeleyd && printf '%s\\n' '${keyLine(1, k1)}' > /etc/berkeleyd/key && chmod 600 /etc/berkeleyd/key &&
       cat >> /etc/default/berkeleyd <<'EOF'
+BERKELEYD_CLOCK=virtual
 BERKELEYD_INTERFACE=host0
 BERKELEYD_INTERVAL=250ms
 BERKELEYD_KEY_FILE=/run/berkeleyd/key

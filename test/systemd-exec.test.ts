@@ -56,6 +56,9 @@ test('ExecStart with the shipped environment file runs the daemon as systemd wou
     t.regex(defaults, commented, `the shipped file offers ${k} (commented out)`);
     defaults = defaults.replace(commented, `${k}=${v}`);
   }
+  // The shipped file selects the system clock; this test runs on the host, whose clock must never be touched.
+  t.regex(defaults, /^BERKELEYD_CLOCK=system$/m, 'the shipped file selects the system clock');
+  defaults = defaults.replace(/^BERKELEYD_CLOCK=system$/m, 'BERKELEYD_CLOCK=virtual');
   const envFile = join(tmp, 'etc-default-berkeleyd');
   writeFileSync(envFile, defaults);
 
@@ -69,6 +72,7 @@ test('ExecStart with the shipped environment file runs the daemon as systemd wou
     },
   });
   for (const [k, v] of Object.entries(settings)) t.is(env[k], v, `${k} as systemd reads the file`);
+  t.is(env['BERKELEYD_CLOCK'], 'virtual');
   const exec = resolveExec(unit.execStart, env);
   t.deepEqual(exec.argv, ['/usr/bin/env', 'berkeleyd', 'run', '--reload-env-file', '/etc/default/berkeleyd']);
 

@@ -84,7 +84,7 @@ withOfflineSecurity(`systemd-analyze security rates the unit's exposure OK or be
   t.truthy(m, r.stdout + r.stderr);
   const score = Number(m![1]);
   t.log(`exposure ${score} (0 = locked down, 10 = unprotected)`);
-  t.true(score <= 2.0, `exposure ${score}; the shipped unit scores 1.2`);
+  t.true(score <= 2.0, `exposure ${score}; the shipped unit scores 2.0 (1.2 before it was given the system clock)`);
 });
 
 test('the unit runs `berkeleyd run` configured from /etc/default/berkeleyd', (t) => {
@@ -103,7 +103,7 @@ test('the unit runs `berkeleyd run` configured from /etc/default/berkeleyd', (t)
   t.regex(one('ExecReload')!, /^\+\/bin\/sh -c '.*\/etc\/berkeleyd\/key .*&& \/bin\/kill -HUP \$\{MAINPID\}'$/);
   t.is(one('RuntimeDirectory'), 'berkeleyd');
   t.is(one('DynamicUser'), 'yes');
-  t.is(one('CapabilityBoundingSet'), '');
+  t.is(one('CapabilityBoundingSet'), 'CAP_SYS_TIME');
   t.is(one('NoNewPrivileges'), 'yes');
   t.is(one('ProtectSystem'), 'strict');
   t.deepEqual(one('RestrictAddressFamilies')!.split(/\s+/).sort(), ['AF_INET', 'AF_INET6', 'AF_NETLINK', 'AF_UNIX']);
@@ -115,6 +115,26 @@ test('the unit runs `berkeleyd run` configured from /etc/default/berkeleyd', (t)
   t.deepEqual(unit.sections['Install']!['WantedBy'], ['multi-user.target']);
 });
 
+test('the unit may set the system clock and nothing more, and conflicts with the other time services', (t) => {
+  const unit = readUnit(unitPath);
+  const service = unit.sections['Service']!;
+  // CAP_SYS_TIME alone, bounding and ambient (the dynamic user has no other way to get it).
+  t.deepEqual(service['CapabilityBoundingSet'], ['CAP_SYS_TIME']);
+  t.deepEqual(service['AmbientCapabilities'], ['CAP_SYS_TIME']);
+  // What blocks clock_adjtime is gone: ProtectClock, and PrivateUsers (capabilities in a user namespace do not reach the host clock).
+  t.false('ProtectClock' in service);
+  t.false('PrivateUsers' in service);
+  // @clock allowed after @privileged was taken away (systemd applies the lines in order).
+  const filters = service['SystemCallFilter']!;
+  t.deepEqual(filters, ['@system-service', '~@privileged', '@clock']);
+  t.deepEqual(service['StateDirectory'], ['berkeleyd']);
+  const conflicts = unit.sections['Unit']!['Conflicts']!.join(' ').split(/\s+/).sort();
+  t.deepEqual(conflicts, ['chrony.service', 'ntp.service', 'ntpsec.service', 'openntpd.service', 'systemd-timesyncd.service']);
+  // timedatectl finds the service through an ntp-units.d entry.
+  const list = readFileSync(join(root, 'systemd', 'ntp-units.d', '80-berkeleyd.list'), 'utf8');
+  t.deepEqual(list.split('\n').filter((l) => l.trim() && !l.startsWith('#')), ['berkeleyd.service']);
+});
+
 // ------------------------------------------------------ the example defaults
 
 /** The example file with every `#NAME=value` line uncommented. */
@@ -122,14 +142,14 @@ function uncommentedDefaults(): string {
   return readFileSync(defaultsPath, 'utf8').replace(/^#([A-Z_][A-Z0-9_]*=)/gm, '$1');
 }
 
-test('the example /etc/default/berkeleyd sets nothing as shipped', (t) => {
-  t.deepEqual(readEnvironmentFile(defaultsPath), {});
+test('the example /etc/default/berkeleyd sets only the system clock as shipped', (t) => {
+  t.deepEqual(readEnvironmentFile(defaultsPath), { BERKELEYD_CLOCK: 'system' });
 });
 
 test('the example /etc/default/berkeleyd documents BERKELEYD_* variables and DEBUG', (t) => {
   const env = parseEnvironmentFile(uncommentedDefaults());
   const names = Object.keys(env);
-  for (const name of ['GROUP', 'PORT', 'INTERFACE', 'INTERVAL', 'MASTER', 'PRIORITY', 'NODE_ID', 'DOMAIN', 'KEY_FILE', 'CONTROL']) {
+  for (const name of ['GROUP', 'PORT', 'INTERFACE', 'INTERVAL', 'MASTER', 'PRIORITY', 'NODE_ID', 'DOMAIN', 'KEY_FILE', 'CONTROL', 'CLOCK', 'FORCE', 'STATE_FILE']) {
     t.true(names.includes(`BERKELEYD_${name}`), `BERKELEYD_${name} is documented`);
   }
   t.is(env['DEBUG'], 'berkeleyd:*');

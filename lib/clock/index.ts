@@ -1,4 +1,4 @@
-/** The clocks: the interface (clock.ts) and the in-process implementations (virtual.ts). */
+/** The clocks: the interface (clock.ts), the in-process implementations (virtual.ts) and the system clock (system.ts, over timex.ts and adjtimex.ts). */
 export type { Clock, ClockDiscipline, ClockView, CorrectionKind, Monotonic } from './clock.js';
 export {
   DEFAULT_MAX_SLEW_PPM,
@@ -10,3 +10,12 @@ export {
   createVirtualClock,
 } from './virtual.js';
 export type { SimulatedClockOptions, VirtualClockOptions, VirtualClockState } from './virtual.js';
+export { SystemClock, pairedOffsetNs, planSlew, realTimers } from './system.js';
+export type { SystemClockOptions, SystemClockState, Timers } from './system.js';
+export { ClockRefused, openSystemClock } from './open.js';
+export type { OpenSystemClockOptions, OpenedSystemClock, RefusalReason } from './open.js';
+export { defaultStateFile, readStateFile, writeStateFile } from './statefile.js';
+export type { ClockStateFile } from './statefile.js';
+export { readKernelClock } from './adjtimex.js';
+export { KernelClockError, kernelState } from './timex.js';
+export type { KernelClock, KernelState, Timex, TimexRequest } from './timex.js';

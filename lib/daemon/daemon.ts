@@ -4,7 +4,7 @@
  * I/O, never protocol logic: every decision is the engine's.
  */
 import { randomBytes } from 'node:crypto';
-import { createSimulatedClock, createVirtualClock, type VirtualClock } from '../clock/index.js';
+import { createSimulatedClock, createVirtualClock, openSystemClock, type OpenedSystemClock, type SystemClock, type VirtualClock } from '../clock/index.js';
 import { Node } from '../core/node.js';
 import { validateOptions, type NodeOptions } from '../core/options.js';
 import type { Action, Event, Notice, TimerName } from '../core/types.js';
@@ -16,13 +16,25 @@ import { MessageType, type Message } from '../wire/messages.js';
 import { ControlServer } from './control.js';
 import { log, warner } from './log.js';
 import { Metrics, MetricsServer } from './metrics.js';
+import { SystemClockKeeper } from './keeper.js';
 import { buildStatus, type StatusJson } from './status.js';
 
 export interface DaemonOptions {
   node: Omit<NodeOptions, 'unicast'>;
   net: Omit<TransportOptions, 'unicastPort'> & { unicastPort: number };
   controlPath: string;
-  clock: { simOffsetNs: bigint | null; simDriftPpm: number | null; maxSlewPpm: number; stepThresholdNs: bigint };
+  clock: {
+    simOffsetNs: bigint | null;
+    simDriftPpm: number | null;
+    maxSlewPpm: number;
+    stepThresholdNs: bigint;
+    /** 'system': discipline CLOCK_REALTIME (needs CAP_SYS_TIME). Default 'virtual'. */
+    kind?: 'virtual' | 'system';
+    /** System clock: the learned frequency's file, or null for none. */
+    stateFile?: string | null;
+    /** System clock: go on although another time service seems at work. */
+    force?: boolean;
+  };
   keys: Keyring | null;
   /** --metrics: serve /metrics here; null: no port (status --format prometheus still works). */
   metrics?: { host: string; port: number } | null;
@@ -52,7 +64,10 @@ export interface Reloadable {
 }
 
 export class Daemon {
-  readonly clock: VirtualClock;
+  readonly clock: VirtualClock | SystemClock;
+  /** The system clock's sync state and state file; null for the virtual and simulated clocks. */
+  private readonly keeper: SystemClockKeeper | null = null;
+  private readonly system: OpenedSystemClock | null = null;
   readonly node: Node;
   readonly counters: Counters = { received: 0, sent: 0, sendErrors: 0, rejected: {}, elections: 0, claims: 0, corrections: 0, reloads: { ok: 0, refused: 0 } };
   /** The keys in force: replaced whole by reload(). */
@@ -74,11 +89,21 @@ export class Daemon {
   constructor(private readonly opts: DaemonOptions) {
     const c = opts.clock;
     const common = { maxSlewPpm: c.maxSlewPpm, stepThresholdNs: c.stepThresholdNs };
-    this.clock =
-      c.simOffsetNs !== null || c.simDriftPpm !== null
-        ? createSimulatedClock({ ...common, offsetNs: c.simOffsetNs ?? 0n, driftPpm: c.simDriftPpm ?? 0 })
-        : createVirtualClock(common);
     this.say = warner(opts.node.name);
+    if (c.kind === 'system') {
+      // Refuses (ClockRefused) without CAP_SYS_TIME or beside another time service, before anything is opened.
+      this.system = openSystemClock({ ...common, stateFile: c.stateFile ?? null, force: c.force ?? false, onError: (err) => this.say.warn(`system clock: ${err.message}`) });
+      this.clock = this.system.clock;
+      const keeper = new SystemClockKeeper(this.system.clock, { stateFile: c.stateFile ?? null, intervalNs: opts.node.intervalNs, warn: this.say.warn, log: log.clock });
+      this.keeper = keeper;
+      // A crash (an uncaught exception) still goes through 'exit': let the clock go there too (all synchronous).
+      process.once('exit', () => keeper.close());
+    } else {
+      this.clock =
+        c.simOffsetNs !== null || c.simDriftPpm !== null
+          ? createSimulatedClock({ ...common, offsetNs: c.simOffsetNs ?? 0n, driftPpm: c.simDriftPpm ?? 0 })
+          : createVirtualClock(common);
+    }
     this.transport = new Transport({ ...opts.net }, (data, from, rx) => this.onDatagram(data, from, rx), (err) => {
       this.counters.sendErrors += 1;
       log.net('send error: %s', err.message);
@@ -96,7 +121,12 @@ export class Daemon {
 
   /** Binds, joins, listens; rejects with NetError or ControlError when it cannot. */
   async start(): Promise<void> {
-    await this.control.start();
+    try {
+      await this.control.start();
+    } catch (err) {
+      this.keeper?.close();
+      throw err;
+    }
     try {
       await this.transport.start();
       if (this.metricsServer) {
@@ -108,6 +138,7 @@ export class Daemon {
       await this.transport.stop();
       await this.control.stop();
       this.metrics.stop();
+      this.keeper?.close();
       throw err;
     }
     // The engine advertises where it can be reached once the port is known.
@@ -117,6 +148,9 @@ export class Daemon {
     log.net('joined %s:%d on %s, unicast port %d, ttl %d, receive buffers %d bytes', n.group, n.port, n.interfaceAddress, this.transport.unicastPort, n.ttl, this.transport.recvBufferBytes);
     log.control('control socket %s', this.opts.controlPath);
     log.clock('%s clock, max slew %d ppm, step threshold %s', this.clock.kind, this.opts.clock.maxSlewPpm, formatDurationNs(this.opts.clock.stepThresholdNs));
+    this.say.info(this.clockLine());
+    for (const o of this.system?.overridden ?? []) this.say.warn(`--force: going on although ${o}`);
+    for (const o of this.system?.leftovers ?? []) this.say.warn(`${o}; no time service is running, so these are taken as left behind by one that stopped: cleared`);
     this.feed({ type: 'start', monoNs: process.hrtime.bigint() });
   }
 
@@ -133,10 +167,28 @@ export class Daemon {
     this.timers.clear();
     // Let the LEAVE leave before the socket closes.
     await new Promise((r) => setImmediate(r));
-    await this.transport.stop();
-    await this.metricsServer?.stop();
-    this.metrics.stop();
-    await this.control.stop();
+    try {
+      await this.transport.stop();
+      await this.metricsServer?.stop();
+      this.metrics.stop();
+      await this.control.stop();
+    } finally {
+      // Whatever failed above, the kernel must not keep saying it is synchronized.
+      if (this.keeper) {
+        const ppm = this.keeper.close();
+        this.say.info(`system clock left running at ${ppm.toFixed(3)} ppm, STA_UNSYNC set${this.opts.clock.stateFile ? `, frequency saved in ${this.opts.clock.stateFile}` : ''}`);
+      }
+    }
+  }
+
+  /** Which clock this daemon disciplines, for the start line. */
+  private clockLine(): string {
+    if (this.system) {
+      const s = this.system;
+      const from = s.startFrom === 'state-file' ? `the saved frequency in ${this.opts.clock.stateFile}` : "the kernel's current frequency";
+      return `disciplining the system clock (CLOCK_REALTIME) with adjtimex: starting from ${from}, ${s.clock.startFrequencyPpm.toFixed(3)} ppm; max slew ${s.clock.maxSlewPpm} ppm`;
+    }
+    return `keeping a ${this.clock.kind} clock inside this process; the system clock is not touched (--clock system disciplines it)`;
   }
 
   /**
@@ -271,6 +323,13 @@ export class Daemon {
       case 'corrected':
         this.counters.corrections += 1;
         this.lastCorrectionMonoNs = process.hrtime.bigint();
+        if (this.keeper) {
+          const st = this.node.status();
+          // The master's own adjustment (the average) is as good as the round trips it was measured with.
+          const delay = st.role === 'master' ? st.lastTable.reduce<bigint | null>((m, r) => (m === null || r.delayNs > m ? r.delayNs : m), null) : st.lastDelayNs;
+          const alone = st.role === 'master' && st.lastTable.length < 2;
+          this.keeper.corrected(n.adjustmentNs, st.synced && !alone, delay);
+        }
         return log.clock('round %d/%d: adjustment %s, correction %s%s, frequency %s ppm', n.epoch, n.round, formatDurationNs(n.adjustmentNs), formatDurationNs(n.correctionNs), n.step ? ' (step)' : '', n.frequencyPpm.toFixed(3));
       case 'coarse-step':
         return log.clock('coarse step to the master: %s', formatDurationNs(n.correctionNs));
@@ -283,6 +342,7 @@ export class Daemon {
           if (this.lastEpoch !== 0) this.counters.elections += 1;
           this.lastEpoch = n.epoch;
         }
+        if (n.role === 'candidate') this.keeper?.lost(`no master heard: ${n.why}`);
         return log.election('%s in epoch %d (master %s): %s', n.role, n.epoch, n.masterName ?? 'none', n.why);
       case 'member-joined':
         return log.round('member %s joined', n.name);

@@ -19,6 +19,20 @@ export function formatNow(groupTimeNs: bigint): string {
 const dur = (s: string | null): string => (s === null ? '-' : formatDurationNs(BigInt(s)));
 const mag = (s: string | null): string => (s === null ? '-' : magnitude(BigInt(s)));
 
+function kernelLines(s: StatusJson): string[] {
+  const c = s.clock;
+  const k = c.kernel;
+  const out: string[] = [];
+  if (c.kind === 'system') {
+    out.push(`System clock     : disciplined by this daemon, ${c.synchronized ? 'synchronized' : 'not synchronized'}, from ${c.startFrequencyPpm?.toFixed(3)} ppm, now ${c.disciplinedFrequencyPpm?.toFixed(3)} ppm`);
+  }
+  if (k) {
+    const sign = k.frequencyPpm >= 0 ? '+' : '';
+    out.push(`Kernel clock     : ${sign}${k.frequencyPpm.toFixed(3)} ppm (freq ${k.freq}, tick ${k.tick}), status ${k.statusNames.join(' ') || 'none'} (${k.state}), maxerror ${k.maxErrorUs} µs, esterror ${k.estErrorUs} µs`);
+  }
+  return out;
+}
+
 export function formatStatus(s: StatusJson): string {
   const role =
     s.role === 'master'
@@ -39,6 +53,7 @@ export function formatStatus(s: StatusJson): string {
     `Last adjustment  : ${dur(s.lastAdjustmentNs)}`,
     `Frequency        : ${s.frequencyPpm >= 0 ? '+' : ''}${s.frequencyPpm.toFixed(3)} ppm`,
     `Clock            : ${s.clock.kind}${s.clock.state ? ` (${s.clock.state})` : ''}, ${s.clock.steps} step(s), slew remaining ${mag(s.clock.pendingNs)}, max slew ${s.clock.maxSlewPpm} ppm`,
+    ...kernelLines(s),
     `Group            : ${s.config.group}:${s.config.port} on ${s.config.interface}, domain ${s.config.domain}, interval ${s.config.intervalMs} ms${s.config.authenticated ? ', authenticated' : ''}`,
     `Datagrams        : received ${s.counters.received}, sent ${s.counters.sent}, send errors ${s.counters.sendErrors}`,
     `Rejected         : ${rejected}`,

@@ -32,9 +32,10 @@ export function logLine(level: 'error' | 'warning' | 'info', name: string, m: st
   stream.write(`${prefix}berkeleyd[${name}]: ${level === 'info' ? '' : `${level}: `}${m}\n`);
 }
 
-/** Warnings and errors: always printed, one line each, with the node's name. */
-export function warner(name: string, stream: NodeJS.WritableStream = process.stderr): { warn: Warn; error: Warn } {
+/** Warnings and errors (and the few lines an operator must see, info): always printed, one line each, with the node's name. */
+export function warner(name: string, stream: NodeJS.WritableStream = process.stderr): { warn: Warn; error: Warn; info: Warn } {
   return {
+    info: (m) => logLine('info', name, m, stream),
     warn: (m) => logLine('warning', name, m, stream),
     error: (m) => logLine('error', name, m, stream),
   };

@@ -5,7 +5,7 @@
  * schemaVersion; renaming, removing or changing the meaning of one raises it.
  */
 import type { DaemonOptions, Counters } from './daemon.js';
-import type { VirtualClock } from '../clock/index.js';
+import { readKernelClock, kernelState, type KernelState, type SystemClock, type VirtualClock } from '../clock/index.js';
 import type { Node } from '../core/node.js';
 import type { Keyring } from '../wire/keys.js';
 
@@ -58,7 +58,24 @@ export interface StatusJson {
   frequencyPpm: number;
   /** Seconds since this node last applied a correction; null before the first. */
   lastCorrectionAgeS: number | null;
-  clock: { kind: string; state: ClockState; pendingNs: string; appliedNs: string; steps: number; maxSlewPpm: number; stepThresholdNs: string; simDriftPpm: number | null; simOffsetNs: string | null };
+  clock: {
+    kind: string;
+    state: ClockState;
+    pendingNs: string;
+    appliedNs: string;
+    steps: number;
+    maxSlewPpm: number;
+    stepThresholdNs: string;
+    simDriftPpm: number | null;
+    simOffsetNs: string | null;
+    /** System clock: the frequency it started from and the one it runs at outside slews, ppm (positive: faster); else null. */
+    startFrequencyPpm: number | null;
+    disciplinedFrequencyPpm: number | null;
+    /** System clock: STA_UNSYNC kept clear by this daemon; else null. */
+    synchronized: boolean | null;
+    /** The kernel's CLOCK_REALTIME state (adjtimex, read without privilege), whatever the clock kind; null where unreadable. */
+    kernel: KernelState | null;
+  };
   members: MemberJson[];
   /** The master's last table; quorum false: no majority agreed, the group followed the master. */
   lastRound: { epoch: number; round: number; averageNs: string | null; quorum: boolean; commonPpm: number; marginNs: string; table: RoundRowJson[] } | null;
@@ -80,7 +97,7 @@ export function clockState(lastCorrectionMonoNs: bigint | null, monoNs: bigint, 
 }
 
 export function buildStatus(
-  d: { clock: VirtualClock; node: Node; counters: Counters; startedMonoNs: bigint; lastCorrectionMonoNs: bigint | null; keys: Keyring | null; metricsAddress: string | null },
+  d: { clock: VirtualClock | SystemClock; node: Node; counters: Counters; startedMonoNs: bigint; lastCorrectionMonoNs: bigint | null; keys: Keyring | null; metricsAddress: string | null },
   opts: DaemonOptions,
   unicastPort: number,
 ): StatusJson {
@@ -88,6 +105,10 @@ export function buildStatus(
   const groupTimeNs = d.clock.at(mono);
   const s = d.node.status();
   const c = d.clock.state();
+  const sys = c.kind === 'system' ? c : null;
+  const virt = c.kind === 'system' ? null : c;
+  const read = sys ? null : readKernelClock();
+  const kernel = sys ? sys.kernel : read ? kernelState(read.state, read.timex) : null;
   const str = (x: bigint | null): string | null => (x === null ? null : x.toString());
   return {
     schemaVersion: STATUS_SCHEMA_VERSION,
@@ -112,8 +133,12 @@ export function buildStatus(
       steps: c.steps,
       maxSlewPpm: c.maxSlewPpm,
       stepThresholdNs: c.stepThresholdNs.toString(),
-      simDriftPpm: c.driftPpm ?? null,
-      simOffsetNs: str(c.offsetNs ?? null),
+      simDriftPpm: virt?.driftPpm ?? null,
+      simOffsetNs: str(virt?.offsetNs ?? null),
+      startFrequencyPpm: sys?.startFrequencyPpm ?? null,
+      disciplinedFrequencyPpm: sys?.disciplinedFrequencyPpm ?? null,
+      synchronized: sys?.synchronized ?? null,
+      kernel,
     },
     members: s.members.map((m) => ({
       nodeId: m.name,

@@ -123,6 +123,9 @@ export class Container {
       `--bind-ro=${process.execPath}:/usr/bin/node`, `--bind-ro=${npm}:/usr/lib/node_modules/npm`,
       ...(this.opts.bridge ? [`--network-bridge=${this.opts.bridge}`] : ['--private-network']),
       ...(this.opts.binds ?? []).map(([from, to]) => `--bind-ro=${from}:${to}`),
+      // Containers share this machine's clock: whatever runs in them must never be able to set it. nspawn's
+      // default capability set has no CAP_SYS_TIME; dropping it by name keeps it so whatever the defaults become.
+      '--drop-capability=CAP_SYS_TIME',
       '--console=read-only', '-b',
     ];
     // Niced (the container's systemd and services inherit it): other tests run beside this one.
