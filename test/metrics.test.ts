@@ -15,7 +15,11 @@ function peerStatus(over: Partial<StatusJson> = {}): StatusJson {
   return {
     schemaVersion: 1, nodeId: 'p', role: 'peer', masterId: null, epoch: 0, round: 0, synced: false,
     groupTimeNs: '1', monotonicNs: '1', lastAdjustmentNs: null, lastOffsetNs: null, lastDelayNs: null, frequencyPpm: 0, lastCorrectionAgeS: null,
-    clock: { kind: 'virtual', state: 'free-running', pendingNs: '0', appliedNs: '0', steps: 0, maxSlewPpm: 500, stepThresholdNs: '100000', simDriftPpm: null, simOffsetNs: null },
+    clock: {
+      kind: 'virtual', state: 'free-running', pendingNs: '0', appliedNs: '0', steps: 0, maxSlewPpm: 500, stepThresholdNs: '100000', simDriftPpm: null, simOffsetNs: null,
+      startFrequencyPpm: null, disciplinedFrequencyPpm: null, synchronized: null,
+      kernel: { frequencyPpm: 1.25, freq: 81920, tick: 10000, status: 0x40, statusNames: ['STA_UNSYNC'], state: 'TIME_ERROR', synchronized: false, maxErrorUs: 16000000, estErrorUs: 16000000, offset: 0, tai: 37 },
+    },
     members: [], lastRound: null,
     faults: { members: [], named: 0, thisNode: false, cannotFollow: false },
     counters: { received: 0, sent: 0, sendErrors: 0, rejected: {}, dropped: {}, elections: 0, claims: 0, corrections: 0, reloads: { ok: 0, refused: 0 } },
@@ -82,6 +86,8 @@ test('a master: faulty members, spread, bounded member series, rejected by reaso
   t.regex(text, /^berkeleyd_group_common_frequency_ratio 5e-7$/m);
   t.regex(text, /^berkeleyd_selection_margin_seconds 0.00001$/m);
   t.regex(text, /^berkeleyd_frequency_limit 0$/m);
+  t.regex(text, /^berkeleyd_kernel_synchronized 0$/m);
+  t.regex(text, /^berkeleyd_kernel_maxerror_seconds 16$/m);
   t.regex(text, /^berkeleyd_group_spread_seconds 0\.0000025$/m);
   t.regex(text, /^berkeleyd_datagrams_rejected_total\{reason="bad-tag"\} 3$/m);
   t.regex(text, /^berkeleyd_role\{role="master"\} 1$/m);

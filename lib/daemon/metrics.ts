@@ -161,6 +161,9 @@ export class Metrics {
     gauge('berkeleyd_offset_seconds', 'This node\'s clock minus the master\'s at its last measurement (positive: ahead). Absent on the master.', (s) => ns(s.lastOffsetNs));
     gauge('berkeleyd_round_trip_seconds', 'Round trip of this node\'s last measurement.', (s) => ns(s.lastDelayNs));
     gauge('berkeleyd_last_adjustment_seconds', 'This node\'s last adjustment from the master\'s table.', (s) => ns(s.lastAdjustmentNs));
+    gauge('berkeleyd_kernel_synchronized', 'The kernel clock (CLOCK_REALTIME) as adjtimex shows it, whatever the clock kind: 1 with STA_UNSYNC clear, 0 with it set; absent where unreadable.', (s) => s.clock.kernel?.synchronized ?? null);
+    gauge('berkeleyd_kernel_maxerror_seconds', 'The kernel clock\'s maximum error (adjtimex maxerror).', (s) => (s.clock.kernel ? s.clock.kernel.maxErrorUs / 1e6 : null));
+    gauge('berkeleyd_kernel_frequency_ratio', 'The kernel clock\'s frequency correction (adjtimex freq and tick), as a ratio.', (s) => (s.clock.kernel ? s.clock.kernel.frequencyPpm * 1e-6 : null));
     gauge('berkeleyd_frequency_ratio', 'Frequency correction applied to this node\'s clock, as a ratio (1e-6 is 1 ppm).', (s) => s.frequencyPpm * 1e-6);
     gauge('berkeleyd_clock_slew_remaining_seconds', 'Correction still being slewed.', (s) => ns(s.clock.pendingNs));
     gauge('berkeleyd_group_spread_seconds', 'Master only: largest minus smallest offset in its last round\'s table (outliers included).', (s) => {
