@@ -8,7 +8,8 @@ import { createSimulatedClock, createVirtualClock, type VirtualClock } from '../
 import { Node } from '../core/node.js';
 import type { NodeOptions } from '../core/options.js';
 import type { Action, Event, Notice, TimerName } from '../core/types.js';
-import { Transport, type TransportOptions } from '../net/transport.js';
+import { loadError as netLoadError } from '../net/ffi.js';
+import { Transport, type TransportCounters, type TransportOptions } from '../net/transport.js';
 import { formatDurationNs } from '../units.js';
 import { decode, encode, splitAdjust } from '../wire/codec.js';
 import type { Keyring } from '../wire/keys.js';
@@ -30,12 +31,14 @@ export interface Counters {
   sent: number;
   sendErrors: number;
   rejected: Record<string, number>;
+  /** Which receive timestamps (kernel or user space) and which send path are in use, per socket. */
+  net: TransportCounters;
 }
 
 export class Daemon {
   readonly clock: VirtualClock;
   readonly node: Node;
-  readonly counters: Counters = { received: 0, sent: 0, sendErrors: 0, rejected: {} };
+  readonly counters: Counters;
   private readonly transport: Transport;
   private readonly control: ControlServer;
   private readonly timers = new Map<TimerName, NodeJS.Timeout>();
@@ -57,6 +60,7 @@ export class Daemon {
       this.counters.sendErrors += 1;
       log.net('send error: %s', err.message);
     });
+    this.counters = { received: 0, sent: 0, sendErrors: 0, rejected: {}, net: this.transport.counters };
     // The unicast address is advertised as 0.0.0.0: peers use the SYNC's source address.
     this.node = new Node({ ...opts.node, unicast: { address: '0.0.0.0', port: 0 } }, this.clock, {
       random: Math.random,
@@ -79,6 +83,7 @@ export class Daemon {
     this.running = true;
     const n = this.opts.net;
     log.net('joined %s:%d on %s, unicast port %d, ttl %d', n.group, n.port, n.interfaceAddress, this.transport.unicastPort, n.ttl);
+    log.net('receive timestamps: %s', this.transport.kernelStamps ? 'from the kernel' : `user space only (${netLoadError ?? 'no socket descriptor'})`);
     log.control('control socket %s', this.opts.controlPath);
     log.clock('%s clock, max slew %d ppm, step threshold %s', this.clock.kind, this.opts.clock.maxSlewPpm, formatDurationNs(this.opts.clock.stepThresholdNs));
     this.feed({ type: 'start', monoNs: process.hrtime.bigint() });

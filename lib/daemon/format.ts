@@ -19,6 +19,18 @@ export function formatNow(groupTimeNs: bigint): string {
 const dur = (s: string | null): string => (s === null ? '-' : formatDurationNs(BigInt(s)));
 const mag = (s: string | null): string => (s === null ? '-' : magnitude(BigInt(s)));
 
+/** Receive timestamps per socket: the kernel's share, and why the others were not the kernel's; then the send path. */
+function stamps(s: StatusJson): string {
+  const net = s.counters.net;
+  const part = (via: 'unicast' | 'group'): string => {
+    const c = net.rxStamps[via];
+    const n = c.kernel + c.user;
+    const why = (['missing', 'late', 'old', 'step'] as const).filter((k) => c[k] > 0).map((k) => `${k} ${c[k]}`).join(', ');
+    return `${via} ${n === 0 ? '-' : `${((100 * c.kernel) / n).toFixed(1)}%`} kernel (${c.kernel} of ${n}${why ? `; user space: ${why}` : ''})`;
+  };
+  return `${part('unicast')}, ${part('group')}; sends direct ${net.tx.direct}, through Node ${net.tx.node}`;
+}
+
 export function formatStatus(s: StatusJson): string {
   const role =
     s.role === 'master'
@@ -41,6 +53,7 @@ export function formatStatus(s: StatusJson): string {
     `Clock            : ${s.clock.kind}, ${s.clock.steps} step(s), slew remaining ${mag(s.clock.pendingNs)}, max slew ${s.clock.maxSlewPpm} ppm`,
     `Group            : ${s.config.group}:${s.config.port} on ${s.config.interface}, domain ${s.config.domain}, interval ${s.config.intervalMs} ms${s.config.authenticated ? ', authenticated' : ''}`,
     `Datagrams        : received ${s.counters.received}, sent ${s.counters.sent}, send errors ${s.counters.sendErrors}`,
+    `Timestamps       : ${stamps(s)}`,
     `Rejected         : ${rejected}`,
     `Ignored          : ${dropped}`,
   ];

@@ -91,7 +91,7 @@ export function buildStatus(
             table: s.lastTable.map((r) => ({ nodeId: r.name, offsetNs: r.offsetNs.toString(), delayNs: r.delayNs.toString(), adjustmentNs: r.adjustmentNs.toString(), outlier: r.outlier })),
           }
         : null,
-    counters: { ...d.counters, rejected: { ...d.counters.rejected }, dropped: { ...(s.dropped as Record<string, number>) } },
+    counters: { ...d.counters, rejected: { ...d.counters.rejected }, net: structuredClone(d.counters.net), dropped: { ...(s.dropped as Record<string, number>) } },
     config: {
       group: opts.net.group,
       port: opts.net.port,
