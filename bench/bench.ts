@@ -27,6 +27,10 @@ import { freeUdpPort } from '../lib/net/transport.js';
 import { FAST_START_ROUNDS } from '../lib/core/master.js';
 import { convergedRound, percentiles, precisionAfter, steadyFrom } from '../lib/sim/stats.js';
 import { int, positiveDuration, ppm, duration } from '../bin/parse.js';
+import { ChronyGroup, findChrony } from './chrony.js';
+
+/** chrony's measurements from this many seconds after its start count (iburst and the first filter fills are over). */
+const CHRONY_SKIP_S = 15;
 
 interface Sample {
   atMs: number;
@@ -65,6 +69,7 @@ async function main(): Promise<void> {
     .option('--rate <n>', 'ground-truth samples per second', int(1, 50, 'rate'), 5)
     .addOption(new Option('--idle <duration>', 'then measure CPU for this long without polling the daemons (their idle cost)').argParser(positiveDuration).default(20_000_000_000n, '20s'))
     .option('--trace <file>', 'write every ground-truth sample as CSV: ms since start, rounds completed, spread (ns), then each daemon\'s clock minus the master\'s (ns) and its rate error after frequency correction (ppm)')
+    .addOption(new Option('--anchor <name>', 'run chrony\'s loopback group (1 server + one client per daemon, -x: no clock touched) in the same run, and state berkeleyd\'s figures as ratios to its own; skipped with a message where chrony cannot be had').choices(['chrony']))
     .option('--json', 'one JSON object as the last line of standard output')
     .parse(process.argv)
     .opts();
@@ -73,10 +78,20 @@ async function main(): Promise<void> {
   const port = await freeUdpPort();
   const group = `239.255.${1 + Math.floor(Math.random() * 254)}.${1 + Math.floor(Math.random() * 254)}`;
   const cluster = new Cluster();
-  const stop = (): void => void cluster.stop().then(() => process.exit(130));
+  let chrony: ChronyGroup | null = null;
+  const stop = (): void => void Promise.all([cluster.stop(), chrony?.stop()]).then(() => process.exit(130));
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   const log = (s: string): void => void process.stderr.write(s + '\n');
+  let chronyVersion = '';
+  if (o.anchor === 'chrony') {
+    const found = findChrony();
+    if (!found.ok) log(`bench: no chrony anchor: ${found.why}`);
+    else {
+      chronyVersion = found.version;
+      chrony = new ChronyGroup({ chronyd: found.chronyd, clients: o.nodes, port: await freeUdpPort(), poll: 0 });
+    }
+  }
   try {
     const common = ['--group', group, '--port', String(port), '--interface', '127.0.0.1', '--interval', `${o.interval}ns`];
     const drifts: number[] = [];
@@ -86,7 +101,9 @@ async function main(): Promise<void> {
       drifts.push(drift);
       await cluster.add({ name: `n${i}`, args: [...common, '--sim-offset', `${offset}ns`, '--sim-drift', drift.toFixed(3), ...(i === 0 ? ['--master'] : ['--priority', '0'])] });
     }
-    log(`bench: ${o.nodes} daemons on ${group}:${port}, interval ${intervalMs} ms, drift within ±${o.drift} ppm, running ${(durationMs / 1000).toFixed(0)} s`);
+    // The anchor runs beside the daemons for the whole sampling, under the same load.
+    chrony?.start();
+    log(`bench: ${o.nodes} daemons on ${group}:${port}, interval ${intervalMs} ms, drift within ±${o.drift} ppm, running ${(durationMs / 1000).toFixed(0)} s${chrony ? `; chrony ${chronyVersion}: 1 server + ${o.nodes} clients on 127.0.0.1 beside them` : ''}`);
     const names = [...Array(o.nodes).keys()].map((i) => `n${i}`);
     const t0 = Date.now();
     const samples: Sample[] = [];
@@ -128,6 +145,10 @@ async function main(): Promise<void> {
         if (start && now - start.atMs > 1000) cpuShare.set(m.name, (100 * (st.cpuS - start.cpuS)) / ((now - start.atMs) / 1000));
       }
     }
+    const chronyFailures = chrony?.failures() ?? [];
+    const chronyOffsets = chrony?.offsetsNs(CHRONY_SKIP_S) ?? [];
+    await chrony?.stop();
+    chrony = null;
     // Idle cost: CPU over a window in which nobody polls the daemons.
     const idleMs = Number(o.idle / 1_000_000n);
     const before = new Map(cluster.members.map((m) => [m.name, m.proc?.pid ? procStat(m.proc.pid) : null]));
@@ -153,6 +174,9 @@ async function main(): Promise<void> {
     const roundsAfter = from === null ? 0 : Math.max(0, lastRound - from + 1);
     // And, for comparison, everything from the 100 µs round on, acquisition included.
     const whole = precisionAfter(samples, us100);
+    // Each peer's clock error against the master (truth), pooled over peers and steady-state samples:
+    // the figure that compares with a chrony client's error against its server.
+    const clockErr = percentiles(samples.filter((x) => from !== null && x.label >= from).flatMap((x) => x.offsetsNs.slice(1).map((d) => Math.abs(Number(d)))));
     const rtt = percentiles(rtts);
     const rttMin = rtts.length ? Math.min(...rtts) : 0;
     const result = {
@@ -170,6 +194,8 @@ async function main(): Promise<void> {
       rssMb: { max: Math.max(...hwm.values()) },
       cpuPercent: { max: Math.max(...idleCpu), master: idleCpu[cluster.members.findIndex((m) => m.name === 'n0')]!, whilePolledMax: Math.max(...cpuShare.values()), idleWindowS: Math.round(idleS) },
       rttUs: { min: rttMin / 1000, p50: rtt.p50 / 1000, p99: rtt.p99 / 1000 },
+      clockErrorUs: { p50: clockErr.p50 / 1000, p99: clockErr.p99 / 1000, max: clockErr.max / 1000 },
+      anchor: anchorResult(o.anchor, chronyVersion, chronyOffsets, chronyFailures, precision, clockErr),
       machine: { cpus: cpus().length, loadavg1: Number(loadavg()[0]!.toFixed(2)), node: process.version },
     };
     const f = (x: number): string => x.toFixed(1);
@@ -179,6 +205,13 @@ async function main(): Promise<void> {
     const w = result.precisionFromConvergenceUs;
     log(`  from round ${us100 ?? 'never'}, acquisition included: p50 ${f(w.p50)} µs, p99 ${f(w.p99)} µs, max ${f(w.max)} µs`);
     log(`per daemon: peak RSS ${f(result.rssMb.max)} MB max; CPU idle ${result.cpuPercent.max.toFixed(2)}% max (master ${result.cpuPercent.master.toFixed(2)}%) over ${result.cpuPercent.idleWindowS} s unpolled, ${result.cpuPercent.whilePolledMax.toFixed(2)}% max while polled ${o.rate}/s`);
+    log(`clock error against the master (each peer, steady state): p50 ${f(result.clockErrorUs.p50)} µs, p99 ${f(result.clockErrorUs.p99)} µs, max ${f(result.clockErrorUs.max)} µs`);
+    const a = result.anchor;
+    if (a && 'chronyUs' in a) {
+      const r = (x: number): string => (Number.isFinite(x) ? `${x.toFixed(1)}×` : '-');
+      log(`chrony ${a.version} (${a.measurements} measurements from ${CHRONY_SKIP_S} s on; |offset| of each client against its server): p50 ${a.chronyUs.p50.toFixed(2)} µs, p99 ${a.chronyUs.p99.toFixed(2)} µs, max ${a.chronyUs.max.toFixed(2)} µs`);
+      log(`  ratio to chrony, precision (largest disagreement): p50 ${r(a.ratio.precision.p50)}, p99 ${r(a.ratio.precision.p99)}; clock error: p50 ${r(a.ratio.clockError.p50)}, p99 ${r(a.ratio.clockError.p99)}`);
+    } else if (a) log(`chrony: ${a.skipped}`);
     log(`round trips: min ${f(result.rttUs.min)} µs, p50 ${f(result.rttUs.p50)} µs, p99 ${f(result.rttUs.p99)} µs`);
     // The simulator draws each datagram's jitter on its own, so a best of 12 nearly always finds a quiet pair; here
     // the lateness is scheduling, shared by a burst's exchanges. Its per-datagram jitter is therefore set to the
@@ -190,7 +223,26 @@ async function main(): Promise<void> {
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
     await cluster.stop();
+    await chrony?.stop();
   }
+}
+
+type Anchor = { version: string; measurements: number; chronyUs: { p50: number; p99: number; max: number }; ratio: { precision: { p50: number; p99: number }; clockError: { p50: number; p99: number } } } | { skipped: string };
+
+function anchorResult(anchor: string | undefined, version: string, offsetsNs: number[], failures: string[], precision: { p50: number; p99: number }, clockErr: { p50: number; p99: number }): Anchor | undefined {
+  if (anchor !== 'chrony') return undefined;
+  if (version === '') return { skipped: 'chrony could not be had (see above)' };
+  if (offsetsNs.length === 0) return { skipped: `no measurements logged${failures.length ? `: ${failures.join('; ')}` : ''}` };
+  const c = percentiles(offsetsNs.map((x) => Math.abs(x)));
+  return {
+    version,
+    measurements: offsetsNs.length,
+    chronyUs: { p50: c.p50 / 1000, p99: c.p99 / 1000, max: c.max / 1000 },
+    ratio: {
+      precision: { p50: precision.p50 / c.p50, p99: precision.p99 / c.p99 },
+      clockError: { p50: clockErr.p50 / c.p50, p99: clockErr.p99 / c.p99 },
+    },
+  };
 }
 
 main().catch((err) => {

@@ -11,7 +11,7 @@ import type { Action, Event, Notice, TimerName } from '../core/types.js';
 import { loadError as netLoadError } from '../net/ffi.js';
 import { Transport, type TransportCounters, type TransportOptions } from '../net/transport.js';
 import { formatDurationNs } from '../units.js';
-import { decode, encode, splitAdjust } from '../wire/codec.js';
+import { decode, encode, splitAdjust, transmitStampOffset } from '../wire/codec.js';
 import type { Keyring } from '../wire/keys.js';
 import { MessageType, type Message } from '../wire/messages.js';
 import { ControlServer } from './control.js';
@@ -145,6 +145,13 @@ export class Daemon {
       this.say.error(`engine failed on ${ev.type}: ${(err as Error).stack ?? err}`);
       return;
     }
+    // Datagrams first, then timers and the rest: a request or a reply
+    // carries a transmit timestamp read inside handle(), and every
+    // microsecond until the system call is an error of the offset (half of
+    // the peer's and the master's difference). The order of the other
+    // actions is kept, and none of them changes what a datagram says.
+    const sends = actions.filter((a) => a.type === 'send');
+    if (sends.length > 0 && sends.length < actions.length) actions = [...sends, ...actions.filter((a) => a.type !== 'send')];
     for (const a of actions) {
       try {
         this.carryOut(a);
@@ -196,10 +203,21 @@ export class Daemon {
     const auth = keys ? { keyId: keys.sendKeyId, key: keys.get(keys.sendKeyId)! } : undefined;
     const parts = msg.type === MessageType.Adjust ? splitAdjust(msg, msg.averageNs, msg.entries, auth !== undefined) : [msg];
     for (const part of parts) {
+      // The transmit timestamp (t1, T3) as late as user space can read it,
+      // written into the message object too, where the engine reads t1 back
+      // (see Action): without a tag, into the encoded bytes by the transport
+      // just before the system call; with one, just before encoding.
+      const offset = transmitStampOffset(part.type);
+      if (offset !== null && auth) setTransmitNs(part, this.clock.now());
       const data = encode(part, auth);
+      const stamp = offset === null || auth ? undefined : (): void => {
+        const now = this.clock.now();
+        data.writeBigInt64BE(now, offset);
+        setTransmitNs(part, now);
+      };
       this.counters.sent += 1;
       if (to === 'group') this.transport.sendGroup(data);
-      else this.transport.sendTo(data, to.address, to.port);
+      else this.transport.sendTo(data, to.address, to.port, stamp);
     }
   }
 
@@ -246,4 +264,10 @@ export class Daemon {
   status(): StatusJson {
     return buildStatus(this, this.opts, this.transport.unicastPort);
   }
+}
+
+/** The transmit timestamp of a TimeRequest (t1) or TimeReply (T3). */
+function setTransmitNs(msg: Message, ns: bigint): void {
+  if (msg.type === MessageType.TimeRequest) msg.originNs = ns;
+  else if (msg.type === MessageType.TimeReply) msg.transmitNs = ns;
 }

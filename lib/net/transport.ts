@@ -153,16 +153,20 @@ export class Transport {
     this.sendOn(this.groupSocket, this.groupFd, data, this.opts.port, this.opts.group);
   }
 
-  /** Unicast from the unicast socket. */
-  sendTo(data: Buffer, address: string, port: number): void {
-    this.sendOn(this.unicastSocket, this.unicastFd, data, port, address);
+  /**
+   * Unicast from the unicast socket. stamp, if given, runs immediately
+   * before the system call (it writes the transmit timestamp into data).
+   */
+  sendTo(data: Buffer, address: string, port: number, stamp?: () => void): void {
+    this.sendOn(this.unicastSocket, this.unicastFd, data, port, address, stamp);
   }
 
-  private sendOn(s: SocketAsPromised | null, fd: number | null, data: Buffer, port: number, address: string): void {
+  private sendOn(s: SocketAsPromised | null, fd: number | null, data: Buffer, port: number, address: string, stamp?: () => void): void {
     if (!s) return;
     // Straight to the system call. A failure sent nothing (UDP is all or
     // nothing), so Node's send then tries again and reports errors as usual.
     const ip = this.calls && fd !== null && port > 0 && port < 65536 ? parseIpv4(address) : null;
+    stamp?.();
     if (ip !== null && this.calls!.sendTo(fd!, data, ip, port) === 0) {
       this.counters.tx.direct += 1;
       return;
