@@ -117,19 +117,19 @@ export class ChronyGroup {
   }
 
   /**
-   * Every client's measured offsets (ns, client minus server as chrony
-   * logs them), from measurements logged at or after skipS seconds after
-   * the start (the log's times are whole seconds).
+   * Every client's measurements: offset (ns, as chrony logs it) and round
+   * trip, from those logged at or after skipS seconds after the start (the
+   * log's times are whole seconds).
    */
-  offsetsNs(skipS: number): number[] {
+  measurements(skipS: number): { offsetNs: number; delayNs: number }[] {
     const from = Math.floor(this.startedMs / 1000) + skipS;
-    const out: number[] = [];
+    const out: { offsetNs: number; delayNs: number }[] = [];
     for (let i = 1; i <= this.o.clients; i++) {
       const f = join(this.dir, `c${i}`, 'measurements.log');
       if (!existsSync(f)) continue;
       for (const line of readFileSync(f, 'utf8').split('\n')) {
         const m = parseMeasurement(line);
-        if (m && m.atS >= from) out.push(m.offsetNs);
+        if (m && m.atS >= from) out.push({ offsetNs: m.offsetNs, delayNs: m.delayNs });
       }
     }
     return out;
