@@ -147,6 +147,7 @@ async function main(): Promise<void> {
     }
     const chronyFailures = chrony?.failures() ?? [];
     const chronyMeasurements = chrony?.measurements(CHRONY_SKIP_S) ?? [];
+    const chronyTracking = chrony?.trackingOffsetsNs(CHRONY_SKIP_S) ?? [];
     await chrony?.stop();
     chrony = null;
     // Idle cost: CPU over a window in which nobody polls the daemons.
@@ -195,7 +196,7 @@ async function main(): Promise<void> {
       cpuPercent: { max: Math.max(...idleCpu), master: idleCpu[cluster.members.findIndex((m) => m.name === 'n0')]!, whilePolledMax: Math.max(...cpuShare.values()), idleWindowS: Math.round(idleS) },
       rttUs: { min: rttMin / 1000, p50: rtt.p50 / 1000, p99: rtt.p99 / 1000 },
       clockErrorUs: { p50: clockErr.p50 / 1000, p99: clockErr.p99 / 1000, max: clockErr.max / 1000 },
-      anchor: anchorResult(o.anchor, chronyVersion, chronyMeasurements, chronyFailures, precision, clockErr),
+      anchor: anchorResult(o.anchor, chronyVersion, chronyMeasurements, chronyTracking, chronyFailures, precision, clockErr),
       machine: { cpus: cpus().length, loadavg1: Number(loadavg()[0]!.toFixed(2)), node: process.version },
     };
     const f = (x: number): string => x.toFixed(1);
@@ -210,6 +211,8 @@ async function main(): Promise<void> {
     if (a && 'chronyUs' in a) {
       const r = (x: number): string => (Number.isFinite(x) ? `${x.toFixed(1)}×` : '-');
       log(`chrony ${a.version} (${a.measurements} measurements from ${CHRONY_SKIP_S} s on; |offset| of each client against its server): p50 ${a.chronyUs.p50.toFixed(2)} µs, p99 ${a.chronyUs.p99.toFixed(2)} µs, max ${a.chronyUs.max.toFixed(2)} µs`);
+      const tk = a.chronyTrackingUs;
+      log(`  chrony's filtered estimates (tracking.log, ${tk.n} clock updates): p50 ${tk.p50.toFixed(2)} µs, p99 ${tk.p99.toFixed(2)} µs, max ${tk.max.toFixed(2)} µs`);
       log(`  chrony's round trips: min ${f(a.chronyRttUs.min)} µs, p50 ${f(a.chronyRttUs.p50)} µs, p99 ${f(a.chronyRttUs.p99)} µs`);
       log(`  ratio to chrony, precision (largest disagreement): p50 ${r(a.ratio.precision.p50)}, p99 ${r(a.ratio.precision.p99)}; clock error: p50 ${r(a.ratio.clockError.p50)}, p99 ${r(a.ratio.clockError.p99)}`);
     } else if (a) log(`chrony: ${a.skipped}`);
@@ -228,19 +231,21 @@ async function main(): Promise<void> {
   }
 }
 
-type Anchor = { version: string; measurements: number; chronyUs: { p50: number; p99: number; max: number }; chronyRttUs: { min: number; p50: number; p99: number }; ratio: { precision: { p50: number; p99: number }; clockError: { p50: number; p99: number } } } | { skipped: string };
+type Anchor = { version: string; measurements: number; chronyUs: { p50: number; p99: number; max: number }; chronyRttUs: { min: number; p50: number; p99: number }; chronyTrackingUs: { n: number; p50: number; p99: number; max: number }; ratio: { precision: { p50: number; p99: number }; clockError: { p50: number; p99: number } } } | { skipped: string };
 
-function anchorResult(anchor: string | undefined, version: string, ms: { offsetNs: number; delayNs: number }[], failures: string[], precision: { p50: number; p99: number }, clockErr: { p50: number; p99: number }): Anchor | undefined {
+function anchorResult(anchor: string | undefined, version: string, ms: { offsetNs: number; delayNs: number }[], tracking: number[], failures: string[], precision: { p50: number; p99: number }, clockErr: { p50: number; p99: number }): Anchor | undefined {
   if (anchor !== 'chrony') return undefined;
   if (version === '') return { skipped: 'chrony could not be had (see above)' };
   if (ms.length === 0) return { skipped: `no measurements logged${failures.length ? `: ${failures.join('; ')}` : ''}` };
   const c = percentiles(ms.map((m) => Math.abs(m.offsetNs)));
   const d = percentiles(ms.map((m) => m.delayNs));
+  const tr = percentiles(tracking.map((x) => Math.abs(x)));
   return {
     version,
     measurements: ms.length,
     chronyUs: { p50: c.p50 / 1000, p99: c.p99 / 1000, max: c.max / 1000 },
     chronyRttUs: { min: Math.min(...ms.map((m) => m.delayNs)) / 1000, p50: d.p50 / 1000, p99: d.p99 / 1000 },
+    chronyTrackingUs: { n: tracking.length, p50: tr.p50 / 1000, p99: tr.p99 / 1000, max: tr.max / 1000 },
     ratio: {
       precision: { p50: precision.p50 / c.p50, p99: precision.p99 / c.p99 },
       clockError: { p50: clockErr.p50 / c.p50, p99: clockErr.p99 / c.p99 },

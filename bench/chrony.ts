@@ -135,6 +135,24 @@ export class ChronyGroup {
     return out;
   }
 
+  /**
+   * Every client's filtered estimate of its own offset at each clock update
+   * (tracking.log's Offset, ns), from skipS seconds after the start.
+   */
+  trackingOffsetsNs(skipS: number): number[] {
+    const from = Math.floor(this.startedMs / 1000) + skipS;
+    const out: number[] = [];
+    for (let i = 1; i <= this.o.clients; i++) {
+      const f = join(this.dir, `c${i}`, 'tracking.log');
+      if (!existsSync(f)) continue;
+      for (const line of readFileSync(f, 'utf8').split('\n')) {
+        const m = parseTracking(line);
+        if (m && m.atS >= from) out.push(m.offsetNs);
+      }
+    }
+    return out;
+  }
+
   async stop(): Promise<void> {
     const alive = this.procs.filter((p) => p.exitCode === null && p.signalCode === null);
     await Promise.all(
@@ -168,4 +186,18 @@ export function parseMeasurement(line: string): { atS: number; offsetNs: number;
   const delay = Number(f[12]);
   if (!Number.isFinite(atMs) || !Number.isFinite(offset) || !Number.isFinite(delay)) return null;
   return { atS: atMs / 1000, offsetNs: offset * 1e9, delayNs: delay * 1e9 };
+}
+
+/**
+ * One line of chrony's tracking.log:
+ *   2026-12-02 03:08:07 127.0.0.1 2 -0.039 0.094 -1.462e-07 N 1 2.863e-07 ...
+ * (date, time, reference, stratum, frequency ppm, skew ppm, offset s, ...). Null for anything else.
+ */
+export function parseTracking(line: string): { atS: number; offsetNs: number } | null {
+  const f = line.trim().split(/\s+/);
+  if (f.length < 7 || !/^\d{4}-\d\d-\d\d$/.test(f[0]!)) return null;
+  const atMs = Date.parse(`${f[0]}T${f[1]}Z`);
+  const offset = Number(f[6]);
+  if (!Number.isFinite(atMs) || !Number.isFinite(offset)) return null;
+  return { atS: atMs / 1000, offsetNs: offset * 1e9 };
 }

@@ -3,7 +3,7 @@
  * measurements.log lines, as chronyd 4.3 writes them.
  */
 import test from 'ava';
-import { parseMeasurement } from '../bench/chrony.js';
+import { parseMeasurement, parseTracking } from '../bench/chrony.js';
 
 test('a measurements.log line gives its time, offset and round trip; headers give nothing', (t) => {
   const line = '2026-12-02 03:08:07 127.0.0.1       N  1 111 111 1111   0  0 1.00  3.490e-07  3.286e-06  3.491e-08  0.000e+00  0.000e+00 7F7F0101 4B K K';
@@ -18,4 +18,11 @@ test('a measurements.log line gives its time, offset and round trip; headers giv
     '   Date (UTC) Time     IP Address   L St 123 567 ABCD  LP RP Score    Offset  Peer del. Peer disp.  Root del. Root disp. Refid     MTxRx',
     '',
   ]) t.is(parseMeasurement(head), null, head);
+});
+
+test('a tracking.log line gives its time and offset', (t) => {
+  const m = parseTracking('2026-12-02 03:08:07 127.0.0.1        2     -0.039      0.094 -1.462e-07 N  1  2.863e-07 -1.311e-06  3.286e-06  6.368e-07  6.447e-06');
+  t.truthy(m);
+  t.is(Math.round(m!.offsetNs), -146);
+  t.is(parseTracking('   Date (UTC) Time     IP Address   St   Freq ppm   Skew ppm     Offset L Co  Offset sd Rem. corr.'), null);
 });
