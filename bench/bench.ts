@@ -112,11 +112,13 @@ async function main(): Promise<void> {
     const hwm = new Map<string, number>();
     const cpuShare = new Map<string, number>();
     let lastRound = -1;
+    let lastLive: StatusJson[] = [];
     while (Date.now() - t0 < durationMs) {
       await new Promise((r) => setTimeout(r, 1000 / o.rate));
       const all = await cluster.statusAll();
       const live = all.filter((s): s is StatusJson => s !== null);
       if (live.length !== o.nodes) throw new Error(`only ${live.length} of ${o.nodes} daemons answered`);
+      lastLive = live;
       const master = live.find((s) => s.nodeId === 'n0')!;
       const label = master.lastRound?.round ?? 0;
       const byName = names.map((n) => live.find((s) => s.nodeId === n)!);
@@ -179,6 +181,12 @@ async function main(): Promise<void> {
     // the figure that compares with a chrony client's error against its server.
     const clockErr = percentiles(samples.filter((x) => from !== null && x.label >= from).flatMap((x) => x.offsetsNs.slice(1).map((d) => Math.abs(Number(d)))));
     const rtt = percentiles(rtts);
+    // Coverage: the share of datagrams received with kernel timestamps, from the daemons' status counters.
+    const share = (via: 'unicast' | 'group'): { kernel: number; total: number; percent: number } => {
+      const kernel = lastLive.reduce((n, x) => n + x.counters.net.rxStamps[via].kernel, 0);
+      const total = kernel + lastLive.reduce((n, x) => n + x.counters.net.rxStamps[via].user, 0);
+      return { kernel, total, percent: total ? (100 * kernel) / total : 0 };
+    };
     const rttMin = rtts.length ? Math.min(...rtts) : 0;
     const result = {
       nodes: o.nodes,
@@ -195,6 +203,7 @@ async function main(): Promise<void> {
       rssMb: { max: Math.max(...hwm.values()) },
       cpuPercent: { max: Math.max(...idleCpu), master: idleCpu[cluster.members.findIndex((m) => m.name === 'n0')]!, whilePolledMax: Math.max(...cpuShare.values()), idleWindowS: Math.round(idleS) },
       rttUs: { min: rttMin / 1000, p50: rtt.p50 / 1000, p99: rtt.p99 / 1000 },
+      kernelStamps: { unicast: share('unicast'), group: share('group') },
       clockErrorUs: { p50: clockErr.p50 / 1000, p99: clockErr.p99 / 1000, max: clockErr.max / 1000 },
       anchor: anchorResult(o.anchor, chronyVersion, chronyMeasurements, chronyTracking, chronyFailures, precision, clockErr),
       machine: { cpus: cpus().length, loadavg1: Number(loadavg()[0]!.toFixed(2)), node: process.version },
@@ -206,6 +215,8 @@ async function main(): Promise<void> {
     const w = result.precisionFromConvergenceUs;
     log(`  from round ${us100 ?? 'never'}, acquisition included: p50 ${f(w.p50)} µs, p99 ${f(w.p99)} µs, max ${f(w.max)} µs`);
     log(`per daemon: peak RSS ${f(result.rssMb.max)} MB max; CPU idle ${result.cpuPercent.max.toFixed(2)}% max (master ${result.cpuPercent.master.toFixed(2)}%) over ${result.cpuPercent.idleWindowS} s unpolled, ${result.cpuPercent.whilePolledMax.toFixed(2)}% max while polled ${o.rate}/s`);
+    const ks = result.kernelStamps;
+    log(`kernel receive timestamps (status counters, all daemons): exchanges and reports ${ks.unicast.percent.toFixed(2)}% (${ks.unicast.kernel} of ${ks.unicast.total}), group ${ks.group.percent.toFixed(2)}% (${ks.group.kernel} of ${ks.group.total})`);
     log(`clock error against the master (each peer, steady state): p50 ${f(result.clockErrorUs.p50)} µs, p99 ${f(result.clockErrorUs.p99)} µs, max ${f(result.clockErrorUs.max)} µs`);
     const a = result.anchor;
     if (a && 'chronyUs' in a) {
