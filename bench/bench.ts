@@ -228,10 +228,11 @@ async function main(): Promise<void> {
       log(`  ratio to chrony, precision (largest disagreement): p50 ${r(a.ratio.precision.p50)}, p99 ${r(a.ratio.precision.p99)}; clock error: p50 ${r(a.ratio.clockError.p50)}, p99 ${r(a.ratio.clockError.p99)}`);
     } else if (a) log(`chrony: ${a.skipped}`);
     log(`round trips: min ${f(result.rttUs.min)} µs, p50 ${f(result.rttUs.p50)} µs, p99 ${f(result.rttUs.p99)} µs`);
-    // The simulator draws each datagram's jitter on its own, so a best of 12 nearly always finds a quiet pair; here
-    // the lateness is scheduling, shared by a burst's exchanges. Its per-datagram jitter is therefore set to the
-    // typical excess of the *best* round trip (median - least), not half of it: measured, that reproduces the
-    // bench's median within 1.2-1.6x and its p99 within 1.3-2x in most runs (half of it: 2-3x better than the bench).
+    // The simulator draws each datagram's jitter on its own, so a best of 12 nearly always finds a quiet pair. Its
+    // per-datagram jitter is set to the typical excess of the *best* round trip (median - least), not half of it:
+    // with user-space stamps (scheduling lateness shared by a burst) that reproduced the bench's median within
+    // 1.2-1.6x; with kernel stamps (the lag from the transmit stamp to the kernel's, per datagram) within 1.0-1.5x,
+    // with the bench's tail 2-4x worse (single descheduling episodes; see docs/performance.md).
     log(`simulate the same: berkeleyd simulate --nodes ${o.nodes} --drift ${o.drift} --delay ${Math.round(rttMin / 2000)}us --jitter ${Math.max(1, Math.round((rtt.p50 - rttMin) / 1000))}us --rounds ${result.rounds}`);
     if (o.json) process.stdout.write(JSON.stringify(result) + '\n');
   } finally {
