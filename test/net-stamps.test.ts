@@ -9,7 +9,7 @@
 import test from 'ava';
 import { loadSocketCalls, parseIpv4, type SocketCalls } from '../lib/net/ffi.js';
 import { newStampCounters, RxStamper, STAMPER_DEFAULTS, type StampClocks } from '../lib/net/stamps.js';
-import { freeUdpPort, Transport } from '../lib/net/transport.js';
+import { freeUdpPort, Transport, type RxTime } from '../lib/net/transport.js';
 import { transmitStampOffset, encode, decode } from '../lib/wire/codec.js';
 import { MessageType } from '../lib/wire/messages.js';
 import { netnsAvailable } from './helpers/netns.js';
@@ -137,7 +137,7 @@ realTest(`loopback: every datagram of a burst gets its own kernel stamp, taken i
   const got: { seq: number; rxMonoNs: bigint; source: string }[] = [];
   const port = await freeUdpPort();
   const opts = { group: '239.255.250.1', port, interfaceAddress: '127.0.0.1', ttl: 0 };
-  const rx = new Transport({ ...opts, unicastPort: 0 }, (d, _f, rxMonoNs, _via, source) => got.push({ seq: d.readUInt32BE(0), rxMonoNs, source }), (e) => t.fail(e.message), spy);
+  const rx = new Transport({ ...opts, unicastPort: 0 }, (d, _f, rx) => got.push({ seq: d.readUInt32BE(0), rxMonoNs: rx(), source: rx.source! }), (e) => t.fail(e.message), spy);
   const tx = new Transport({ ...opts, unicastPort: 0 }, () => undefined, (e) => t.fail(e.message), real);
   t.teardown(async () => {
     await rx.stop();
@@ -183,6 +183,30 @@ realTest(`loopback: every datagram of a burst gets its own kernel stamp, taken i
   // And the monotonic times handed up keep that order.
   for (let i = 1; i < N; i++) t.true(got[i]!.rxMonoNs > got[i - 1]!.rxMonoNs, `monotonic order at ${i}`);
   t.is(tx.counters.tx.node, 0, 'every send went straight to sendto(2)');
+});
+
+realTest(`loopback: an arrival time asked for after the receive callback returned is the user-space stamp, and is not counted${noFfi}`, async (t) => {
+  const kept: RxTime[] = [];
+  const port = await freeUdpPort();
+  const opts = { group: '239.255.250.3', port, interfaceAddress: '127.0.0.1', ttl: 0 };
+  const rx = new Transport({ ...opts, unicastPort: 0 }, (_d, _f, time) => void kept.push(time), (e) => t.fail(e.message));
+  const tx = new Transport({ ...opts, unicastPort: 0 }, () => undefined, (e) => t.fail(e.message));
+  t.teardown(async () => {
+    await rx.stop();
+    await tx.stop();
+  });
+  await rx.start();
+  await tx.start();
+  for (let i = 0; i < 100 && kept.length === 0; i++) {
+    if (i % 10 === 0) tx.sendTo(Buffer.from('late'), '127.0.0.1', rx.unicastPort);
+    await sleep(10);
+  }
+  t.true(kept.length > 0);
+  const before = structuredClone(rx.counters.rxStamps.unicast);
+  const a = kept[0]!();
+  t.is(kept[0]!.source, 'user');
+  t.is(kept[0]!(), a, 'read once');
+  t.deepEqual(rx.counters.rxStamps.unicast, before, 'nothing counted for a datagram whose time was not asked for in time');
 });
 
 const ns = netnsAvailable();

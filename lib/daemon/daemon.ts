@@ -9,7 +9,7 @@ import { Node } from '../core/node.js';
 import type { NodeOptions } from '../core/options.js';
 import type { Action, Event, Notice, TimerName } from '../core/types.js';
 import { loadError as netLoadError } from '../net/ffi.js';
-import { Transport, type TransportCounters, type TransportOptions } from '../net/transport.js';
+import { Transport, type RxTime, type TransportCounters, type TransportOptions } from '../net/transport.js';
 import { formatDurationNs } from '../units.js';
 import { decode, encode, splitAdjust, transmitStampOffset } from '../wire/codec.js';
 import type { Keyring } from '../wire/keys.js';
@@ -106,7 +106,8 @@ export class Daemon {
     await this.control.stop();
   }
 
-  private onDatagram(data: Buffer, from: { address: string; port: number }, rxMonoNs: bigint): void {
+  /** rxMonoNs: the arrival time, asked for only once the datagram is accepted (see RxTime). */
+  private onDatagram(data: Buffer, from: { address: string; port: number }, rxMonoNs: RxTime): void {
     if (!this.running) return;
     this.counters.received += 1;
     if (from.port === 0) {
@@ -129,7 +130,7 @@ export class Daemon {
       this.warnedDuplicate = true;
       return;
     }
-    this.feed({ type: 'datagram', msg: r.msg, from, rxMonoNs });
+    this.feed({ type: 'datagram', msg: r.msg, from, rxMonoNs: rxMonoNs() });
   }
 
   private reject(reason: string): void {

@@ -3,10 +3,12 @@
  * socket (exchanges and reports). The only module that opens UDP sockets.
  *
  * Receive timestamps: first thing in the socket callback a user-space stamp
- * is read; then the kernel's stamp of the same datagram (SIOCGSTAMPNS: libuv
- * runs the callback right after the recvmsg that delivered it), converted
- * to the monotonic base and checked by RxStamper, replaces it. Both are
- * handed up with the raw bytes; this module never decodes.
+ * is read. When the receiver asks for the arrival time (once it has
+ * decoded the datagram, still inside the callback), the kernel's stamp of
+ * the same datagram (SIOCGSTAMPNS: libuv runs the callback right after the
+ * recvmsg that delivered it, and delivers the next only when it returns),
+ * converted to the monotonic base and checked by RxStamper, replaces it.
+ * This module never decodes.
  *
  * Sends go straight to sendto(2) on the socket's descriptor, so that a
  * transmit timestamp taken just before is as close to the wire as user
@@ -25,6 +27,8 @@ import { networkInterfaces } from 'node:os';
 import { loadSocketCalls, parseIpv4, socketFd, type SocketCalls } from './ffi.js';
 import { newStampCounters, RxStamper, type StampCounters, type StampSource } from './stamps.js';
 
+export type { StampSource };
+
 export interface TransportOptions {
   /** IPv4 multicast group, e.g. 239.255.77.1. */
   group: string;
@@ -37,8 +41,21 @@ export interface TransportOptions {
   ttl: number;
 }
 
-/** rxMonoNs: when the datagram arrived, monotonic ns (the kernel's stamp, or process.hrtime.bigint() read first thing on arrival). */
-export type Receiver = (data: Buffer, from: { address: string; port: number }, rxMonoNs: bigint, via: 'group' | 'unicast', source: StampSource) => void;
+/**
+ * When the datagram arrived, monotonic ns: the kernel's stamp, or
+ * process.hrtime.bigint() read first thing on arrival. Call it only while
+ * the Receiver runs (the kernel keeps the stamp of the last datagram
+ * delivered, and libuv delivers the next one when the Receiver returns);
+ * it reads and counts the stamp once. A datagram that is dropped without
+ * asking costs no stamp: a flood of junk costs no more than before.
+ */
+export interface RxTime {
+  (): bigint;
+  /** After the first call: where the answer came from. */
+  source?: StampSource;
+}
+
+export type Receiver = (data: Buffer, from: { address: string; port: number }, rxMonoNs: RxTime, via: 'group' | 'unicast') => void;
 
 /** Which timestamps and send path are in use, per socket (shown by status). */
 export interface TransportCounters {
@@ -92,16 +109,27 @@ export class Transport {
 
   private async open(): Promise<void> {
     const o = this.opts;
-    const onGroup = (msg: Buffer, r: RemoteInfo): void => {
+    const on = (via: 'group' | 'unicast') => (msg: Buffer, r: RemoteInfo): void => {
       const user = process.hrtime.bigint();
-      const rx = this.stamp(this.groupFd, user, this.counters.rxStamps.group);
-      this.receive(msg, { address: r.address, port: r.port }, rx.monoNs, 'group', rx.source);
+      let live = true;
+      let monoNs: bigint | null = null;
+      const rx: RxTime = () => {
+        if (monoNs === null) {
+          // Asked too late, the kernel's stamp may be another datagram's: the user-space one then.
+          const got = live ? this.stamp(via === 'group' ? this.groupFd : this.unicastFd, user, this.counters.rxStamps[via]) : { monoNs: user, source: 'user' as const };
+          monoNs = got.monoNs;
+          rx.source = got.source;
+        }
+        return monoNs;
+      };
+      try {
+        this.receive(msg, { address: r.address, port: r.port }, rx, via);
+      } finally {
+        live = false;
+      }
     };
-    const onUnicast = (msg: Buffer, r: RemoteInfo): void => {
-      const user = process.hrtime.bigint();
-      const rx = this.stamp(this.unicastFd, user, this.counters.rxStamps.unicast);
-      this.receive(msg, { address: r.address, port: r.port }, rx.monoNs, 'unicast', rx.source);
-    };
+    const onGroup = on('group');
+    const onUnicast = on('unicast');
     // Several daemons on one host (the demo, tests) share the group port.
     const g = DgramAsPromised.createSocket({ type: 'udp4', reuseAddr: true }, onGroup);
     this.groupSocket = g;
