@@ -45,11 +45,10 @@ export function loadSocketCalls(): SocketCalls | null {
   try {
     const koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
     const libc = koffi.load('libc.so.6');
-    const timespec = koffi.struct('berkeleyd_timespec', { tv_sec: 'int64_t', tv_nsec: 'int64_t' });
+    koffi.struct('berkeleyd_timespec', { tv_sec: 'int64_t', tv_nsec: 'int64_t' });
     const ioctl = libc.func('int ioctl(int fd, unsigned long request, _Out_ berkeleyd_timespec *ts)');
     const clockGettime = libc.func('int clock_gettime(int clk, _Out_ berkeleyd_timespec *ts)');
     const sendto = libc.func('intptr_t sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t addrlen)');
-    void timespec;
     const ts = { tv_sec: 0, tv_nsec: 0 };
     const toNs = (t: { tv_sec: number | bigint; tv_nsec: number | bigint }): bigint => BigInt(t.tv_sec) * 1_000_000_000n + BigInt(t.tv_nsec);
     // One sockaddr_in per destination: the hot path allocates nothing.
