@@ -22,7 +22,7 @@ function peerStatus(over: Partial<StatusJson> = {}): StatusJson {
     },
     members: [], lastRound: null,
     faults: { members: [], named: 0, thisNode: false, cannotFollow: false },
-    counters: { received: 0, sent: 0, sendErrors: 0, rejected: {}, dropped: {}, elections: 0, claims: 0, corrections: 0, reloads: { ok: 0, refused: 0 } },
+    counters: { received: 0, sent: 0, sendErrors: 0, rejected: {}, dropped: {}, elections: 0, claims: 0, corrections: 0, reloads: { ok: 0, refused: 0 }, net: { rxStamps: { group: { kernel: 10, user: 0, missing: 0, late: 0, old: 0, step: 0 }, unicast: { kernel: 10, user: 0, missing: 0, late: 0, old: 0, step: 0 } }, tx: { direct: 5, node: 0 } } },
     config: { group: '239.255.77.1', port: 7737, interface: '127.0.0.1', unicastPort: 1, domain: 0, intervalMs: 1000, collectTimeoutMs: 500, probes: 12, toleranceNs: '20000000', maxAdjustNs: null, priority: 100, pinnedMaster: false, authenticated: false, keyIds: [], metrics: null },
     uptimeS: 1, pid: 1,
     ...over,

@@ -14,7 +14,7 @@
  * place is derived from the node id, with a little jitter each round so
  * that two peers whose slots collide do not collide every round.
  */
-import { MessageType, type AdjustMessage, type SyncMessage, type TimeReplyMessage } from '../wire/messages.js';
+import { MessageType, type AdjustMessage, type SyncMessage, type TimeReplyMessage, type TimeRequestMessage } from '../wire/messages.js';
 import type { Context } from './context.js';
 import { DEFAULT_DISCIPLINE } from './discipline.js';
 import { bestOfBurst, exchange, type Sample } from './measure.js';
@@ -47,7 +47,8 @@ const LIVENESS_TRIES = 3;
 
 interface Outstanding {
   nonce: bigint;
-  originNs: bigint;
+  /** The request as sent: its originNs (t1) may have been read again just before the system call (see Action). */
+  request: TimeRequestMessage;
 }
 
 interface Burst {
@@ -152,9 +153,9 @@ export class PeerRole {
     b.left -= 1;
     const nonce = ctx.rng.nonce();
     ctx.arm('probe', b.probeTimeoutNs);
-    const originNs = ctx.clock.now();
-    b.outstanding = { nonce, originNs };
-    ctx.send(b.master, { type: MessageType.TimeRequest, ...ctx.header(b.epoch, b.round), nonce, originNs });
+    const request: TimeRequestMessage = { type: MessageType.TimeRequest, ...ctx.header(b.epoch, b.round), nonce, originNs: ctx.clock.now() };
+    b.outstanding = { nonce, request };
+    ctx.send(b.master, request);
   }
 
   onReply(msg: TimeReplyMessage, from: Address, rxMonoNs: bigint): void {
@@ -163,7 +164,7 @@ export class PeerRole {
     const b = this.burst;
     const o = b?.outstanding;
     // Accept only an exact echo of the one outstanding request: that alone stops blind spoofing.
-    if (!b || !o || msg.nonce !== o.nonce || msg.originNs !== o.originNs || msg.epoch !== b.epoch) {
+    if (!b || !o || msg.nonce !== o.nonce || msg.originNs !== o.request.originNs || msg.epoch !== b.epoch) {
       return ctx.drop('unexpected-reply', msg, from);
     }
     b.outstanding = null;
@@ -182,7 +183,7 @@ export class PeerRole {
     } else if (b.warmup) {
       b.warmup = false;
     } else {
-      const sample = exchange(o.originNs, msg.receiveNs, msg.transmitNs, t4);
+      const sample = exchange(o.request.originNs, msg.receiveNs, msg.transmitNs, t4);
       if (sample.delayNs < 0n) {
         ctx.drop('negative-delay', msg, from);
       } else {

@@ -97,6 +97,12 @@ export type DropReason =
   | 'implausible-adjust'; // ADJUST whose common frequency is beyond any clock's limit
 
 export type Action =
+  /**
+   * Send msg. A TimeRequest's originNs (t1) and a TimeReply's transmitNs
+   * (T3) were read when the action was made; whoever carries it out may
+   * read the clock again just before the system call and write it into the
+   * message object: the engine reads t1 back from that object.
+   */
   | { type: 'send'; to: Destination; msg: Message }
   | { type: 'arm'; timer: TimerName; afterNs: bigint }
   | { type: 'disarm'; timer: TimerName }

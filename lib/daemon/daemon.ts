@@ -8,9 +8,10 @@ import { createSimulatedClock, createVirtualClock, openSystemClock, type OpenedS
 import { Node } from '../core/node.js';
 import { validateOptions, type NodeOptions } from '../core/options.js';
 import type { Action, Event, Notice, TimerName } from '../core/types.js';
-import { Transport, type TransportOptions } from '../net/transport.js';
+import { loadError as netLoadError } from '../net/ffi.js';
+import { Transport, type RxTime, type TransportCounters, type TransportOptions } from '../net/transport.js';
 import { formatDurationNs } from '../units.js';
-import { decode, encode, splitAdjust } from '../wire/codec.js';
+import { decode, encode, splitAdjust, transmitStampOffset } from '../wire/codec.js';
 import type { Keyring } from '../wire/keys.js';
 import { MessageType, type Message } from '../wire/messages.js';
 import { ControlServer } from './control.js';
@@ -53,6 +54,8 @@ export interface Counters {
   corrections: number;
   /** SIGHUP reloads applied, and refused (the old configuration kept). */
   reloads: { ok: number; refused: number };
+  /** Which receive timestamps (kernel or user space) and which send path are in use, per socket. */
+  net: TransportCounters;
 }
 
 /** What a reload may change while the daemon runs (see README, "Reload"). */
@@ -69,7 +72,7 @@ export class Daemon {
   private readonly keeper: SystemClockKeeper | null = null;
   private readonly system: OpenedSystemClock | null = null;
   readonly node: Node;
-  readonly counters: Counters = { received: 0, sent: 0, sendErrors: 0, rejected: {}, elections: 0, claims: 0, corrections: 0, reloads: { ok: 0, refused: 0 } };
+  readonly counters: Counters;
   /** The keys in force: replaced whole by reload(). */
   keys: Keyring | null;
   lastCorrectionMonoNs: bigint | null = null;
@@ -108,6 +111,7 @@ export class Daemon {
       this.counters.sendErrors += 1;
       log.net('send error: %s', err.message);
     });
+    this.counters = { received: 0, sent: 0, sendErrors: 0, rejected: {}, elections: 0, claims: 0, corrections: 0, reloads: { ok: 0, refused: 0 }, net: this.transport.counters };
     // The unicast address is advertised as 0.0.0.0: peers use the SYNC's source address.
     this.node = new Node({ ...opts.node, unicast: { address: '0.0.0.0', port: 0 } }, this.clock, {
       random: Math.random,
@@ -146,6 +150,7 @@ export class Daemon {
     this.running = true;
     const n = this.opts.net;
     log.net('joined %s:%d on %s, unicast port %d, ttl %d, receive buffers %d bytes', n.group, n.port, n.interfaceAddress, this.transport.unicastPort, n.ttl, this.transport.recvBufferBytes);
+    log.net('receive timestamps: %s', this.transport.kernelStamps ? 'from the kernel' : `user space only (${netLoadError ?? 'no socket descriptor'})`);
     log.control('control socket %s', this.opts.controlPath);
     log.clock('%s clock, max slew %d ppm, step threshold %s', this.clock.kind, this.opts.clock.maxSlewPpm, formatDurationNs(this.opts.clock.stepThresholdNs));
     this.say.info(this.clockLine());
@@ -211,7 +216,8 @@ export class Daemon {
     this.counters.reloads.refused += 1;
   }
 
-  private onDatagram(data: Buffer, from: { address: string; port: number }, rxMonoNs: bigint): void {
+  /** rxMonoNs: the arrival time, asked for only once the datagram is accepted (see RxTime). */
+  private onDatagram(data: Buffer, from: { address: string; port: number }, rxMonoNs: RxTime): void {
     if (!this.running) return;
     this.counters.received += 1;
     if (from.port === 0) {
@@ -234,7 +240,7 @@ export class Daemon {
       this.warnedDuplicate = true;
       return;
     }
-    this.feed({ type: 'datagram', msg: r.msg, from, rxMonoNs });
+    this.feed({ type: 'datagram', msg: r.msg, from, rxMonoNs: rxMonoNs() });
   }
 
   private reject(reason: string): void {
@@ -250,6 +256,13 @@ export class Daemon {
       this.say.error(`engine failed on ${ev.type}: ${(err as Error).stack ?? err}`);
       return;
     }
+    // Datagrams first, then timers and the rest: a request or a reply
+    // carries a transmit timestamp read inside handle(), and every
+    // microsecond until the system call is an error of the offset (half of
+    // the peer's and the master's difference). The order of the other
+    // actions is kept, and none of them changes what a datagram says.
+    const sends = actions.filter((a) => a.type === 'send');
+    if (sends.length > 0 && sends.length < actions.length) actions = [...sends, ...actions.filter((a) => a.type !== 'send')];
     for (const a of actions) {
       try {
         this.carryOut(a);
@@ -301,10 +314,21 @@ export class Daemon {
     const auth = keys ? { keyId: keys.sendKeyId, key: keys.get(keys.sendKeyId)! } : undefined;
     const parts = msg.type === MessageType.Adjust ? splitAdjust(msg, auth !== undefined) : [msg];
     for (const part of parts) {
+      // The transmit timestamp (t1, T3) as late as user space can read it,
+      // written into the message object too, where the engine reads t1 back
+      // (see Action): without a tag, into the encoded bytes by the transport
+      // just before the system call; with one, just before encoding.
+      const offset = transmitStampOffset(part.type);
+      if (offset !== null && auth) setTransmitNs(part, this.clock.now());
       const data = encode(part, auth);
+      const stamp = offset === null || auth ? undefined : (): void => {
+        const now = this.clock.now();
+        data.writeBigInt64BE(now, offset);
+        setTransmitNs(part, now);
+      };
       this.counters.sent += 1;
       if (to === 'group') this.transport.sendGroup(data);
-      else this.transport.sendTo(data, to.address, to.port);
+      else this.transport.sendTo(data, to.address, to.port, stamp);
     }
   }
 
@@ -386,4 +410,10 @@ export class Daemon {
   status(): StatusJson {
     return buildStatus(this, this.opts, this.transport.unicastPort);
   }
+}
+
+/** The transmit timestamp of a TimeRequest (t1) or TimeReply (T3). */
+function setTransmitNs(msg: Message, ns: bigint): void {
+  if (msg.type === MessageType.TimeRequest) msg.originNs = ns;
+  else if (msg.type === MessageType.TimeReply) msg.transmitNs = ns;
 }

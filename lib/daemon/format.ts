@@ -33,6 +33,18 @@ function kernelLines(s: StatusJson): string[] {
   return out;
 }
 
+/** Receive timestamps per socket: the kernel's share, and why the others were not the kernel's; then the send path. */
+function stamps(s: StatusJson): string {
+  const net = s.counters.net;
+  const part = (via: 'unicast' | 'group'): string => {
+    const c = net.rxStamps[via];
+    const n = c.kernel + c.user;
+    const why = (['missing', 'late', 'old', 'step'] as const).filter((k) => c[k] > 0).map((k) => `${k} ${c[k]}`).join(', ');
+    return `${via} ${n === 0 ? '-' : `${((100 * c.kernel) / n).toFixed(1)}%`} kernel (${c.kernel} of ${n}${why ? `; user space: ${why}` : ''})`;
+  };
+  return `${part('unicast')}, ${part('group')}; sends direct ${net.tx.direct}, through Node ${net.tx.node}`;
+}
+
 export function formatStatus(s: StatusJson): string {
   const role =
     s.role === 'master'
@@ -56,6 +68,7 @@ export function formatStatus(s: StatusJson): string {
     ...kernelLines(s),
     `Group            : ${s.config.group}:${s.config.port} on ${s.config.interface}, domain ${s.config.domain}, interval ${s.config.intervalMs} ms${s.config.authenticated ? ', authenticated' : ''}`,
     `Datagrams        : received ${s.counters.received}, sent ${s.counters.sent}, send errors ${s.counters.sendErrors}`,
+    `Timestamps       : ${stamps(s)}`,
     `Rejected         : ${rejected}`,
     `Ignored          : ${dropped}`,
     `Faults           : ${faultLine(s)}`,

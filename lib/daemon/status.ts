@@ -177,7 +177,7 @@ export function buildStatus(
       thisNode: s.namedFaulty,
       cannotFollow: s.cannotFollow,
     },
-    counters: { ...d.counters, rejected: { ...d.counters.rejected }, reloads: { ...d.counters.reloads }, dropped: { ...(s.dropped as Record<string, number>) } },
+    counters: { ...d.counters, rejected: { ...d.counters.rejected }, reloads: { ...d.counters.reloads }, net: structuredClone(d.counters.net), dropped: { ...(s.dropped as Record<string, number>) } },
     config: {
       group: opts.net.group,
       port: opts.net.port,

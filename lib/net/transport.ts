@@ -2,15 +2,32 @@
  * UDP transport: the group socket (multicast, shared port) and the unicast
  * socket (exchanges and reports). The only module that opens UDP sockets.
  *
- * Receive timestamps are taken first thing in the socket callback, before
- * anything else runs, and handed up with the raw bytes; this module never
- * decodes. Errors are sorted as multicast-dns does: failing to bind or join
- * is fatal (start() rejects with a NetError naming what failed); a send
- * error is reported and the datagram dropped.
+ * Receive timestamps: first thing in the socket callback a user-space stamp
+ * is read. When the receiver asks for the arrival time (once it has
+ * decoded the datagram, still inside the callback), the kernel's stamp of
+ * the same datagram (SIOCGSTAMPNS: libuv runs the callback right after the
+ * recvmsg that delivered it, and delivers the next only when it returns),
+ * converted to the monotonic base and checked by RxStamper, replaces it.
+ * This module never decodes.
+ *
+ * Sends go straight to sendto(2) on the socket's descriptor, so that a
+ * transmit timestamp taken just before is as close to the wire as user
+ * space gets (Node's send on an unconnected socket first defers through an
+ * address lookup, to after the current callback). Where that is not
+ * possible (no FFI, a name instead of an address, a full socket buffer),
+ * Node's send carries the datagram and reports its errors.
+ *
+ * Errors are sorted as multicast-dns does: failing to bind or join is fatal
+ * (start() rejects with a NetError naming what failed); a send error is
+ * reported and the datagram dropped.
  */
 import DgramAsPromised, { type SocketAsPromised } from 'dgram-as-promised';
 import type { RemoteInfo } from 'node:dgram';
 import { networkInterfaces } from 'node:os';
+import { loadSocketCalls, parseIpv4, socketFd, type SocketCalls } from './ffi.js';
+import { newStampCounters, RxStamper, type StampCounters, type StampSource } from './stamps.js';
+
+export type { StampSource };
 
 /**
  * Receive buffer of each socket, bytes (SO_RCVBUF; the kernel doubles it
@@ -35,8 +52,31 @@ export interface TransportOptions {
   ttl: number;
 }
 
-/** rxMonoNs: process.hrtime.bigint() read first thing on arrival. */
-export type Receiver = (data: Buffer, from: { address: string; port: number }, rxMonoNs: bigint, via: 'group' | 'unicast') => void;
+/**
+ * When the datagram arrived, monotonic ns: the kernel's stamp, or
+ * process.hrtime.bigint() read first thing on arrival. Call it only while
+ * the Receiver runs (the kernel keeps the stamp of the last datagram
+ * delivered, and libuv delivers the next one when the Receiver returns);
+ * it reads and counts the stamp once. A datagram that is dropped without
+ * asking costs no stamp: a flood of junk costs no more than before.
+ */
+export interface RxTime {
+  (): bigint;
+  /** After the first call: where the answer came from. */
+  source?: StampSource;
+}
+
+export type Receiver = (data: Buffer, from: { address: string; port: number }, rxMonoNs: RxTime, via: 'group' | 'unicast') => void;
+
+/** Which timestamps and send path are in use, per socket (shown by status). */
+export interface TransportCounters {
+  rxStamps: { group: StampCounters; unicast: StampCounters };
+  /** Datagrams handed to sendto(2) at once, and those sent through Node's send (no FFI, or the direct call failed). */
+  tx: { direct: number; node: number };
+}
+
+/** The foreign calls, replaceable in tests; null: user-space stamps and Node's send only. */
+export type TransportCalls = SocketCalls | null;
 
 export class NetError extends Error {
   constructor(
@@ -50,12 +90,20 @@ export class NetError extends Error {
 export class Transport {
   private groupSocket: SocketAsPromised | null = null;
   private unicastSocket: SocketAsPromised | null = null;
+  private groupFd: number | null = null;
+  private unicastFd: number | null = null;
+  private readonly stamper: RxStamper | null;
+  readonly counters: TransportCounters = { rxStamps: { group: newStampCounters(), unicast: newStampCounters() }, tx: { direct: 0, node: 0 } };
 
   constructor(
     private readonly opts: TransportOptions,
     private readonly receive: Receiver,
     private readonly onSendError: (err: Error) => void,
-  ) {}
+    private readonly calls: TransportCalls = loadSocketCalls(),
+  ) {
+    const c = calls;
+    this.stamper = c ? new RxStamper({ monoNs: () => process.hrtime.bigint(), realNs: () => c.realNs(), lastRxRealNs: (fd) => c.lastRxRealNs(fd) }) : null;
+  }
 
   /** The unicast port actually bound. */
   unicastPort = 0;
@@ -72,14 +120,27 @@ export class Transport {
 
   private async open(): Promise<void> {
     const o = this.opts;
-    const onGroup = (msg: Buffer, r: RemoteInfo): void => {
-      const rx = process.hrtime.bigint();
-      this.receive(msg, { address: r.address, port: r.port }, rx, 'group');
+    const on = (via: 'group' | 'unicast') => (msg: Buffer, r: RemoteInfo): void => {
+      const user = process.hrtime.bigint();
+      let live = true;
+      let monoNs: bigint | null = null;
+      const rx: RxTime = () => {
+        if (monoNs === null) {
+          // Asked too late, the kernel's stamp may be another datagram's: the user-space one then.
+          const got = live ? this.stamp(via === 'group' ? this.groupFd : this.unicastFd, user, this.counters.rxStamps[via]) : { monoNs: user, source: 'user' as const };
+          monoNs = got.monoNs;
+          rx.source = got.source;
+        }
+        return monoNs;
+      };
+      try {
+        this.receive(msg, { address: r.address, port: r.port }, rx, via);
+      } finally {
+        live = false;
+      }
     };
-    const onUnicast = (msg: Buffer, r: RemoteInfo): void => {
-      const rx = process.hrtime.bigint();
-      this.receive(msg, { address: r.address, port: r.port }, rx, 'unicast');
-    };
+    const onGroup = on('group');
+    const onUnicast = on('unicast');
     // Several daemons on one host (the demo, tests) share the group port.
     const g = DgramAsPromised.createSocket({ type: 'udp4', reuseAddr: true, recvBufferSize: RECV_BUFFER_BYTES }, onGroup);
     this.groupSocket = g;
@@ -106,6 +167,25 @@ export class Transport {
     }
     for (const s of [g, u]) s.socket.on('error', (err) => this.onSendError(err));
     this.recvBufferBytes = Math.min(g.socket.getRecvBufferSize(), u.socket.getRecvBufferSize());
+    if (this.calls) {
+      this.groupFd = socketFd(g.socket);
+      this.unicastFd = socketFd(u.socket);
+      // The first SIOCGSTAMPNS switches the socket's receive timestamps on
+      // (it answers ENOENT: nothing received yet).
+      for (const fd of [this.groupFd, this.unicastFd]) if (fd !== null) this.calls.lastRxRealNs(fd);
+    }
+  }
+
+  /** Whether receive timestamps can come from the kernel (FFI loaded, descriptors known). */
+  get kernelStamps(): boolean {
+    return this.stamper !== null && this.groupFd !== null && this.unicastFd !== null;
+  }
+
+  private stamp(fd: number | null, userMonoNs: bigint, counters: StampCounters): { monoNs: bigint; source: StampSource } {
+    if (this.stamper && fd !== null) return this.stamper.stamp(fd, userMonoNs, counters);
+    counters.user += 1;
+    counters.missing += 1;
+    return { monoNs: userMonoNs, source: 'user' };
   }
 
   /** The receive buffer the kernel granted (the smaller of the two sockets'), bytes as the kernel counts them. */
@@ -113,16 +193,28 @@ export class Transport {
 
   /** Multicast to the group (from the group socket, so that the source port is the group port). */
   sendGroup(data: Buffer): void {
-    this.sendOn(this.groupSocket, data, this.opts.port, this.opts.group);
+    this.sendOn(this.groupSocket, this.groupFd, data, this.opts.port, this.opts.group);
   }
 
-  /** Unicast from the unicast socket. */
-  sendTo(data: Buffer, address: string, port: number): void {
-    this.sendOn(this.unicastSocket, data, port, address);
+  /**
+   * Unicast from the unicast socket. stamp, if given, runs immediately
+   * before the system call (it writes the transmit timestamp into data).
+   */
+  sendTo(data: Buffer, address: string, port: number, stamp?: () => void): void {
+    this.sendOn(this.unicastSocket, this.unicastFd, data, port, address, stamp);
   }
 
-  private sendOn(s: SocketAsPromised | null, data: Buffer, port: number, address: string): void {
+  private sendOn(s: SocketAsPromised | null, fd: number | null, data: Buffer, port: number, address: string, stamp?: () => void): void {
     if (!s) return;
+    // Straight to the system call. A failure sent nothing (UDP is all or
+    // nothing), so Node's send then tries again and reports errors as usual.
+    const ip = this.calls && fd !== null && port > 0 && port < 65536 ? parseIpv4(address) : null;
+    stamp?.();
+    if (ip !== null && this.calls!.sendTo(fd!, data, ip, port) === 0) {
+      this.counters.tx.direct += 1;
+      return;
+    }
+    this.counters.tx.node += 1;
     // The raw socket's callback form: no promise to allocate on the hot path.
     // dgram throws at once on some arguments (port 0, a bad address).
     try {
@@ -137,6 +229,7 @@ export class Transport {
   async stop(): Promise<void> {
     const sockets = [this.groupSocket, this.unicastSocket];
     this.groupSocket = this.unicastSocket = null;
+    this.groupFd = this.unicastFd = null;
     await Promise.all(sockets.map(async (s) => s?.close().catch(() => undefined)));
   }
 }

@@ -85,6 +85,19 @@ export function encodingLength(msg: Message, authenticated: boolean): number {
 }
 
 /** The datagram for msg, signed with auth when given. Throws RangeError on a value out of range. */
+/**
+ * Where the transmit timestamp of an encoded datagram lies (t1 of a
+ * TimeRequest, T3 of a TimeReply: 8 bytes, big-endian), so that a sender
+ * can write it after encoding, just before the system call; null for other
+ * types. Only for datagrams without a tag (a tag would have to be computed
+ * again).
+ */
+export function transmitStampOffset(type: MessageType): number | null {
+  if (type === MessageType.TimeRequest) return HEADER_BYTES + 8;
+  if (type === MessageType.TimeReply) return HEADER_BYTES + 24;
+  return null;
+}
+
 export function encode(msg: Message, auth?: EncodeAuth): Buffer {
   const codec = bodyCodecOf(msg.type);
   if (codec === undefined) throw new RangeError(`unknown message type ${String(msg.type)}`);

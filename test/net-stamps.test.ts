@@ -1,0 +1,237 @@
+/**
+ * Receive timestamps (lib/net/stamps.ts, lib/net/ffi.ts, the transport):
+ * the conversion of kernel stamps to the monotonic base and the tests that
+ * reject them, with fake clocks; then real sockets: on loopback every
+ * datagram of a burst gets its own kernel stamp (read after each delivery,
+ * not the last of a batch), and between network namespaces the daemons'
+ * status counters show kernel stamps for every exchange.
+ */
+import test from 'ava';
+import { loadSocketCalls, parseIpv4, type SocketCalls } from '../lib/net/ffi.js';
+import { newStampCounters, RxStamper, STAMPER_DEFAULTS, type StampClocks } from '../lib/net/stamps.js';
+import { freeUdpPort, Transport, type RxTime } from '../lib/net/transport.js';
+import { transmitStampOffset, encode, decode } from '../lib/wire/codec.js';
+import { MessageType } from '../lib/wire/messages.js';
+import { netnsAvailable } from './helpers/netns.js';
+import { withLanGroup } from './helpers/lan-group.js';
+import { sleep } from './helpers/group.js';
+
+/** Fake clocks: CLOCK_REALTIME = monotonic + offsetNs; each reading advances monotonic time by stepNs. */
+function fakeClocks(o: { offsetNs: bigint; stepNs?: bigint; kernel?: () => bigint | null }) {
+  const c = { mono: 1_000_000_000n, offsetNs: o.offsetNs, kernel: o.kernel ?? ((): bigint | null => null), reads: 0 };
+  const step = o.stepNs ?? 100n;
+  const clocks: StampClocks = {
+    monoNs: () => ((c.mono += step), c.mono),
+    realNs: () => ((c.mono += step), c.mono + c.offsetNs),
+    lastRxRealNs: () => c.kernel(),
+  };
+  return { c, clocks };
+}
+
+test('a kernel stamp becomes monotonic time exactly: its age is taken against a bracketed pairing', (t) => {
+  const offset = 1_700_000_000_000_000_000n;
+  const { c, clocks } = fakeClocks({ offsetNs: offset });
+  const s = new RxStamper(clocks);
+  const counters = newStampCounters();
+  // The datagram reached the kernel at monotonic 1.000000500 s; JS saw it 30 µs later.
+  const arrival = 1_000_000_500n;
+  c.mono = arrival + 30_000n;
+  c.kernel = () => arrival + offset;
+  const r = s.stamp(5, c.mono, counters);
+  t.deepEqual(r, { monoNs: arrival, source: 'kernel' });
+  t.deepEqual(counters, { ...newStampCounters(), kernel: 1 });
+});
+
+test('missing, late and far-too-old kernel stamps are rejected and counted; the user-space stamp is used', (t) => {
+  const { c, clocks } = fakeClocks({ offsetNs: 0n });
+  const s = new RxStamper(clocks);
+  const counters = newStampCounters();
+  const user = (): bigint => c.mono;
+  c.kernel = () => null;
+  t.is(s.stamp(5, user(), counters).source, 'user', 'none');
+  c.kernel = () => c.mono + 1_000n; // after the user-space stamp
+  const u = user();
+  t.deepEqual(s.stamp(5, u, counters), { monoNs: u, source: 'user' }, 'late');
+  c.kernel = () => c.mono - STAMPER_DEFAULTS.maxAgeNs - 1_000n;
+  t.is(s.stamp(5, user(), counters).source, 'user', 'old');
+  c.kernel = () => c.mono - 50_000n;
+  t.is(s.stamp(5, user(), counters).source, 'kernel', 'a stamp 50 µs old is fine');
+  t.deepEqual(counters, { kernel: 1, user: 3, missing: 1, late: 1, old: 1, step: 0 });
+});
+
+test('a step of CLOCK_REALTIME between pairings rejects the stamp read across it; a slew does not', (t) => {
+  const { c, clocks } = fakeClocks({ offsetNs: 0n });
+  const s = new RxStamper(clocks);
+  const counters = newStampCounters();
+  c.kernel = () => c.mono + c.offsetNs - 20_000n;
+  t.is(s.stamp(5, c.mono, counters).source, 'kernel');
+  // One second later the host clock was slewed by 500 µs (500 ppm): fine.
+  c.mono += 1_000_000_000n;
+  c.offsetNs += 500_000n;
+  t.is(s.stamp(5, c.mono, counters).source, 'kernel');
+  // Then stepped forward by 2 s: the stamp may straddle the step.
+  c.mono += 1_000_000n;
+  c.offsetNs += 2_000_000_000n;
+  t.is(s.stamp(5, c.mono, counters).source, 'user');
+  // The next one is fine again.
+  c.mono += 1_000_000n;
+  t.is(s.stamp(5, c.mono, counters).source, 'kernel');
+  t.deepEqual(counters, { kernel: 3, user: 1, missing: 0, late: 0, old: 0, step: 1 });
+});
+
+test('a pairing interrupted between its readings is read again and the narrower bracket kept', (t) => {
+  let reads = 0;
+  let mono = 10_000_000_000n;
+  const clocks: StampClocks = {
+    // The first pairing's second monotonic read comes 1 ms late (preempted).
+    monoNs: () => ((reads += 1), (mono += reads === 2 ? 1_000_000n : 100n)),
+    realNs: () => (mono += 100n),
+    lastRxRealNs: () => 9_999_000_000n,
+  };
+  const counters = newStampCounters();
+  const r = new RxStamper(clocks).stamp(3, 10_010_000_000n, counters);
+  t.is(reads, 4, 'two pairings');
+  // Second pairing: monotonic 10_001_000_300 / _500 around realtime _400: offset 0 exactly.
+  t.deepEqual(r, { monoNs: 9_999_000_000n, source: 'kernel' });
+});
+
+test('parseIpv4 takes dotted quads only', (t) => {
+  t.is(parseIpv4('127.0.0.1'), 0x7f000001);
+  t.is(parseIpv4('239.255.1.2'), 0xefff0102);
+  t.is(parseIpv4('255.255.255.255'), 0xffffffff);
+  for (const bad of ['256.0.0.1', 'localhost', '::1', '1.2.3', '1.2.3.4.5', '']) t.is(parseIpv4(bad), null, bad);
+});
+
+test('the transmit stamp offset points at t1 of a request and T3 of a reply in the encoded bytes', (t) => {
+  const h = { domain: 7, sender: 42n, epoch: 3, round: 9 };
+  const req = encode({ type: MessageType.TimeRequest, ...h, nonce: 5n, originNs: 0n });
+  req.writeBigInt64BE(123_456_789n, transmitStampOffset(MessageType.TimeRequest)!);
+  const r1 = decode(req);
+  t.true(r1.ok && r1.msg.type === MessageType.TimeRequest && r1.msg.originNs === 123_456_789n);
+  const rep = encode({ type: MessageType.TimeReply, ...h, nonce: 5n, originNs: 1n, receiveNs: 2n, transmitNs: 0n });
+  rep.writeBigInt64BE(-987n, transmitStampOffset(MessageType.TimeReply)!);
+  const r2 = decode(rep);
+  t.true(r2.ok && r2.msg.type === MessageType.TimeReply && r2.msg.transmitNs === -987n && r2.msg.receiveNs === 2n);
+  t.is(transmitStampOffset(MessageType.Report), null);
+});
+
+// ------------------------------------------------------------ real sockets
+
+const calls = loadSocketCalls();
+const realTest = calls ? test : test.skip;
+const noFfi = calls ? '' : ' (skipped: no koffi/libc here)';
+
+realTest(`loopback: every datagram of a burst gets its own kernel stamp, taken inside its sender's send call${noFfi}`, async (t) => {
+  const real = calls!;
+  // A spy on the real calls: the raw CLOCK_REALTIME kernel stamps, in arrival order.
+  const kernelStamps: bigint[] = [];
+  const spy: SocketCalls = {
+    realNs: () => real.realNs(),
+    sendTo: (fd, d, ip, p) => real.sendTo(fd, d, ip, p),
+    lastRxRealNs: (fd) => {
+      const k = real.lastRxRealNs(fd);
+      if (k !== null) kernelStamps.push(k);
+      return k;
+    },
+  };
+  const got: { seq: number; rxMonoNs: bigint; source: string }[] = [];
+  const port = await freeUdpPort();
+  const opts = { group: '239.255.250.1', port, interfaceAddress: '127.0.0.1', ttl: 0 };
+  const rx = new Transport({ ...opts, unicastPort: 0 }, (d, _f, rx) => got.push({ seq: d.readUInt32BE(0), rxMonoNs: rx(), source: rx.source! }), (e) => t.fail(e.message), spy);
+  const tx = new Transport({ ...opts, unicastPort: 0 }, () => undefined, (e) => t.fail(e.message), real);
+  t.teardown(async () => {
+    await rx.stop();
+    await tx.stop();
+  });
+  await rx.start();
+  await tx.start();
+  t.true(rx.kernelStamps);
+  // Warm up: the first socket to ask switches the kernel's receive stamping on, from a work queue.
+  for (let i = 0; i < 20 && got.length === 0; i++) {
+    tx.sendTo(Buffer.from([0xff, 0xff, 0xff, 0xff]), '127.0.0.1', rx.unicastPort);
+    await sleep(50);
+  }
+  got.length = 0;
+  kernelStamps.length = 0;
+  const before = structuredClone(rx.counters.rxStamps.unicast);
+  // A burst: all queued before the receiver's event loop runs, read by libuv in one go.
+  const N = 64;
+  const sentReal: bigint[] = [];
+  for (let i = 0; i < N; i++) {
+    const b = Buffer.alloc(48);
+    b.writeUInt32BE(i, 0);
+    sentReal.push(real.realNs());
+    tx.sendTo(b, '127.0.0.1', rx.unicastPort);
+  }
+  sentReal.push(real.realNs());
+  for (let i = 0; i < 100 && got.length < N; i++) await sleep(20);
+  t.is(got.length, N);
+  t.deepEqual(got.map((g) => g.seq), [...Array(N).keys()], 'in order');
+  const c = rx.counters.rxStamps.unicast;
+  t.is(c.kernel - before.kernel, N, 'every datagram of the burst measured with the kernel stamp');
+  t.is(c.user - before.user, 0);
+  t.true(got.every((g) => g.source === 'kernel'));
+  t.is(kernelStamps.length, N);
+  // Datagram i was stamped inside its own send call: after the clock read before it, before the one after it.
+  // (A stamp of the last datagram of a batch would break this for all but one of them.)
+  for (let i = 0; i < N; i++) {
+    if (!(sentReal[i]! <= kernelStamps[i]! && kernelStamps[i]! <= sentReal[i + 1]!)) {
+      t.fail(`datagram ${i}: kernel stamp ${kernelStamps[i]} outside its send call [${sentReal[i]}, ${sentReal[i + 1]}]`);
+      return;
+    }
+  }
+  // And the monotonic times handed up keep that order.
+  for (let i = 1; i < N; i++) t.true(got[i]!.rxMonoNs > got[i - 1]!.rxMonoNs, `monotonic order at ${i}`);
+  t.is(tx.counters.tx.node, 0, 'every send went straight to sendto(2)');
+});
+
+realTest(`loopback: an arrival time asked for after the receive callback returned is the user-space stamp, and is not counted${noFfi}`, async (t) => {
+  const kept: RxTime[] = [];
+  const port = await freeUdpPort();
+  const opts = { group: '239.255.250.3', port, interfaceAddress: '127.0.0.1', ttl: 0 };
+  const rx = new Transport({ ...opts, unicastPort: 0 }, (_d, _f, time) => void kept.push(time), (e) => t.fail(e.message));
+  const tx = new Transport({ ...opts, unicastPort: 0 }, () => undefined, (e) => t.fail(e.message));
+  t.teardown(async () => {
+    await rx.stop();
+    await tx.stop();
+  });
+  await rx.start();
+  await tx.start();
+  for (let i = 0; i < 100 && kept.length === 0; i++) {
+    if (i % 10 === 0) tx.sendTo(Buffer.from('late'), '127.0.0.1', rx.unicastPort);
+    await sleep(10);
+  }
+  t.true(kept.length > 0);
+  const before = structuredClone(rx.counters.rxStamps.unicast);
+  const a = kept[0]!();
+  t.is(kept[0]!.source, 'user');
+  t.is(kept[0]!(), a, 'read once');
+  t.deepEqual(rx.counters.rxStamps.unicast, before, 'nothing counted for a datagram whose time was not asked for in time');
+});
+
+const ns = netnsAvailable();
+const nsTest = ns.ok && calls ? test : test.skip;
+const nsSkipped = !calls ? noFfi : ns.ok ? '' : ` (skipped: ${ns.why})`;
+
+nsTest(`between network namespaces: the daemons' counters show kernel stamps for every exchange${nsSkipped}`, async (t) => {
+  await withLanGroup(t, { hosts: 2, intervalMs: 250 }, async (g, lan) => {
+    await g.start([
+      { name: 'm', host: lan.hosts[0]!, args: ['--master'] },
+      { name: 'p', host: lan.hosts[1]!, args: ['--priority', '0'] },
+    ]);
+    // Rounds complete; every datagram of the exchanges crossed the bridge.
+    for (let i = 0; i < 80; i++) {
+      const s = await g.status('m');
+      if ((s.lastRound?.round ?? 0) >= 8) break;
+      await sleep(100);
+    }
+    for (const name of ['m', 'p']) {
+      const s = await g.status(name);
+      const u = s.counters.net.rxStamps.unicast;
+      t.true(u.kernel > 20, `${name}: ${u.kernel} exchanges' datagrams`);
+      t.is(u.user, 0, `${name}: no user-space stamp on the unicast socket (${JSON.stringify(u)})`);
+      t.is(s.counters.net.tx.node, 0, `${name}: every send direct`);
+      t.log(`${name}: unicast ${JSON.stringify(u)}, group ${JSON.stringify(s.counters.net.rxStamps.group)}`);
+    }
+  });
+});
