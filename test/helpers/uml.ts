@@ -42,6 +42,10 @@ import { randomInt } from 'node:crypto';
 import { appendFileSync, chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The project's root (dist/ and node_modules/ are below it), as the guests must see it. */
+const PROJECT_DIR = fileURLToPath(new URL('../../..', import.meta.url)).replace(/\/$/, '');
 
 export type UmlAvailability = { ok: true } | { ok: false; why: string };
 
@@ -74,6 +78,8 @@ mount -t tmpfs run /run
 mount -t tmpfs var /var
 # The harness's directory (stamper, chrony, files for the host) at /mnt; the guest's /tmp hides the host's.
 mount -t hostfs -o "$LAN_DIR" none /mnt
+# The project (dist/, node_modules/) at its own path, read-only, when those tmpfs hide it (CI may clone under /tmp).
+case "$PROJECT_DIR" in /tmp/*|/run/*|/var/*) mkdir -p "$PROJECT_DIR" && mount -r -t hostfs -o "$PROJECT_DIR" none "$PROJECT_DIR" ;; esac
 stty -echo 2>/dev/null
 ip link set lo up
 ip link set eth0 up
@@ -309,7 +315,7 @@ export class UmlLan {
       const name = `g${i}`;
       const address = `${SUBNET}.${i + 1}`;
       const mac = `fe:fd:0a:e7:00:${(i + 1).toString(16).padStart(2, '0')}`;
-      const words = Object.entries({ ...(o.env ?? {}), GUEST_NAME: name, GUEST_ADDR: address, LAN_DIR: this.dir }).map(([k, v]) => `${k}=${v}`);
+      const words = Object.entries({ ...(o.env ?? {}), GUEST_NAME: name, GUEST_ADDR: address, LAN_DIR: this.dir, PROJECT_DIR }).map(([k, v]) => `${k}=${v}`);
       const args = [
         `--net=${ns}`,
         'linux.uml',
