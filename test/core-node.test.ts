@@ -994,3 +994,29 @@ test('peer: replies whose turnaround is negative or above --max-delay, and excha
   t.is(dropped['negative-delay'], 1);
   t.is(sends(actions, MessageType.Report).length, 0, 'nothing usable: no report');
 });
+
+// ---------------------------------------------------------------- joining another group
+
+test('a synchronized node that follows a new master a second away steps to it (groups merging); within the tolerance, or beyond --max-adjust, it does not', (t) => {
+  const joinStep = (newMasterOffsetNs: bigint, over: Partial<NodeOptions> = {}): Notice[] => {
+    const time = new FakeTime();
+    const p = makeNode(time, 'p1', { probes: 2, ...over });
+    const a = fakeMaster(time, 'a');
+    p.handle({ type: 'start', monoNs: time.ns });
+    for (let round = 1; round <= 5; round++) {
+      time.advance(500n * MS);
+      runBurst(time, p, a, syncFrom(a, 1, round));
+      p.receive(adjustFor(a.id, 1, round, [{ node: p.id, adjustmentNs: 0n, outlier: false, faulty: false }], p), MASTER_ADDR);
+    }
+    t.true(p.node.status().synced, 'synchronized with a');
+    // b, of another group, wins (a higher epoch); its clock is newMasterOffsetNs ahead of a's.
+    const b = { name: 'b', id: nodeIdOf('b'), clock: createSimulatedClock({ monotonic: time.monotonic, originNs: a.clock.now(), offsetNs: newMasterOffsetNs }) };
+    time.advance(500n * MS);
+    return notices(runBurst(time, p, b, syncFrom(b, 5, 1)), 'coarse-step');
+  };
+  const merged = joinStep(1n * S);
+  t.is(merged.length, 1, 'a second away: it steps to its new master at its first burst');
+  t.true(merged[0]!.kind === 'coarse-step' && merged[0]!.correctionNs > 999n * MS && merged[0]!.correctionNs < 1001n * MS);
+  t.deepEqual(joinStep(5n * MS), [], 'a failover inside the group (within the tolerance): no step');
+  t.deepEqual(joinStep(1n * S, { maxAdjustNs: 100n * MS }), [], 'beyond --max-adjust: no step (the correction is then refused)');
+});

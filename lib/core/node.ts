@@ -247,7 +247,10 @@ export class Node {
       intervalNs: BigInt(msg.intervalMs) * 1_000_000n,
       lastSyncMonoNs: rxMonoNs,
     };
-    if (changed) ctx.notice({ kind: 'role', role: 'peer', epoch: msg.epoch, masterName: msg.name, why: 'following SYNC' });
+    if (changed) {
+      ctx.notice({ kind: 'role', role: 'peer', epoch: msg.epoch, masterName: msg.name, why: 'following SYNC' });
+      this.peer.masterChanged();
+    }
     ctx.arm('election', span(this.intervalNs, ELECTION_TIMEOUT, ELECTION_JITTER, ctx.rng.random()));
     this.peer.onSync(msg, address, rxMonoNs);
   }

@@ -115,6 +115,8 @@ export class PeerRole {
   private rejectedInARow = 0;
   /** The master's last table named this node faulty. */
   namedFaulty = false;
+  /** No burst has completed against the master followed now (see finish: a coarse step may join a new group). */
+  private newMaster = false;
 
   constructor(private readonly ctx: Context) {}
 
@@ -241,8 +243,17 @@ export class PeerRole {
     // synchronized yet. If no time is left, or the second burst fails, the
     // first is reported as measured: the step counts as corrected since
     // that measurement, so the round's adjustment comes out right.
+    //
+    // The same holds for a synchronized node's first burst against a master it
+    // did not follow before, when two groups merge (a partition heals, or a
+    // pinned master starts after the others elected one of their own): a
+    // clock a second away from its new master would otherwise slew for half
+    // an hour. Within the tolerance (a failover inside one group) nothing
+    // steps; a correction larger than --max-adjust never does.
     const size = best.offsetNs < 0n ? -best.offsetNs : best.offsetNs;
-    if (ctx.updates === 0 && !b.fallback && size > ctx.opts.toleranceNs && size > ctx.opts.stepThresholdNs) {
+    const joining = ctx.updates === 0 || (this.newMaster && (ctx.opts.maxAdjustNs === null || size <= ctx.opts.maxAdjustNs));
+    this.newMaster = false;
+    if (joining && !b.fallback && size > ctx.opts.toleranceNs && size > ctx.opts.stepThresholdNs) {
       ctx.coarseStep(-best.offsetNs);
       if (monoNs < b.deadlineMonoNs) {
         this.burst = { ...b, left: ctx.opts.probes + 1, warmup: true, samples: [], appliedAt: [], takenAt: [], outstanding: null, fallback: chosen };
@@ -326,6 +337,11 @@ export class PeerRole {
       liveness: true,
     };
     this.sendRequest(this.burst);
+  }
+
+  /** The node follows a master it did not follow before. */
+  masterChanged(): void {
+    this.newMaster = true;
   }
 
   cancelBurst(): void {
