@@ -57,7 +57,7 @@ export function runCommand(): Command {
     .addOption(env(new Option('--collect-timeout <duration>', 'how long the master waits for reports after SYNC (default: half the interval)').argParser(positiveDuration), 'COLLECT_TIMEOUT'))
     .addOption(env(new Option('--probes <n>', 'time exchanges per measurement burst, best one kept').argParser(int(1, 64, 'probes')).default(d.probes), 'PROBES'))
     .addOption(env(new Option('--max-delay <duration>', 'drop a measurement whose best round trip is longer').argParser(positiveDuration).default(d.maxDelayNs, '50ms'), 'MAX_DELAY'))
-    .addOption(env(new Option('--tolerance <duration>', 'clocks farther than this from the median do not count in the average').argParser(duration).default(d.toleranceNs, '20ms'), 'TOLERANCE'))
+    .addOption(env(new Option('--tolerance <duration>', 'outer bound of the selection: a clock farther than this from the median never counts in the average (which clocks count is decided by their measured intervals)').argParser(duration).default(d.toleranceNs, '20ms'), 'TOLERANCE'))
     .addOption(env(new Option('--max-slew <ppm>', 'largest rate at which a correction is slewed').argParser(ppm).default(500), 'MAX_SLEW'))
     .addOption(env(new Option('--step-threshold <duration>', 'step corrections larger than this where stepping is allowed: in the first 4 corrections (until synchronized), or always with --step-always').argParser(duration).default(d.stepThresholdNs, '100us'), 'STEP_THRESHOLD'))
     .option('--step-always', `allow steps after the first synchronization too (env ${FLAGS.stepAlways}=1)`)

@@ -23,7 +23,7 @@ export function simulateCommand(): Command {
     .addOption(new Option('--jitter <duration>', 'mean of the exponential jitter added to each datagram').argParser(duration).default(d.jitterNs, '10us'))
     .addOption(new Option('--asymmetry <duration>', 'towards-master delay minus from-master delay').argParser(duration).default(d.asymmetryNs, '0'))
     .option('--loss <fraction>', 'probability a datagram is lost (0.2 or 20%)', fraction, d.loss)
-    .addOption(new Option('--tolerance <duration>', 'fault-tolerant average keeps clocks within this of the median; also the convergence criterion').argParser(duration).default(d.toleranceNs, '20ms'))
+    .addOption(new Option('--tolerance <duration>', 'outer bound of the selection (a clock farther than this from the median never counts in the average); also the convergence criterion').argParser(duration).default(d.toleranceNs, '20ms'))
     .option('--probes <n>', 'exchanges per burst', int(1, 64, 'probes'), d.probes)
     .option('--max-slew <ppm>', 'largest slew rate', ppm, d.maxSlewPpm)
     .addOption(new Option('--step-threshold <duration>', 'step corrections larger than this when stepping is allowed').argParser(duration).default(d.stepThresholdNs, '100us'))
