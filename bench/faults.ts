@@ -22,6 +22,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { int, positiveDuration, ppm } from '../bin/parse.js';
+import { parsePpm, parseSignedDurationNs } from '../lib/units.js';
 import { FAST_START_ROUNDS } from '../lib/core/master.js';
 import { Cluster } from '../lib/daemon/cluster.js';
 import type { StatusJson } from '../lib/daemon/status.js';
@@ -121,8 +122,8 @@ async function main(): Promise<void> {
   const o = new Command('bench:faults')
     .description('the good clocks of a group with and without bad members: precision, common rate, and when the bad ones are named')
     .option('--nodes <n>', 'good daemons (n0 is the master)', int(2, 32, 'nodes'), 8)
-    .option('--faulty <node:ppm>', 'a bad member whose clock drifts this much (beyond any correction), repeatable: n3:2000', pair('--faulty', Number))
-    .option('--liar <node:duration>', 'a bad member that adds this to every REPORT (it holds the key), repeatable: n5:3ms', pair('--liar', (v) => BigInt(Math.round(Number(v.replace(/ms$/, '')) * 1e6))))
+    .option('--faulty <node:ppm>', 'a bad member whose clock drifts this much (beyond any correction), repeatable: n3:2000', pair('--faulty', parsePpm))
+    .option('--liar <node:duration>', 'a bad member that adds this to every REPORT (it holds the key), repeatable: n5:3ms', pair('--liar', parseSignedDurationNs))
     .option('--keys', 'authenticate the group (a fresh key file)')
     .option('--drift <ppm>', "the good clocks' drifts, random within ± this", ppm, 20)
     .addOption(new Option('--interval <duration>', 'round interval').argParser(positiveDuration).default(1_000_000_000n, '1s'))
