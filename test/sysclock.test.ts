@@ -7,7 +7,7 @@
 import test from 'ava';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { ClockRefused, openSystemClock } from '../lib/clock/open.js';
 import { findTimeDaemons, hasCapSysTime, kernelEvidence } from '../lib/clock/guard.js';
 import { readStateFile, writeStateFile } from '../lib/clock/statefile.js';
@@ -328,10 +328,39 @@ test('the keeper: synchronized corrections clear STA_UNSYNC and save the state f
   t.like(readStateFile(path), { frequencyPpm: 10, synchronized: false });
   keeper.corrected(1_000n, true, 0n);
   t.is(k.maxerror, 151, 'no round trip this round: the last known one counts');
-  t.is(keeper.close(), 10);
+  t.deepEqual(keeper.close(), { ppm: 10, saved: { ok: true } });
   t.is(k.status & STA_UNSYNC, STA_UNSYNC);
   t.is(k.frequencyPpm(), 10);
   t.like(readStateFile(path), { frequencyPpm: 10, synchronized: false });
+});
+
+test('the keeper: a state file that cannot be written is tried again every round, warned about once, and the stop says it was not saved', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'berkeleyd-keeper-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  // Its directory is a file (as root, permissions would not stop the write): mkdir fails with ENOTDIR... until it is removed.
+  const blocker = join(dir, 'state');
+  writeFileSync(blocker, 'not a directory');
+  const path = join(blocker, 'clock.json');
+  const { c } = clock(new FakeKernel({ freq: 3 * 65536 }));
+  const warnings: string[] = [];
+  const logs: string[] = [];
+  const keeper = new SystemClockKeeper(c, { stateFile: path, intervalNs: 1_000_000_000n, warn: (m) => warnings.push(m), log: (f, ...a) => logs.push(`${f} ${a.join(' ')}`) });
+  t.teardown(() => keeper.close());
+  for (let i = 0; i < 5; i++) keeper.corrected(1_000n, true, 100_000n);
+  t.is(warnings.length, 1, `one warning for five failed rounds: ${warnings.join(' | ')}`);
+  t.regex(warnings[0]!, /cannot write the state file .*clock\.json: .*trying again every round/);
+  rmSync(blocker);
+  keeper.corrected(1_000n, true, 100_000n);
+  t.like(readStateFile(path), { frequencyPpm: 3, synchronized: true }, 'the next round wrote it');
+  t.true(logs.some((l) => /written again/.test(l)));
+  // Broken again at stop: the stop reports the failure, not a save.
+  rmSync(dirname(path), { recursive: true });
+  writeFileSync(blocker, 'not a directory');
+  const closed = keeper.close();
+  t.is(closed.ppm, 3);
+  t.false(closed.saved!.ok);
+  t.is(warnings.length, 2, 'a second warning: the state changed from written to failing');
+  t.deepEqual(keeper.close(), closed, 'idempotent');
 });
 
 test('kernel marks alone (a stopped chrony or timesyncd leaves them): cleared when every process is visible or under the unit, refused when the scan is blind', (t) => {

@@ -180,8 +180,10 @@ export class Daemon {
     } finally {
       // Whatever failed above, the kernel must not keep saying it is synchronized.
       if (this.keeper) {
-        const ppm = this.keeper.close();
-        this.say.info(`system clock left running at ${ppm.toFixed(3)} ppm, STA_UNSYNC set${this.opts.clock.stateFile ? `, frequency saved in ${this.opts.clock.stateFile}` : ''}`);
+        const { ppm, saved } = this.keeper.close();
+        const file = this.opts.clock.stateFile;
+        const where = saved === null ? '' : saved.ok ? `, frequency saved in ${file}` : `; the frequency could not be saved in ${file} (${saved.error})`;
+        this.say.info(`system clock left running at ${ppm.toFixed(3)} ppm, STA_UNSYNC set${where}`);
       }
     }
   }

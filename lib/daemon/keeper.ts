@@ -13,7 +13,10 @@
  *   which is not synchronization: the daemon passes synced false then.
  * - The state file gets the disciplined frequency at the first
  *   synchronization, whenever it moved and a minute has passed, and at
- *   stop (with synchronized false).
+ *   stop (with synchronized false). A write that fails is tried again at
+ *   every correction until one succeeds; the operator is warned once when
+ *   writing starts to fail and told once when it works again, not every
+ *   round.
  */
 import type { SystemClock } from '../clock/system.js';
 import { writeStateFile } from '../clock/statefile.js';
@@ -29,11 +32,23 @@ export interface KeeperOptions {
   log: (fmt: string, ...args: unknown[]) => void;
 }
 
+/** What the last write of the state file did: null before the first. */
+export type SaveOutcome = { ok: true } | { ok: false; error: string };
+
+/** What close() leaves: the frequency in force, and whether the state file now holds it (null: no state file). */
+export interface Closed {
+  ppm: number;
+  saved: SaveOutcome | null;
+}
+
 export class SystemClockKeeper {
   private watchdog: NodeJS.Timeout | null = null;
   private savedAtNs: bigint | null = null;
   private savedPpm: number | null = null;
   private closed = false;
+  private closedWith: Closed | null = null;
+  /** The last write's outcome; a failed one is retried at every correction. */
+  private lastSave: SaveOutcome | null = null;
   /** The last known measurement round trip, ns. */
   private delayNs = 0n;
 
@@ -60,7 +75,8 @@ export class SystemClockKeeper {
     }
     const now = process.hrtime.bigint();
     const ppm = this.clock.disciplinedFrequencyPpm();
-    if (this.savedAtNs !== null && now - this.savedAtNs >= SAVE_EVERY_NS && ppm !== this.savedPpm) this.save(this.clock.isSynchronized());
+    if (this.lastSave?.ok === false) this.save(this.clock.isSynchronized());
+    else if (this.savedAtNs !== null && now - this.savedAtNs >= SAVE_EVERY_NS && ppm !== this.savedPpm) this.save(this.clock.isSynchronized());
   }
 
   /** The node lost its master (or the group). */
@@ -71,14 +87,16 @@ export class SystemClockKeeper {
     this.save(false);
   }
 
-  /** Stop: STA_UNSYNC, frequency left in force and saved. Idempotent. */
-  close(): number {
+  /** Stop: STA_UNSYNC, frequency left in force and saved (if the file can be written). Idempotent. */
+  close(): Closed {
     if (this.watchdog) clearTimeout(this.watchdog);
     this.watchdog = null;
+    if (this.closedWith) return this.closedWith;
     const ppm = this.clock.close();
-    if (!this.closed) this.save(false);
+    this.save(false);
     this.closed = true;
-    return ppm;
+    this.closedWith = { ppm, saved: this.opts.stateFile === null ? null : this.lastSave };
+    return this.closedWith;
   }
 
   private armWatchdog(): void {
@@ -95,12 +113,18 @@ export class SystemClockKeeper {
   private save(synchronized: boolean): void {
     if (this.opts.stateFile === null) return;
     const ppm = this.clock.disciplinedFrequencyPpm();
+    const before = this.lastSave;
     try {
       writeStateFile(this.opts.stateFile, { frequencyPpm: ppm, synchronized });
       this.savedAtNs = process.hrtime.bigint();
       this.savedPpm = ppm;
+      this.lastSave = { ok: true };
+      if (before?.ok === false) this.opts.log('the state file %s is written again', this.opts.stateFile);
     } catch (err) {
-      this.opts.warn(`cannot write the state file ${this.opts.stateFile}: ${(err as Error).message}`);
+      const error = (err as Error).message;
+      this.lastSave = { ok: false, error };
+      // One warning per change of state: the first failure, not every retry.
+      if (before?.ok !== false) this.opts.warn(`cannot write the state file ${this.opts.stateFile}: ${error}; trying again every round`);
     }
   }
 }
