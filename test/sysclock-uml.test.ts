@@ -17,16 +17,21 @@
  * 4. Refusals: without CAP_SYS_TIME (setpriv), and beside a running
  *    chronyd: exit 2 with the message, the kernel clock untouched.
  *
- * Skips with a message where UML cannot run (not root, no linux.uml ...).
+ * First a probe guest says in one line which kernel runs, how (the xstate
+ * library that lets linux.uml run on CPUs with a large XSAVE area:
+ * helpers/uml-probe.ts, docs/clock.md) and how long a boot takes; a guest
+ * that cannot boot fails the suite. Skips with a message only where UML
+ * cannot run for reasons outside the project (not root, no linux.uml ...).
  */
 import test from 'ava';
-import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, cpSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readKernelClock, realKernelClock } from '../lib/clock/adjtimex.js';
 import type { KernelClock } from '../lib/clock/timex.js';
+import { findChrony } from '../bench/chrony.js';
 import { GUEST_DIR, GUEST_STAMPER, UmlLan, umlAvailability, type Guest } from './helpers/uml.js';
+import { buildC, probeGuest, routeLine } from './helpers/uml-probe.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = join(ROOT, 'dist', 'bin', 'berkeleyd.js');
@@ -44,6 +49,9 @@ const OFFSETS_S = [2, -1, 1];
 const RATES_PPM = [80, -60, 30];
 
 let lan: UmlLan | null = null;
+let preload: string | null = null;
+let route = '';
+let chronyWhy = '';
 let hostBefore: ReturnType<typeof hostClock> | null = null;
 let seq = 0;
 /** Probe number → this machine's CLOCK_MONOTONIC just before it was sent, ns, and performance.now(). */
@@ -178,11 +186,19 @@ async function adjtimex(g: Guest): Promise<{ freq: number; status: number; maxer
 test.before(async () => {
   if (!avail.ok) return;
   hostBefore = hostClock();
-  lan = await UmlLan.start({ guests: 3 });
-  // chronyd for the refusal: the Debian package unpacked (never installed), or a stand-in named chronyd.
-  const debs = existsSync('/tmp/debs') ? readdirSync('/tmp/debs').filter((f) => /^chrony_.*\.deb$/.test(f)) : [];
-  if (debs.length > 0) spawnSync('dpkg', ['-x', join('/tmp/debs', debs[0]!), join(lan.dir, 'chrony')]);
-  if (!existsSync(join(lan.dir, 'chrony', 'usr', 'sbin', 'chronyd'))) {
+  // One probe guest first: which kernel, which route, how long a boot takes. A guest that cannot boot fails the suite.
+  const shim = buildC('uml-xstate', true);
+  preload = shim.ok ? shim.path : null;
+  const probe = await probeGuest(preload);
+  route = routeLine(probe, preload) + (shim.ok ? '' : ` (${shim.why})`);
+  process.stdout.write(`${route}\n`);
+  if (!probe.ok) throw new Error(`the probe guest did not boot. ${route}. Its console:\n${probe.console}`);
+  lan = await UmlLan.start({ guests: 3, preload });
+  // chronyd for the refusal: the Debian package unpacked (never installed, as bench --anchor chrony does), or a stand-in named chronyd.
+  const found = findChrony();
+  chronyWhy = found.ok ? `chronyd ${found.version}` : found.why;
+  if (found.ok) cpSync(dirname(dirname(dirname(found.chronyd))), join(lan.dir, 'chrony'), { recursive: true });
+  else {
     mkdirSync(join(lan.dir, 'chrony', 'usr', 'sbin'), { recursive: true });
     copyFileSync('/bin/sleep', join(lan.dir, 'chrony', 'usr', 'sbin', 'chronyd'));
   }
@@ -193,6 +209,28 @@ test.before(async () => {
 
 test.after.always(() => {
   lan?.destroySync();
+});
+
+uml(`the probe guest: which kernel, which route, how long a boot takes${skipped}`, (t) => {
+  t.log(route);
+  t.truthy(route);
+});
+
+uml(`a UML that moves only an 832-byte FP area (x87, SSE, AVX) dies on this CPU without the xstate library, and runs with it${skipped}`, async (t) => {
+  if (!preload) return t.fail(`the xstate library could not be built: ${route}`);
+  const without = await probeGuest(preload, { BERKELEYD_UML_XSTATE_EMULATE: '832', BERKELEYD_UML_XSTATE_ADAPT: '0' });
+  const host = without.xstate?.host ?? 0;
+  if (host <= 832) {
+    t.log(`this host's XSAVE area is ${host} bytes: an 832-byte UML runs here as it is`);
+    t.true(without.ok, without.console);
+    return;
+  }
+  t.false(without.ok, 'an 832-byte UML booted on a host that takes more');
+  t.regex(without.console, /ptrace set fp regs failed, errno = 14/);
+  const withLib = await probeGuest(preload, { BERKELEYD_UML_XSTATE_EMULATE: '832' });
+  t.true(withLib.ok, withLib.console);
+  t.is(withLib.xstate?.mode, 'adapting');
+  t.log(`832 of ${host} bytes: without the library "${/ptrace set fp regs failed[^\n]*/.exec(without.console)?.[0]}"; with it, booted in ${(withLib.bootMs / 1000).toFixed(2)} s (${withLib.kernel})`);
 });
 
 uml(`noise floor: the guests stamp the same probes with no daemon running${skipped}`, async (t) => {
@@ -307,7 +345,9 @@ uml(`refusals: without CAP_SYS_TIME, and beside a running chronyd: exit 2 with t
   t.deepEqual(await adjtimex(g), before, 'the refused run changed nothing');
 
   const chronyd = `${GUEST_DIR}/chrony/usr/sbin/chronyd`;
-  const real = (await g.run(`${chronyd} -v`)).out.includes('chronyd');
+  // The real one says "chronyd (chrony) version"; the stand-in (sleep) only complains about -v.
+  const real = /chronyd \(chrony\) version/.test((await g.run(`${chronyd} -v`)).out);
+  if (!real) t.log(`no real chronyd (${chronyWhy}): a stand-in process named chronyd`);
   await g.background(real ? `${chronyd} -n -u root -f ${GUEST_DIR}/chrony.conf` : `${chronyd} 60`, '/tmp/chronyd.log');
   await g.run('for i in 1 2 3 4 5 6 7 8 9 10; do pidof chronyd >/dev/null && break; sleep 0.2; done; sleep 0.5');
   // chronyd itself sets the kernel's status when it starts (in this guest only).

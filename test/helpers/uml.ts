@@ -247,6 +247,8 @@ export interface UmlLanOptions {
   /** Extra environment for every guest's init (K=V words on the kernel command line). */
   env?: Record<string, string>;
   bootTimeoutMs?: number;
+  /** A library for linux.uml's LD_PRELOAD (the xstate library of uml-probe.ts), or null. */
+  preload?: string | null;
 }
 
 let live: UmlLan[] = [];
@@ -333,7 +335,9 @@ export class UmlLan {
         'ssl=null',
         ...words,
       ];
-      const proc = spawn('nsenter', args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', TMPDIR: existsSync('/dev/shm') ? '/dev/shm' : this.dir } });
+      const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', TMPDIR: existsSync('/dev/shm') ? '/dev/shm' : this.dir };
+      if (o.preload) env.LD_PRELOAD = o.preload;
+      const proc = spawn('nsenter', args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true, env });
       this.track(proc);
       const g = new Guest(name, i, address, proc);
       this.guests.push(g);
