@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { parseEnv } from 'node:util';
 import { hostname } from 'node:os';
 import { ClockRefused, defaultStateFile } from '../lib/clock/index.js';
-import { DEFAULTS } from '../lib/core/options.js';
+import { DEFAULTS, MAX_MEMBERS_LIMIT } from '../lib/core/options.js';
 import { defaultControlPath, ControlError } from '../lib/daemon/control.js';
 import { Daemon, type DaemonOptions } from '../lib/daemon/daemon.js';
 import { logLine } from '../lib/daemon/log.js';
@@ -55,7 +55,8 @@ export function runCommand(): Command {
     .addOption(env(new Option('--domain <n>', 'group domain, 0 to 65535: groups sharing an address and port ignore each other').argParser(int(0, 65535, 'domain')).default(d.domain), 'DOMAIN'))
     .addOption(env(new Option('--interval <duration>', 'time between rounds, 40ms to 1h').argParser(positiveDuration).default(d.intervalNs, '1s'), 'INTERVAL'))
     .addOption(env(new Option('--collect-timeout <duration>', 'how long the master waits for reports after SYNC (default: half the interval)').argParser(positiveDuration), 'COLLECT_TIMEOUT'))
-    .addOption(env(new Option('--probes <n>', 'time exchanges per measurement burst, best one kept').argParser(int(1, 64, 'probes')).default(d.probes), 'PROBES'))
+    .addOption(env(new Option('--probes <n>', 'time exchanges per measurement burst, best one kept (the most: a master of a large group asks for fewer, see --max-members)').argParser(int(1, 64, 'probes')).default(d.probes), 'PROBES'))
+    .addOption(env(new Option('--max-members <n>', 'as master: the largest member table; nodes beyond it are refused, warned about once and counted (status, metrics), and they know they are left out').argParser(int(1, MAX_MEMBERS_LIMIT, 'max members')).default(d.maxMembers), 'MAX_MEMBERS'))
     .addOption(env(new Option('--max-delay <duration>', 'drop a measurement whose best round trip is longer').argParser(positiveDuration).default(d.maxDelayNs, '50ms'), 'MAX_DELAY'))
     .addOption(env(new Option('--tolerance <duration>', 'outer bound of the selection: a clock farther than this from the median never counts in the average (which clocks count is decided by their measured intervals)').argParser(duration).default(d.toleranceNs, '20ms'), 'TOLERANCE'))
     .addOption(env(new Option('--max-slew <ppm>', 'largest rate at which a correction is slewed').argParser(ppm).default(500), 'MAX_SLEW'))
@@ -141,6 +142,7 @@ function resolve(o: Record<string, any>): DaemonOptions {
       intervalNs,
       collectTimeoutNs,
       probes: o.probes,
+      maxMembers: o.maxMembers,
       toleranceNs: o.tolerance,
       maxDelayNs: o.maxDelay,
       stepThresholdNs: o.stepThreshold,

@@ -84,7 +84,7 @@ function randomMessage(prng: Prng, signed: boolean): Message {
       return {
         ...header, type: MessageType.Sync, masterTimeNs: prng.i64(), priority: prng.int(256), pinned: prng.bool(),
         intervalMs, collectMs: prng.range(1, intervalMs - 1),
-        unicastAddress: [0, 0, 0, 0].map(() => prng.int(256)).join('.'), unicastPort: prng.range(1, 65535), name: randomName(prng),
+        unicastAddress: [0, 0, 0, 0].map(() => prng.int(256)).join('.'), unicastPort: prng.range(1, 65535), probes: prng.range(1, 64), name: randomName(prng),
       };
     }
     case MessageType.TimeRequest:
@@ -96,10 +96,14 @@ function randomMessage(prng: Prng, signed: boolean): Message {
     case MessageType.Adjust: {
       const parts = prng.range(1, 65535);
       const count = prng.int(adjustCapacity(signed) + 1);
-      const entries: AdjustEntry[] = Array.from({ length: count }, (_, i) => ({
-        node: (prng.u64() & ~0xffffn) | BigInt(i), adjustmentNs: prng.i64(), outlier: prng.bool(), faulty: prng.bool(),
+      // Strictly ascending ids inside a random range (the part's).
+      const rangeFirst = prng.u64() >> 1n;
+      let node = rangeFirst;
+      const entries: AdjustEntry[] = Array.from({ length: count }, () => ({
+        node: (node += 1n + (prng.u64() >> 50n)), adjustmentNs: prng.i64(), outlier: prng.bool(), faulty: prng.bool(),
       }));
-      return { ...header, type: MessageType.Adjust, part: prng.int(parts), parts, averageNs: prng.i64(), commonPpb: 0, entries };
+      const rangeLast = (entries.at(-1)?.node ?? rangeFirst) + (prng.u64() >> 2n);
+      return { ...header, type: MessageType.Adjust, part: prng.int(parts), parts, averageNs: prng.i64(), commonPpb: 0, rangeFirst, rangeLast, full: prng.bool(), entries };
     }
     case MessageType.Claim:
       return { ...header, type: MessageType.Claim, priority: prng.int(256), name: randomName(prng) };

@@ -7,7 +7,7 @@
 import test from 'ava';
 import { createHmac } from 'node:crypto';
 import {
-  type DecodeOptions, type DecodeResult, type AdjustEntry, type Keyring, type Message,
+  type DecodeOptions, type DecodeResult, type AdjustEntry, type AdjustMessage, type Keyring, type Message,
   HEADER_BYTES, MAX_DATAGRAM_BYTES, MessageType, TAG_BYTES,
   adjustCapacity, decode, encode, encodingLength, formatNodeId, generateKeyFile, nodeIdOf, parseKeyFile, splitAdjust,
 } from '../lib/wire/index.js';
@@ -43,7 +43,7 @@ function raw(bodyHex: string, o: Raw): Buffer {
   const body = hex(bodyHex);
   const header = Buffer.alloc(HEADER_BYTES);
   header.writeUInt16BE(o.magic ?? 0x4244, 0);
-  header.writeUInt8(o.version ?? 2, 2);
+  header.writeUInt8(o.version ?? 3, 2);
   header.writeUInt8(o.type, 3);
   header.writeUInt16BE(o.domain ?? 0x1234, 4);
   header.writeUInt8(o.keyId ?? 0, 6);
@@ -59,14 +59,15 @@ function raw(bodyHex: string, o: Raw): Buffer {
 
 // Valid bodies, field by field, with the fields a test may replace.
 const NAME_ALPHA = '05 616c706861';
-const syncBody = (f: { flags?: string; interval?: string; collect?: string; port?: string; name?: string } = {}) =>
-  `0000000000000064 c8 ${f.flags ?? '01'} ${f.interval ?? '000007d0'} ${f.collect ?? '000005dc'} c0a80114 ${f.port ?? '3039'} ${f.name ?? NAME_ALPHA}`;
+const syncBody = (f: { flags?: string; interval?: string; collect?: string; port?: string; probes?: string; name?: string } = {}) =>
+  `0000000000000064 c8 ${f.flags ?? '01'} ${f.interval ?? '000007d0'} ${f.collect ?? '000005dc'} c0a80114 ${f.port ?? '3039'} ${f.probes ?? '0c'} ${f.name ?? NAME_ALPHA}`;
 const REQUEST_BODY = 'deadbeefcafef00d fffffffffffffffe' + '00'.repeat(16);
 const REPLY_BODY = 'deadbeefcafef00d fffffffffffffffe 0000000000000001 0000000000000002';
 const reportBody = (delay = '00000000000003e8', name = '02 7031', ppb = '80000000') => `ffffffffffffffa6 ${delay} ${ppb} ${name}`;
 const entry = (node = '0102030405060708', flags = '01') => `${node} 000000000000002d ${flags}`;
-const adjustBody = (count: string, entries: string[], part = '0000', parts = '0001', common = 'fffffc18') =>
-  `${part} ${parts} ffffffffffffffd3 ${common} ${count} ${entries.join(' ')}`;
+const FULL_RANGE = '0000000000000000 ffffffffffffffff';
+const adjustBody = (count: string, entries: string[], part = '0000', parts = '0001', common = 'fffffc18', range = FULL_RANGE, flags = '00') =>
+  `${part} ${parts} ffffffffffffffd3 ${common} ${range} ${flags} ${count} ${entries.join(' ')}`;
 const T = MessageType;
 
 // --- Round trips and golden bytes -------------------------------------------
@@ -89,12 +90,14 @@ test('golden bytes: the layout of docs/protocol.md, byte for byte', (t) => {
   const h = { domain: 0x1234, sender: 0x0102030405060708n, epoch: 7, round: 9 };
   const cases: Array<[Message, Buffer]> = [
     [{ ...h, type: T.Sync, masterTimeNs: 100n, priority: 200, pinned: true, intervalMs: 2000, collectMs: 1500,
-      unicastAddress: '192.168.1.20', unicastPort: 12345, name: 'alpha' }, raw(syncBody(), { type: 1 })],
+      unicastAddress: '192.168.1.20', unicastPort: 12345, probes: 12, name: 'alpha' }, raw(syncBody(), { type: 1 })],
     [{ ...h, type: T.TimeRequest, nonce: 0xdeadbeefcafef00dn, originNs: -2n }, raw(REQUEST_BODY, { type: 2 })],
     [{ ...h, type: T.TimeReply, nonce: 0xdeadbeefcafef00dn, originNs: -2n, receiveNs: 1n, transmitNs: 2n }, raw(REPLY_BODY, { type: 3 })],
     [{ ...h, type: T.Report, offsetNs: -90n, delayNs: 1000n, frequencyPpb: null, name: 'p1' }, raw(reportBody(), { type: 4 })],
-    [{ ...h, type: T.Adjust, part: 0, parts: 1, averageNs: -45n, commonPpb: -1000, entries: [{ node: 0x0102030405060708n, adjustmentNs: 45n, outlier: true, faulty: false }] },
+    [{ ...h, type: T.Adjust, part: 0, parts: 1, averageNs: -45n, commonPpb: -1000, rangeFirst: 0n, rangeLast: U64_MAX, full: false, entries: [{ node: 0x0102030405060708n, adjustmentNs: 45n, outlier: true, faulty: false }] },
       raw(adjustBody('0001', [entry()]), { type: 5 })],
+    [{ ...h, type: T.Adjust, part: 1, parts: 3, averageNs: -45n, commonPpb: -1000, rangeFirst: 0x0100000000000000n, rangeLast: 0x01ffffffffffffffn, full: true, entries: [] },
+      raw(adjustBody('0000', [], '0001', '0003', 'fffffc18', '0100000000000000 01ffffffffffffff', '01'), { type: 5 })],
     [{ ...h, type: T.Claim, priority: 5, name: 'a' }, raw('05 0161', { type: 6 })],
     [{ ...h, type: T.Leave, name: 'a' }, raw('0161', { type: 7 })],
   ];
@@ -141,6 +144,11 @@ test('encode throws on values out of range (our own code, not input)', (t) => {
     ['part = parts', { ...adjust!, part: 1, parts: 1 } as Message],
     ['parts 0', { ...adjust!, part: 0, parts: 0 } as Message],
     ['duplicate node', { ...adjust!, entries: [{ node: 1n, adjustmentNs: 0n, outlier: false, faulty: false }, { node: 1n, adjustmentNs: 0n, outlier: false, faulty: false }] } as Message],
+    ['entries out of order', { ...adjust!, entries: [{ node: 2n, adjustmentNs: 0n, outlier: false, faulty: false }, { node: 1n, adjustmentNs: 0n, outlier: false, faulty: false }] } as Message],
+    ['entry outside the range', { ...adjust!, rangeFirst: 5n, rangeLast: 9n, entries: [{ node: 10n, adjustmentNs: 0n, outlier: false, faulty: false }] } as Message],
+    ['range reversed', { ...adjust!, rangeFirst: 9n, rangeLast: 5n, entries: [] } as Message],
+    ['probes 0', { ...sync!, probes: 0 } as Message],
+    ['probes 65', { ...sync!, probes: 65 } as Message],
     ['80 entries', { ...adjust!, entries: entries(adjustCapacity(false) + 1) } as Message],
     ['78 entries, signed', { ...adjust!, entries: entries(adjustCapacity(true) + 1) } as Message, AUTH_1],
     ['key id 0', request!, { keyId: 0, key: KEY_1 }],
@@ -171,7 +179,8 @@ const MALFORMED: Array<[string, Buffer, DecodeOptions, string]> = [
   ['byte-swapped magic', raw('0161', { type: T.Leave, magic: 0x4442 }), {}, 'bad-magic'],
   ['bad magic and bad version', raw('0161', { type: T.Leave, magic: 0, version: 9 }), {}, 'bad-magic'],
   ['version 0', raw('0161', { type: T.Leave, version: 0 }), {}, 'bad-version'],
-  ['version 3', raw('0161', { type: T.Leave, version: 3 }), {}, 'bad-version'],
+  ['version 4', raw('0161', { type: T.Leave, version: 4 }), {}, 'bad-version'],
+  ['version 2 (before burst sizes and table ranges)', raw('0161', { type: T.Leave, version: 2 }), {}, 'bad-version'],
   ['version 1 (before the frequency fields)', raw('0161', { type: T.Leave, version: 1 }), {}, 'bad-version'],
   ['type 0', raw('0161', { type: 0 }), {}, 'unknown-type'],
   ['type 8', raw('0161', { type: 8 }), {}, 'unknown-type'],
@@ -198,6 +207,8 @@ const MALFORMED: Array<[string, Buffer, DecodeOptions, string]> = [
   ['SYNC port 0', raw(syncBody({ port: '0000' }), { type: T.Sync }), {}, 'bad-field'],
   ['SYNC empty name', raw(syncBody({ name: '00' }), { type: T.Sync }), {}, 'bad-field'],
   ['SYNC name of 65 bytes', raw(syncBody({ name: '41' + '61'.repeat(65) }), { type: T.Sync }), {}, 'bad-field'],
+  ['SYNC probes 0', raw(syncBody({ probes: '00' }), { type: T.Sync }), {}, 'bad-field'],
+  ['SYNC probes 65', raw(syncBody({ probes: '41' }), { type: T.Sync }), {}, 'bad-field'],
   // Names (in LEAVE, whose body is only the name).
   ['name byte 0xff', raw('01 ff', { type: T.Leave }), {}, 'bad-field'],
   ['name overlong NUL (c0 80)', raw('02 c080', { type: T.Leave }), {}, 'bad-field'],
@@ -223,11 +234,11 @@ const MALFORMED: Array<[string, Buffer, DecodeOptions, string]> = [
   ['REPORT trailing byte', raw(reportBody() + '00', { type: T.Report }), {}, 'trailing-bytes'],
   // ADJUST.
   ['ADJUST cut inside its fixed fields', raw('0000 0001 ffffffffffffffd3 00', { type: T.Adjust }), {}, 'truncated'],
-  ['ADJUST count 80 > capacity 79', raw(adjustBody('0050', []), { type: T.Adjust }), {}, 'table-too-large'],
+  ['ADJUST count 79 > capacity 78', raw(adjustBody('004f', []), { type: T.Adjust }), {}, 'table-too-large'],
   ['ADJUST count 65535', raw(adjustBody('ffff', [entry()]), { type: T.Adjust }), {}, 'table-too-large'],
-  ['ADJUST count 78 > capacity 77 when signed', signed1(adjustBody('004e', []), T.Adjust), withKeys, 'table-too-large'],
-  ['ADJUST count 78 > 77 signed, keys not configured', signed1(adjustBody('004e', []), T.Adjust), {}, 'table-too-large'],
-  ['ADJUST count 77 signed, one entry present', signed1(adjustBody('004d', [entry()]), T.Adjust), withKeys, 'truncated'],
+  ['ADJUST count 77 > capacity 76 when signed', signed1(adjustBody('004d', []), T.Adjust), withKeys, 'table-too-large'],
+  ['ADJUST count 77 > 76 signed, keys not configured', signed1(adjustBody('004d', []), T.Adjust), {}, 'table-too-large'],
+  ['ADJUST count 76 signed, one entry present', signed1(adjustBody('004c', [entry()]), T.Adjust), withKeys, 'truncated'],
   ['ADJUST count 2, one entry', raw(adjustBody('0002', [entry()]), { type: T.Adjust }), {}, 'truncated'],
   ['ADJUST count 1, two entries', raw(adjustBody('0001', [entry(), entry('0000000000000009')]), { type: T.Adjust }), {}, 'trailing-bytes'],
   ['ADJUST parts 0', raw(adjustBody('0000', [], '0000', '0000'), { type: T.Adjust }), {}, 'bad-field'],
@@ -235,6 +246,13 @@ const MALFORMED: Array<[string, Buffer, DecodeOptions, string]> = [
   ['ADJUST entry flag bit 2', raw(adjustBody('0001', [entry(undefined, '04')]), { type: T.Adjust }), {}, 'bad-field'],
   ['ADJUST common frequency -2^31 (the unknown marker)', raw(adjustBody('0001', [entry()], '0000', '0001', '80000000'), { type: T.Adjust }), {}, 'bad-field'],
   ['ADJUST node twice', raw(adjustBody('0002', [entry(), entry(undefined, '00')]), { type: T.Adjust }), {}, 'bad-field'],
+  ['ADJUST entries out of order', raw(adjustBody('0002', [entry(), entry('0000000000000009')]), { type: T.Adjust }), {}, 'bad-field'],
+  ['ADJUST entry below its range', raw(adjustBody('0001', [entry()], '0000', '0001', 'fffffc18', '0200000000000000 ffffffffffffffff'), { type: T.Adjust }), {}, 'bad-field'],
+  ['ADJUST entry above its range', raw(adjustBody('0001', [entry()], '0000', '0001', 'fffffc18', '0000000000000000 0100000000000000'), { type: T.Adjust }), {}, 'bad-field'],
+  ['ADJUST range first above last', raw(adjustBody('0000', [], '0000', '0001', 'fffffc18', '0000000000000002 0000000000000001'), { type: T.Adjust }), {}, 'bad-field'],
+  ['ADJUST table flag bit 1', raw(adjustBody('0000', [], '0000', '0001', 'fffffc18', FULL_RANGE, '02'), { type: T.Adjust }), {}, 'bad-field'],
+  ['ADJUST part for other ids (adjustFor), before its tag', flipped(signed1(adjustBody('0000', [], '0000', '0002', 'fffffc18', '0000000000000000 00000000000000ff'), T.Adjust), -1), { adjustFor: 0x100n, ...withKeys }, 'other-part'],
+  ['ADJUST part for other ids (adjustFor below)', raw(adjustBody('0000', [], '0001', '0002', 'fffffc18', '0000000000000100 ffffffffffffffff'), { type: T.Adjust }), { adjustFor: 0xffn }, 'other-part'],
   // CLAIM.
   ['CLAIM empty body', raw('', { type: T.Claim }), {}, 'truncated'],
   ['CLAIM priority only', raw('05', { type: T.Claim }), {}, 'truncated'],
@@ -263,14 +281,16 @@ test('the valid counterparts of the malformed table decode', (t) => {
     ['SYNC name of 64 bytes', raw(syncBody({ name: '40' + '61'.repeat(64) }), { type: T.Sync }), {}],
     ['name with a leading BOM', raw('04 efbbbf61', { type: T.Leave }), {}],
     ['name with a 4-byte character', raw('04 f09f9980', { type: T.Leave }), {}],
-    ['ADJUST 79 entries, 1387 bytes', encode({ ...HEADER, type: T.Adjust, part: 0, parts: 1, averageNs: 0n, commonPpb: 0, entries: entries(79) }), {}],
-    ['ADJUST 77 entries signed', encode({ ...HEADER, type: T.Adjust, part: 0, parts: 1, averageNs: 0n, commonPpb: 0, entries: entries(77) }, AUTH_1), withKeys],
+    ['ADJUST 78 entries, 1387 bytes', encode(table(78)), {}],
+    ['ADJUST 76 entries signed', encode(table(76), AUTH_1), withKeys],
+    ['ADJUST part holding adjustFor', raw(adjustBody('0001', [entry()], '0000', '0002', 'fffffc18', '0000000000000000 0102030405060708'), { type: T.Adjust }), { adjustFor: 0x0102030405060708n }],
+    ['ADJUST part starting at adjustFor', raw(adjustBody('0000', [], '0001', '0002', 'fffffc18', '0102030405060708 ffffffffffffffff'), { type: T.Adjust }), { adjustFor: 0x0102030405060708n }],
     ['signed, no keys configured: tag not checked', flipped(signed1('0161', T.Leave), -1), {}],
     ['signed, empty keyring: tag not checked', flipped(signed1('0161', T.Leave), -1), { keys: { sendKeyId: 1, get: () => undefined, ids: () => [] } }],
   ];
   for (const [what, bytes, opts] of valid) t.is(reasonOf(decode(bytes, opts)), 'ok', what);
-  t.is(encode({ ...HEADER, type: T.Adjust, part: 0, parts: 1, averageNs: 0n, commonPpb: 0, entries: entries(79) }).length, 1387);
-  t.throws(() => encode({ ...HEADER, type: T.Adjust, part: 0, parts: 1, averageNs: 0n, commonPpb: 0, entries: entries(80) }), { message: /exceeds 1400/ });
+  t.is(encode(table(78)).length, 1387);
+  t.throws(() => encode(table(79)), { message: /exceeds 1400/ });
 });
 
 test('a datagram cut at every length gives short, then bad-length', (t) => {
@@ -322,39 +342,57 @@ function entries(count: number): AdjustEntry[] {
   return Array.from({ length: count }, (_, i) => ({ node: nodeIdOf(`node-${i}`), adjustmentNs: BigInt(i * 1000 - 500_000), outlier: i % 7 === 0, faulty: i % 11 === 0 }));
 }
 
+const byNode = (a: AdjustEntry, b: AdjustEntry): number => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0);
+
+/** One whole table as one ADJUST part: entries sorted, the full range of ids. */
+function table(count: number): AdjustMessage {
+  return { ...HEADER, type: MessageType.Adjust, part: 0, parts: 1, averageNs: 0n, commonPpb: 0, rangeFirst: 0n, rangeLast: U64_MAX, full: false, entries: entries(count).sort(byNode) };
+}
+
 const HEADER_IDS = { epoch: HEADER.epoch, round: HEADER.round, sender: HEADER.sender };
 
 test('datagram sizes match the table of docs/protocol.md', (t) => {
   const h = HEADER;
   const named = (name: string): Message[] => [
-    { ...h, type: T.Sync, masterTimeNs: 0n, priority: 0, pinned: false, intervalMs: 2, collectMs: 1, unicastAddress: '0.0.0.0', unicastPort: 1, name },
+    { ...h, type: T.Sync, masterTimeNs: 0n, priority: 0, pinned: false, intervalMs: 2, collectMs: 1, unicastAddress: '0.0.0.0', unicastPort: 1, probes: 1, name },
     { ...h, type: T.Report, offsetNs: 0n, delayNs: 0n, frequencyPpb: null, name },
     { ...h, type: T.Claim, priority: 1, name },
     { ...h, type: T.Leave, name },
   ];
   const sizes = (name: string) => named(name).map((msg) => encodingLength(msg, false));
-  t.deepEqual(sizes('a'), [52, 48, 29, 28]);
-  t.deepEqual(sizes('a'.repeat(64)), [115, 111, 92, 91]);
-  t.deepEqual(named('a').map((msg) => encodingLength(msg, true)), [84, 80, 61, 60]);
+  t.deepEqual(sizes('a'), [53, 48, 29, 28]);
+  t.deepEqual(sizes('a'.repeat(64)), [116, 111, 92, 91]);
+  t.deepEqual(named('a').map((msg) => encodingLength(msg, true)), [85, 80, 61, 60]);
   t.is(encodingLength({ ...h, type: T.TimeRequest, nonce: 0n, originNs: 0n }, false), 58);
   t.is(encodingLength({ ...h, type: T.TimeReply, nonce: 0n, originNs: 0n, receiveNs: 0n, transmitNs: 0n }, true), 90);
-  const table = (count: number) => ({ ...h, type: MessageType.Adjust as const, part: 0, parts: 1, averageNs: 0n, commonPpb: 0, entries: entries(count) });
-  t.is(encodingLength(table(0), false), 44);
-  t.is(encodingLength(table(79), false), 1387);
-  t.is(encodingLength(table(77), true), 1385);
+  t.is(encodingLength(table(0), false), 61);
+  t.is(encodingLength(table(78), false), 1387);
+  t.is(encodingLength(table(76), true), 1385);
 });
 
-test('ADJUST capacity: 79 entries unsigned, 77 signed', (t) => {
-  t.is(adjustCapacity(false), 79);
-  t.is(adjustCapacity(true), 77);
+test('ADJUST capacity: 78 entries unsigned, 76 signed', (t) => {
+  t.is(adjustCapacity(false), 78);
+  t.is(adjustCapacity(true), 76);
 });
 
 for (const signed of [false, true]) {
   test(`splitAdjust: 1,000 entries in self-contained parts of at most 1,400 bytes (signed=${signed})`, (t) => {
     const table = entries(1000);
-    const parts = splitAdjust({ ...HEADER, averageNs: -45n, commonPpb: 2_500, entries: table }, signed);
+    const parts = splitAdjust({ ...HEADER, averageNs: -45n, commonPpb: 2_500, full: false, entries: table }, signed);
     t.is(parts.length, Math.ceil(1000 / adjustCapacity(signed)));
     const received: AdjustEntry[] = [];
+    // The ranges cover every id, in order, without gap or overlap; each part's entries lie in its range.
+    t.is(parts[0]!.rangeFirst, 0n);
+    t.is(parts.at(-1)!.rangeLast, U64_MAX);
+    for (let i = 1; i < parts.length; i++) t.is(parts[i]!.rangeFirst, parts[i - 1]!.rangeLast + 1n);
+    // Every node finds its entry in the one part its id selects, and no other part decodes for it.
+    for (const e of [table[0]!, table[500]!, table[999]!]) {
+      const mine = parts.map((p) => decode(encode(p, signed ? AUTH_1 : undefined), { adjustFor: e.node, ...(signed ? withKeys : {}) }));
+      t.is(mine.filter((r) => r.ok).length, 1);
+      t.true(mine.filter((r) => !r.ok).every((r) => reasonOf(r) === 'other-part'));
+      const part = mine.find((r) => r.ok)!;
+      t.true(part.ok && part.msg.type === T.Adjust && part.msg.entries.some((x) => x.node === e.node));
+    }
     parts.forEach((part, index) => {
       const bytes = encode(part, signed ? AUTH_1 : undefined);
       t.true(bytes.length <= MAX_DATAGRAM_BYTES);
@@ -364,22 +402,22 @@ for (const signed of [false, true]) {
       t.deepEqual({ number, total, averageNs, commonPpb, epoch, round, sender }, { number: index, total: parts.length, averageNs: -45n, commonPpb: 2_500, ...HEADER_IDS });
       received.push(...result.msg.entries);
     });
-    t.deepEqual(received, table); // every entry exactly once, in order
+    t.deepEqual(received, [...table].sort(byNode)); // every entry exactly once, in id order
     t.is(new Set(received.map((e) => e.node)).size, 1000);
   });
 }
 
 test('splitAdjust: empty table gives one empty part; capacity boundaries', (t) => {
-  const empty = splitAdjust({ ...HEADER, type: T.Claim, priority: 1, averageNs: 0n, commonPpb: 0, entries: [] } as Parameters<typeof splitAdjust>[0], false);
+  const empty = splitAdjust({ ...HEADER, type: T.Claim, priority: 1, averageNs: 0n, commonPpb: 0, full: true, entries: [] } as Parameters<typeof splitAdjust>[0], false);
   t.is(empty.length, 1);
-  t.like(empty[0], { type: T.Adjust, part: 0, parts: 1, entries: [] });
+  t.like(empty[0], { type: T.Adjust, part: 0, parts: 1, rangeFirst: 0n, rangeLast: U64_MAX, full: true, entries: [] });
   t.false('priority' in empty[0]!); // only the header fields of base are copied
   t.true(decode(encode(empty[0]!)).ok);
-  const split = (n: number, signed: boolean) => splitAdjust({ ...HEADER, averageNs: 0n, commonPpb: 0, entries: entries(n) }, signed);
-  t.is(split(79, false).length, 1);
-  t.is(split(80, false).length, 2);
-  t.is(split(77, true).length, 1);
-  t.is(split(78, true).length, 2);
+  const split = (n: number, signed: boolean) => splitAdjust({ ...HEADER, averageNs: 0n, commonPpb: 0, full: false, entries: entries(n) }, signed);
+  t.is(split(78, false).length, 1);
+  t.is(split(79, false).length, 2);
+  t.is(split(76, true).length, 1);
+  t.is(split(77, true).length, 2);
 });
 
 test("the seed's table: -90, -60, -30, 0 average -45; adjustments +45, +15, -15, -45", (t) => {
@@ -389,13 +427,13 @@ test("the seed's table: -90, -60, -30, 0 average -45; adjustments +45, +15, -15,
   const averageNs = nodes.reduce((sum, [, offset]) => sum + offset, 0n) / BigInt(nodes.length);
   t.is(averageNs, -45n);
   const table = nodes.map(([name, offset]) => ({ node: nodeIdOf(name), adjustmentNs: averageNs - offset, outlier: false, faulty: false }));
-  const [part] = splitAdjust({ ...HEADER, sender: nodeIdOf('master'), averageNs, commonPpb: 0, entries: table }, true);
+  const [part] = splitAdjust({ ...HEADER, sender: nodeIdOf('master'), averageNs, commonPpb: 0, full: false, entries: table }, true);
   const result = decode(encode(part!, AUTH_1), withKeys);
   if (!result.ok || result.msg.type !== T.Adjust) return t.fail(reasonOf(result));
-  const received = result.msg.entries;
-  t.deepEqual(received.map((e) => e.adjustmentNs), [45n, 15n, -15n, -45n]);
-  t.deepEqual(received.map((e) => e.node), table.map((e) => e.node));
-  const clocks = nodes.map(([, offset], i) => masterClock + offset + received[i]!.adjustmentNs);
+  // On the wire in id order: each node looks its own up.
+  const received = table.map((e) => result.msg.type === T.Adjust && result.msg.entries.find((x) => x.node === e.node)!);
+  t.deepEqual(received.map((e) => e && e.adjustmentNs), [45n, 15n, -15n, -45n]);
+  const clocks = nodes.map(([, offset], i) => masterClock + offset + (received[i] as AdjustEntry).adjustmentNs);
   t.deepEqual(clocks, [13620n, 13620n, 13620n, 13620n]);
 });
 
@@ -461,6 +499,6 @@ test('generateKeyFile round-trips through parseKeyFile and signs datagrams', (t)
 
 test('DecodeResult reasons used here are all DecodeErrors', (t) => {
   const known = new Set(['short', 'oversized', 'bad-magic', 'bad-version', 'unknown-type', 'bad-length', 'truncated',
-    'trailing-bytes', 'bad-field', 'table-too-large', 'foreign-domain', 'unauthenticated', 'unknown-key', 'bad-tag']);
+    'trailing-bytes', 'bad-field', 'table-too-large', 'foreign-domain', 'other-part', 'unauthenticated', 'unknown-key', 'bad-tag']);
   for (const [, , , reason] of MALFORMED) t.true(known.has(reason), reason);
 });

@@ -10,6 +10,7 @@ import { MessageType, type ReportMessage, type TimeRequestMessage } from '../wir
 import { faultTolerantAverage, median, type Reading } from './average.js';
 import type { Context } from './context.js';
 import { DEFAULT_DISCIPLINE } from './discipline.js';
+import { fastStartFits, MemberLimit, probesFor, REQUESTERS_PER_MEMBER } from './load.js';
 import type { Address, FaultReason, RoundRow } from './types.js';
 
 /**
@@ -58,9 +59,6 @@ export function measuredAt(timings: ReadonlyMap<bigint, RequestTiming>, reporter
   }
   return n === 0n ? null : { monoNs: mono / n, appliedNs: applied / n };
 }
-
-/** Largest member table (BSD timed's was 1,013 hosts; it ran with 200-300). */
-export const MAX_MEMBERS = 4096;
 
 /**
  * Each clock's interval in the selection (see average.ts): half its round
@@ -182,11 +180,21 @@ export class MasterRole {
   private readonly timings = new Map<bigint, RequestTiming>();
   private readonly reports = new Map<bigint, Report>();
   private readonly requests = new Map<bigint, number>();
+  /** Distinct nodes that sent requests in the last round: with the members, the load to expect. */
+  private lastRequesters = 0;
+  /** The burst asked for this round (SYNC probes). */
+  probes: number;
+  readonly limit: MemberLimit;
 
   constructor(
     private readonly ctx: Context,
     public epoch: number,
-  ) {}
+  ) {
+    this.probes = ctx.opts.probes;
+    this.limit = new MemberLimit(ctx.opts.maxMembers, (refusing, refused) =>
+      ctx.notice({ kind: 'member-limit', refusing, refused, max: ctx.opts.maxMembers, round: this.round }),
+    );
+  }
 
   /** Requests one node may send in one round: a burst, its warm-up, and some retries. */
   private get requestLimit(): number {
@@ -199,14 +207,19 @@ export class MasterRole {
     const o = ctx.opts;
     this.round += 1;
     this.collecting = true;
+    this.lastRequesters = this.requests.size;
     this.reports.clear();
     this.requests.clear();
     this.timings.clear();
     // Fast start, like chrony's iburst: the first rounds of an epoch run at
     // a fraction of the interval, so that clocks are set and frequencies
-    // found within a few seconds instead of many rounds.
-    const divisor = fastStartDivisor(this.round, o.collectTimeoutNs);
+    // found within a few seconds instead of many rounds; not for a group too
+    // large to measure itself in such a short round (load.ts).
+    const expected = Math.max(this.members.size, this.lastRequesters);
+    let divisor = fastStartDivisor(this.round, o.collectTimeoutNs);
+    if (divisor > 1n && !fastStartFits(expected, o.intervalNs / divisor, o.probes)) divisor = 1n;
     const collectNs = o.collectTimeoutNs / divisor;
+    this.probes = probesFor(expected, o.intervalNs / divisor, o.probes);
     ctx.arm('round', o.intervalNs / divisor);
     ctx.arm('collect', collectNs);
     ctx.send('group', {
@@ -220,6 +233,7 @@ export class MasterRole {
       collectMs: Math.max(1, Number(collectNs / 1_000_000n)),
       unicastAddress: o.unicast.address,
       unicastPort: o.unicast.port,
+      probes: this.probes,
       name: o.name,
     });
   }
@@ -228,7 +242,7 @@ export class MasterRole {
     const { ctx } = this;
     if (msg.epoch !== this.epoch) return ctx.drop('stale-epoch', msg, from);
     const count = (this.requests.get(msg.sender) ?? 0) + 1;
-    if (count > this.requestLimit || (count === 1 && this.requests.size >= 2 * MAX_MEMBERS)) return ctx.drop('rate-limited', msg, from);
+    if (count > this.requestLimit || (count === 1 && this.requests.size >= REQUESTERS_PER_MEMBER * ctx.opts.maxMembers)) return ctx.drop('rate-limited', msg, from);
     this.requests.set(msg.sender, count);
     if (msg.round === this.round && this.collecting) {
       const t = this.timings.get(msg.sender) ?? { monoSum: 0n, appliedSum: 0n, n: 0n };
@@ -257,7 +271,10 @@ export class MasterRole {
     if (msg.delayNs > ctx.opts.maxDelayNs || (msg.frequencyPpb !== null && Math.abs(msg.frequencyPpb) > MAX_PLAUSIBLE_PPB)) {
       return ctx.drop('implausible-report', msg, from);
     }
-    if (!this.members.has(msg.sender) && this.members.size >= MAX_MEMBERS) return ctx.drop('table-full', msg, from);
+    if (!this.members.has(msg.sender) && this.members.size >= ctx.opts.maxMembers) {
+      this.limit.refuse(msg.sender);
+      return ctx.drop('table-full', msg, from);
+    }
     this.reports.set(msg.sender, { node: msg.sender, name: msg.name, offsetNs: msg.offsetNs, delayNs: msg.delayNs, frequencyPpb: msg.frequencyPpb });
     const known = this.members.get(msg.sender);
     if (!known) ctx.notice({ kind: 'member-joined', name: msg.name, node: msg.sender });
@@ -340,6 +357,7 @@ export class MasterRole {
       }
     }
     const entries = result.entries.map((e) => ({ ...e, faulty: this.members.get(e.node)?.faulty != null }));
+    // One table: the transport splits it into parts by node id (splitAdjust).
     ctx.send('group', {
       type: MessageType.Adjust,
       ...ctx.header(this.epoch, this.round),
@@ -347,7 +365,10 @@ export class MasterRole {
       parts: 1,
       averageNs: result.averageNs,
       commonPpb,
-      entries,
+      rangeFirst: 0n,
+      rangeLast: 0xffff_ffff_ffff_ffffn,
+      full: this.limit.endRound(),
+      entries: entries.sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0)),
     });
     const table: RoundRow[] = result.entries.map((e) => {
       const r = this.reports.get(e.node);

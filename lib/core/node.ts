@@ -66,6 +66,14 @@ export interface NodeStatus {
   namedFaulty: boolean;
   /** This node's frequency estimate needs more than the frequency limit. */
   cannotFollow: boolean;
+  /** As a peer: why its reports reach no table of the master's (null: they do; see peer.ts). */
+  leftOut: 'table-full' | 'not-in-table' | null;
+  /** As master: the burst asked of peers this round, the member limit, and the nodes it refused (in all). */
+  probes: number;
+  maxMembers: number;
+  membersRefused: number;
+  /** As master: the last round refused nodes (the table is full). */
+  tableFull: boolean;
   dropped: Partial<Record<DropReason, number>>;
 }
 
@@ -383,7 +391,8 @@ export class Node {
       masterName: this.role === 'master' ? this.opts.name : (this.followed?.name ?? null),
       epoch: this.epoch,
       round: this.master?.round ?? this.followed?.round ?? 0,
-      synced: ctx.synced,
+      // A peer left out of the table gets no corrections: whatever it did before, it is not synchronized.
+      synced: ctx.synced && (this.role === 'master' || this.peer.leftOut === null),
       lastAdjustmentNs: ctx.lastAdjustmentNs,
       frequencyPpm: ctx.frequencyPpm,
       lastOffsetNs: this.peer.lastOffsetNs,
@@ -398,6 +407,11 @@ export class Node {
       faultsNamed: this.master?.faultsNamed ?? 0,
       namedFaulty: this.peer.namedFaulty,
       cannotFollow: ctx.atFrequencyLimit,
+      leftOut: this.role === 'master' ? null : this.peer.leftOut,
+      probes: this.master?.probes ?? this.peer.probes,
+      maxMembers: this.opts.maxMembers,
+      membersRefused: this.master?.limit.refusedTotal ?? 0,
+      tableFull: this.master?.limit.full ?? false,
       dropped: Object.fromEntries(ctx.counters),
     };
   }

@@ -1,6 +1,7 @@
 /**
  * The engine's options, their defaults and their validation: one place.
  */
+import { DEFAULT_MAX_MEMBERS } from './load.js';
 import type { Address } from './types.js';
 
 export interface NodeOptions {
@@ -30,6 +31,8 @@ export interface NodeOptions {
   maxAdjustNs: bigint | null;
   /** A member silent for this many rounds leaves the member table. */
   memberTimeoutRounds: number;
+  /** Largest member table; reports from more nodes are refused, counted and warned about (see load.ts). */
+  maxMembers: number;
   /** Where peers reach this node by unicast, advertised in SYNC ("0.0.0.0": the SYNC's source address). */
   unicast: Address;
 }
@@ -47,7 +50,11 @@ export const DEFAULTS: Omit<NodeOptions, 'name' | 'unicast'> = {
   stepAlways: false,
   maxAdjustNs: null,
   memberTimeoutRounds: 5,
+  maxMembers: DEFAULT_MAX_MEMBERS,
 };
+
+/** The largest --max-members: a table of this many fits ADJUST's 16-bit part count many times over. */
+export const MAX_MEMBERS_LIMIT = 1_000_000;
 
 /** Throws RangeError naming the option and what is wrong. */
 export function validateOptions(o: NodeOptions): NodeOptions {
@@ -68,6 +75,7 @@ export function validateOptions(o: NodeOptions): NodeOptions {
   if (o.stepThresholdNs < 0n) fail('step threshold must not be negative');
   if (o.maxAdjustNs !== null && o.maxAdjustNs <= 0n) fail('max adjust must be above 0');
   if (!Number.isInteger(o.memberTimeoutRounds) || o.memberTimeoutRounds < 1) fail('member timeout must be at least 1 round');
+  if (!Number.isInteger(o.maxMembers) || o.maxMembers < 1 || o.maxMembers > MAX_MEMBERS_LIMIT) fail(`max members must be an integer from 1 to ${MAX_MEMBERS_LIMIT}`);
   if (o.pinnedMaster && o.priority === 0) fail('a pinned master (--master) cannot have priority 0');
   return o;
 }

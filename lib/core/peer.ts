@@ -17,6 +17,7 @@
 import { MessageType, type AdjustMessage, type SyncMessage, type TimeReplyMessage, type TimeRequestMessage } from '../wire/messages.js';
 import type { Context } from './context.js';
 import { DEFAULT_DISCIPLINE } from './discipline.js';
+import { exchangesOf, WARMUP_FROM } from './load.js';
 import { bestOfBurst, exchange, type Sample } from './measure.js';
 import type { Address } from './types.js';
 
@@ -42,6 +43,15 @@ const DELAY_HISTORY = 16;
 const DELAY_RATIO = 1.2;
 const DELAY_RELAX = 0.6;
 const DELAY_MIN_HISTORY = 4;
+/**
+ * The filter never rejects a burst whose best round trip is within this of
+ * the median: on a fast LAN (round trips of a few µs) 1.2x the median is
+ * inside the scheduling noise, and at most half the excess, 2.5 µs, could
+ * enter the offset.
+ */
+const DELAY_FLOOR_NS = 5_000n;
+/** Complete tables in a row without our entry (our report reached no table) before we count as left out. */
+const LEFT_OUT_ROUNDS = 3;
 /** Exchanges a liveness probe tries before the master counts as gone. */
 const LIVENESS_TRIES = 3;
 
@@ -117,8 +127,19 @@ export class PeerRole {
   namedFaulty = false;
   /** No burst has completed against the master followed now (see finish: a coarse step may join a new group). */
   private newMaster = false;
+  /** The burst the master asked for this round (SYNC probes), at most our own --probes. */
+  probes: number;
+  /**
+   * Why our reports reach no table (null: they do): the master is at its
+   * member limit, or LEFT_OUT_ROUNDS tables in a row had no entry for us.
+   * Such a node is not synchronized, whatever its clock did before.
+   */
+  leftOut: 'table-full' | 'not-in-table' | null = null;
+  private missingRounds = 0;
 
-  constructor(private readonly ctx: Context) {}
+  constructor(private readonly ctx: Context) {
+    this.probes = ctx.opts.probes;
+  }
 
   /** A valid SYNC from the master we follow. */
   onSync(msg: SyncMessage, master: Address, rxMonoNs: bigint): void {
@@ -128,12 +149,13 @@ export class PeerRole {
     const fraction = (idFraction + SLOT_JITTER * (ctx.rng.random() - 0.5) + 1) % 1;
     const collectNs = BigInt(msg.collectMs) * 1_000_000n;
     const slotNs = BigInt(Math.round(Number(collectNs) * (SLOT_START + SLOT_SPAN * fraction)));
+    this.probes = Math.min(ctx.opts.probes, msg.probes);
     this.burst = {
       epoch: msg.epoch,
       round: msg.round,
       master,
-      left: ctx.opts.probes + 1,
-      warmup: true,
+      left: exchangesOf(this.probes),
+      warmup: this.probes >= WARMUP_FROM,
       samples: [],
       appliedAt: [],
       takenAt: [],
@@ -256,7 +278,7 @@ export class PeerRole {
     if (joining && !b.fallback && size > ctx.opts.toleranceNs && size > ctx.opts.stepThresholdNs) {
       ctx.coarseStep(-best.offsetNs);
       if (monoNs < b.deadlineMonoNs) {
-        this.burst = { ...b, left: ctx.opts.probes + 1, warmup: true, samples: [], appliedAt: [], takenAt: [], outstanding: null, fallback: chosen };
+        this.burst = { ...b, left: exchangesOf(this.probes), warmup: this.probes >= WARMUP_FROM, samples: [], appliedAt: [], takenAt: [], outstanding: null, fallback: chosen };
         // By timer, so that the requests go out on the stepped clock.
         ctx.arm('slot', 0n);
         return;
@@ -287,7 +309,8 @@ export class PeerRole {
     if (this.delays.length < DELAY_MIN_HISTORY) return null;
     const sorted = [...this.delays].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     const median = sorted[sorted.length >> 1]!;
-    return BigInt(Math.round(Number(median) * (DELAY_RATIO + DELAY_RELAX * this.rejectedInARow)));
+    const bound = BigInt(Math.round(Number(median) * (DELAY_RATIO + DELAY_RELAX * this.rejectedInARow)));
+    return bound > median + DELAY_FLOOR_NS ? bound : median + DELAY_FLOOR_NS;
   }
 
   /** One part of the table of the master we follow. */
@@ -295,9 +318,16 @@ export class PeerRole {
     const { ctx } = this;
     const m = this.measurement;
     if (!m || m.epoch !== msg.epoch || m.round !== msg.round) return ctx.drop('no-measurement', msg, from);
+    // Parts cover the node ids in order: ours is the one whose range holds our id.
+    if (ctx.id < msg.rangeFirst || ctx.id > msg.rangeLast) return;
     const entry = msg.entries.find((e) => e.node === ctx.id);
-    if (!entry) return; // our entry is in another part of the table
     if (m.answered) return ctx.drop('stale-round', msg, from); // a duplicate or a replay
+    if (!entry) return this.missing(msg.full, msg.round);
+    if (this.leftOut !== null) {
+      this.leftOut = null;
+      ctx.notice({ kind: 'table', inTable: true, why: null, round: msg.round });
+    }
+    this.missingRounds = 0;
     // The master computes average − offset exactly, so an entry that answers any other offset than the one
     // we reported answers a report that was corrupted or forged on the way: applying it would move our clock
     // by the corruption.
@@ -309,6 +339,17 @@ export class PeerRole {
       ctx.notice({ kind: 'named-faulty', faulty: entry.faulty, round: msg.round });
     }
     ctx.applyAdjustment(msg.epoch, msg.round, entry.adjustmentNs, m.appliedAtNs, m.monoNs, monoNs, Number(m.delayNs), msg.commonPpb / 1000);
+  }
+
+  /** Our part of the table came without our entry, though we reported: left out at once when the master says its table is full. */
+  private missing(full: boolean, round: number): void {
+    const m = this.measurement!;
+    m.answered = true;
+    this.missingRounds += 1;
+    const why = full ? 'table-full' : this.missingRounds >= LEFT_OUT_ROUNDS ? 'not-in-table' : null;
+    if (why === null || why === this.leftOut) return;
+    this.leftOut = why;
+    this.ctx.notice({ kind: 'table', inTable: false, why, round });
   }
 
   /**

@@ -52,6 +52,10 @@ export type Notice =
   | { kind: 'self-outlier'; outlier: boolean; round: number }
   /** The master marked this node faulty in its table, or stopped doing so. Once per change. */
   | { kind: 'named-faulty'; faulty: boolean; round: number }
+  /** A peer's reports reach the master's table again (inTable), or no longer: why. */
+  | { kind: 'table'; inTable: boolean; why: 'table-full' | 'not-in-table' | null; round: number }
+  /** The master refuses members beyond --max-members (refusing), or no longer. */
+  | { kind: 'member-limit'; refusing: boolean; refused: number; max: number; round: number }
   | { kind: 'dropped'; reason: DropReason; type: number; from: Address };
 
 /** Why the master names a member faulty. */

@@ -9,7 +9,7 @@ import { Node } from '../core/node.js';
 import { validateOptions, type NodeOptions } from '../core/options.js';
 import type { Action, Event, Notice, TimerName } from '../core/types.js';
 import { loadError as netLoadError } from '../net/ffi.js';
-import { Transport, type RxTime, type TransportCounters, type TransportOptions } from '../net/transport.js';
+import { Transport, type RxTime } from '../net/transport.js';
 import { formatDurationNs } from '../units.js';
 import { decode, encode, splitAdjust, transmitStampOffset } from '../wire/codec.js';
 import type { Keyring } from '../wire/keys.js';
@@ -19,44 +19,10 @@ import { log, warner } from './log.js';
 import { Metrics, MetricsServer } from './metrics.js';
 import { SystemClockKeeper } from './keeper.js';
 import { buildStatus, type StatusJson } from './status.js';
+import type { Counters, DaemonOptions } from './types.js';
 
-export interface DaemonOptions {
-  node: Omit<NodeOptions, 'unicast'>;
-  net: Omit<TransportOptions, 'unicastPort'> & { unicastPort: number };
-  controlPath: string;
-  clock: {
-    simOffsetNs: bigint | null;
-    simDriftPpm: number | null;
-    maxSlewPpm: number;
-    stepThresholdNs: bigint;
-    /** 'system': discipline CLOCK_REALTIME (needs CAP_SYS_TIME). Default 'virtual'. */
-    kind?: 'virtual' | 'system';
-    /** System clock: the learned frequency's file, or null for none. */
-    stateFile?: string | null;
-    /** System clock: go on although another time service seems at work. */
-    force?: boolean;
-  };
-  keys: Keyring | null;
-  /** --metrics: serve /metrics here; null: no port (status --format prometheus still works). */
-  metrics?: { host: string; port: number } | null;
-}
+export type { Counters, DaemonOptions } from './types.js';
 
-export interface Counters {
-  received: number;
-  sent: number;
-  sendErrors: number;
-  rejected: Record<string, number>;
-  /** Changes of the followed master's epoch after the first master (each a failover election). */
-  elections: number;
-  /** Times this node claimed mastership. */
-  claims: number;
-  /** Corrections applied (rounds in which this node's clock was adjusted). */
-  corrections: number;
-  /** SIGHUP reloads applied, and refused (the old configuration kept). */
-  reloads: { ok: number; refused: number };
-  /** Which receive timestamps (kernel or user space) and which send path are in use, per socket. */
-  net: TransportCounters;
-}
 
 /** What a reload may change while the daemon runs (see README, "Reload"). */
 export interface Reloadable {
@@ -111,7 +77,7 @@ export class Daemon {
       this.counters.sendErrors += 1;
       log.net('send error: %s', err.message);
     });
-    this.counters = { received: 0, sent: 0, sendErrors: 0, rejected: {}, elections: 0, claims: 0, corrections: 0, reloads: { ok: 0, refused: 0 }, net: this.transport.counters };
+    this.counters = { received: 0, sent: 0, sendErrors: 0, rejected: {}, elections: 0, claims: 0, corrections: 0, reloads: { ok: 0, refused: 0 }, otherParts: 0, net: this.transport.counters };
     // The unicast address is advertised as 0.0.0.0: peers use the SYNC's source address.
     this.node = new Node({ ...opts.node, unicast: { address: '0.0.0.0', port: 0 } }, this.clock, {
       random: Math.random,
@@ -227,7 +193,12 @@ export class Daemon {
       this.reject('source-port-0');
       return;
     }
-    const r = decode(data, { domain: this.opts.node.domain, keys: this.keys ?? undefined });
+    // adjustFor: of a large table's parts only ours is authenticated and read.
+    const r = decode(data, { domain: this.opts.node.domain, keys: this.keys ?? undefined, adjustFor: this.node.id });
+    if (!r.ok && r.reason === 'other-part') {
+      this.counters.otherParts += 1;
+      return;
+    }
     if (!r.ok) {
       this.reject(r.reason);
       log.wire('dropped %d bytes from %s:%d: %s', data.length, from.address, from.port, r.reason);
@@ -390,6 +361,18 @@ export class Daemon {
         return n.outlier
           ? this.say.warn(`this master's own clock disagrees with the majority of the group (round ${n.round}): the group corrects it, but if its oscillator is faulty, run the group without --master here so that another node leads`)
           : this.say.warn(`this master's own clock agrees with the group again (round ${n.round})`);
+      case 'table':
+        if (n.inTable) return this.say.warn(`this node is in the master's table again (round ${n.round})`);
+        this.keeper?.lost(n.why === 'table-full' ? "left out of the master's table: it is full" : "left out of the master's table");
+        return this.say.warn(
+          n.why === 'table-full'
+            ? `the master's table is full (its --max-members) and this node is not in it (round ${n.round}): not synchronized until a place frees`
+            : `this node's reports reach no table of the master's (round ${n.round}): not synchronized`,
+        );
+      case 'member-limit':
+        return n.refusing
+          ? this.say.warn(`the member table is full (--max-members ${n.max}): refusing ${n.refused} node(s) in round ${n.round}; they are counted in the status and the metrics (members_refused)`)
+          : this.say.warn(`the member table has room again (--max-members ${n.max}, round ${n.round})`);
       case 'named-faulty':
         return n.faulty ? this.say.warn(`the master names this node faulty in round ${n.round}`) : this.say.warn(`the master no longer names this node faulty (round ${n.round})`);
       case 'dropped':

@@ -187,6 +187,11 @@ export class Metrics {
     gauge('berkeleyd_faulty_members', 'Master only: members named faulty.', (s) => s.members.filter((m) => m.faulty !== null && m.faulty !== undefined).length);
     counter('berkeleyd_faults_named_total', 'Master only: times a member was named faulty (a recovery and a new naming count again).', [], (s) => [[{}, s.faults.named]]);
     gauge('berkeleyd_named_faulty', '1 while the master\'s table names this node faulty, else 0.', (s) => s.faults.thisNode);
+    counter('berkeleyd_members_refused_total', 'Master only: nodes refused beyond the member limit (--max-members), each counted once per round.', [], (s) => [[{}, s.membership.refused]]);
+    gauge('berkeleyd_max_members', 'The member limit (--max-members).', (s) => s.membership.maxMembers);
+    gauge('berkeleyd_table_full', 'Master only: 1 while its last round refused nodes beyond --max-members, else 0.', (s) => (s.role === 'master' ? s.membership.full : null));
+    gauge('berkeleyd_in_table', 'Peer only: 1 while its reports reach the master\'s table, 0 when left out (not synchronized).', (s) => s.membership.inTable);
+    gauge('berkeleyd_burst_probes', 'Exchanges per burst this round: asked by the master (on the master) or run (on a peer).', (s) => s.membership.probes);
     gauge('berkeleyd_frequency_limit', '1 while this clock\'s own estimate needs more frequency correction than the limit (it cannot follow its corrections), else 0.', (s) => s.faults.cannotFollow);
     gauge('berkeleyd_group_common_frequency_ratio', 'Master only: the common frequency of its last table (the mean estimate of the kept clocks), as a ratio.', (s) => (s.lastRound ? s.lastRound.commonPpm * 1e-6 : null));
     gauge('berkeleyd_selection_margin_seconds', 'Master only: the margin of its last selection (3 median absolute deviations of the offsets, at least 10 us).', (s) => ns(s.lastRound?.marginNs ?? null));

@@ -4,7 +4,7 @@
  * contract (README, "Status contract"): fields are only added within a
  * schemaVersion; renaming, removing or changing the meaning of one raises it.
  */
-import type { DaemonOptions, Counters } from './daemon.js';
+import type { DaemonOptions, Counters } from './types.js';
 import { readKernelClock, kernelState, type KernelState, type SystemClock, type VirtualClock } from '../clock/index.js';
 import type { Node } from '../core/node.js';
 import type { Keyring } from '../wire/keys.js';
@@ -84,6 +84,15 @@ export interface StatusJson {
    * the master names this node faulty, and whether its own frequency estimate needs more than the limit.
    */
   faults: { members: { nodeId: string; reason: string; sinceRound: number | null }[]; named: number; thisNode: boolean; cannotFollow: boolean };
+  /**
+   * The member table at scale: on a peer, whether its reports reach the
+   * master's table (inTable false: leftOut says why, 'table-full' or
+   * 'not-in-table', and the node is not synchronized); on the master, its
+   * limit (--max-members), the nodes refused beyond it so far, and whether
+   * the last round refused any (full). probes: the burst the master asks
+   * for this round (on a peer: the one it runs).
+   */
+  membership: { inTable: boolean | null; leftOut: string | null; probes: number; maxMembers: number; refused: number; full: boolean };
   counters: Counters & { dropped: Record<string, number> };
   config: { keyIds: number[]; metrics: string | null; group: string; port: number; interface: string; unicastPort: number; domain: number; intervalMs: number; collectTimeoutMs: number; probes: number; toleranceNs: string; maxAdjustNs: string | null; priority: number; pinnedMaster: boolean; authenticated: boolean };
   uptimeS: number;
@@ -176,6 +185,14 @@ export function buildStatus(
       named: s.faultsNamed,
       thisNode: s.namedFaulty,
       cannotFollow: s.cannotFollow,
+    },
+    membership: {
+      inTable: s.role === 'master' ? null : s.leftOut === null,
+      leftOut: s.leftOut,
+      probes: s.probes,
+      maxMembers: s.maxMembers,
+      refused: s.membersRefused,
+      full: s.tableFull,
     },
     counters: { ...d.counters, rejected: { ...d.counters.rejected }, reloads: { ...d.counters.reloads }, net: structuredClone(d.counters.net), dropped: { ...(s.dropped as Record<string, number>) } },
     config: {

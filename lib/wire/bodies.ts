@@ -17,8 +17,10 @@ import {
   nameEncodingLength, readIPv4, readName, writeIPv4, writeName,
 } from './fields.js';
 
-/** SYNC: masterTimeNs(8) priority(1) flags(1) intervalMs(4) collectMs(4) address(4) port(2), then the name. */
-export const SYNC_FIXED_BYTES = 24;
+/** SYNC: masterTimeNs(8) priority(1) flags(1) intervalMs(4) collectMs(4) address(4) port(2) probes(1), then the name. */
+export const SYNC_FIXED_BYTES = 25;
+/** SYNC probes: exchanges per burst, 1..MAX_PROBES. */
+export const MAX_PROBES = 64;
 export const SYNC_FLAG_PINNED = 0x01;
 /** TIME_REQUEST: nonce(8) originNs(8) padding(16): as long as a reply, so a request cannot be amplified. */
 export const TIME_REQUEST_BYTES = 32;
@@ -29,8 +31,11 @@ export const TIME_REPLY_BYTES = 32;
 export const REPORT_FIXED_BYTES = 20;
 /** REPORT frequencyPpb on the wire for "not known yet" (null). */
 export const FREQUENCY_UNKNOWN = -0x8000_0000;
-/** ADJUST: part(2) parts(2) averageNs(8) commonPpb(4) count(2), then count entries. */
-export const ADJUST_FIXED_BYTES = 18;
+/** ADJUST: part(2) parts(2) averageNs(8) commonPpb(4) rangeFirst(8) rangeLast(8) flags(1) count(2), then count entries. */
+export const ADJUST_FIXED_BYTES = 35;
+/** ADJUST body offsets of the range, read before authentication (codec.ts, DecodeOptions.adjustFor). */
+export const ADJUST_RANGE_OFFSET = 16;
+export const ADJUST_TABLE_FULL = 0x01;
 /** ADJUST entry: node(8) adjustmentNs(8) flags(1). */
 export const ADJUST_ENTRY_BYTES = 17;
 export const ADJUST_FLAG_OUTLIER = 0x01;
@@ -77,6 +82,8 @@ const sync: BodyCodec<MessageOf<MessageType.Sync>> = {
     }
     checkUint('unicastPort', msg.unicastPort, 16);
     if (msg.unicastPort === 0) throw new RangeError('unicastPort must be 1..65535');
+    checkUint('probes', msg.probes, 8);
+    if (msg.probes < 1 || msg.probes > MAX_PROBES) throw new RangeError(`probes must be 1..${MAX_PROBES}, got ${msg.probes}`);
     w.i64(msg.masterTimeNs);                  // 0
     w.u8(msg.priority);                       // 8
     w.u8(msg.pinned ? SYNC_FLAG_PINNED : 0);  // 9
@@ -84,7 +91,8 @@ const sync: BodyCodec<MessageOf<MessageType.Sync>> = {
     w.u32(msg.collectMs);                     // 14
     writeIPv4(w, 'unicastAddress', msg.unicastAddress); // 18
     w.u16(msg.unicastPort);                   // 22
-    writeName(w, msg.name);                   // 24
+    w.u8(msg.probes);                         // 24
+    writeName(w, msg.name);                   // 25
   },
   decode(r, header) {
     if (!r.has(SYNC_FIXED_BYTES)) return 'truncated';
@@ -95,15 +103,17 @@ const sync: BodyCodec<MessageOf<MessageType.Sync>> = {
     const collectMs = r.u32();
     const unicastAddress = readIPv4(r);
     const unicastPort = r.u16();
+    const probes = r.u8();
     if ((flags & ~SYNC_FLAG_PINNED) !== 0) return 'bad-field';
     if (intervalMs === 0 || collectMs === 0 || collectMs >= intervalMs) return 'bad-field';
     if (unicastPort === 0) return 'bad-field';
+    if (probes < 1 || probes > MAX_PROBES) return 'bad-field';
     const name = readName(r);
     if (typeof name === 'string') return name;
     if (!r.atEnd()) return 'trailing-bytes';
     return {
       type: MessageType.Sync, domain: header.domain, sender: header.sender, epoch: header.epoch, round: header.round,
-      masterTimeNs, priority, pinned: (flags & SYNC_FLAG_PINNED) !== 0, intervalMs, collectMs, unicastAddress, unicastPort, name: name.name,
+      masterTimeNs, priority, pinned: (flags & SYNC_FLAG_PINNED) !== 0, intervalMs, collectMs, unicastAddress, unicastPort, probes, name: name.name,
     };
   },
 };
@@ -196,22 +206,30 @@ const adjust: BodyCodec<MessageOf<MessageType.Adjust>> = {
     checkI64('averageNs', msg.averageNs);
     checkPpb('commonPpb', msg.commonPpb);
     if (msg.commonPpb === null) throw new RangeError('commonPpb must be a number');
+    checkU64('rangeFirst', msg.rangeFirst);
+    checkU64('rangeLast', msg.rangeLast);
+    if (msg.rangeFirst > msg.rangeLast) throw new RangeError(`rangeFirst ${msg.rangeFirst} above rangeLast ${msg.rangeLast}`);
+    checkBoolean('full', msg.full);
     checkUint('entries.length', msg.entries.length, 16);
-    const seen = new Set<bigint>();
+    let previous = -1n;
     for (const entry of msg.entries) {
       checkU64('entry.node', entry.node);
       checkI64('entry.adjustmentNs', entry.adjustmentNs);
       checkBoolean('entry.outlier', entry.outlier);
       checkBoolean('entry.faulty', entry.faulty);
-      if (seen.has(entry.node)) throw new RangeError(`duplicate ADJUST entry for node ${entry.node}`);
-      seen.add(entry.node);
+      if (entry.node <= previous) throw new RangeError(`ADJUST entries must be in strictly ascending node order (node ${entry.node} after ${previous})`);
+      if (entry.node < msg.rangeFirst || entry.node > msg.rangeLast) throw new RangeError(`ADJUST entry for node ${entry.node} outside the part's range`);
+      previous = entry.node;
     }
     w.u16(msg.part);                          // 0
     w.u16(msg.parts);                         // 2
     w.i64(msg.averageNs);                     // 4
     w.i32(msg.commonPpb);                     // 12
-    w.u16(msg.entries.length);                // 16
-    for (const entry of msg.entries) {        // 18 + 17 * i
+    w.u64(msg.rangeFirst);                    // 16
+    w.u64(msg.rangeLast);                     // 24
+    w.u8(msg.full ? ADJUST_TABLE_FULL : 0);   // 32
+    w.u16(msg.entries.length);                // 33
+    for (const entry of msg.entries) {        // 35 + 17 * i
       w.u64(entry.node);
       w.i64(entry.adjustmentNs);
       w.u8((entry.outlier ? ADJUST_FLAG_OUTLIER : 0) | (entry.faulty ? ADJUST_FLAG_FAULTY : 0));
@@ -223,26 +241,31 @@ const adjust: BodyCodec<MessageOf<MessageType.Adjust>> = {
     const parts = r.u16();
     const averageNs = r.i64();
     const commonPpb = r.i32();
+    const rangeFirst = r.u64();
+    const rangeLast = r.u64();
+    const tableFlags = r.u8();
     const count = r.u16();
     if (parts < 1 || part >= parts || commonPpb === FREQUENCY_UNKNOWN) return 'bad-field';
+    if (rangeFirst > rangeLast || (tableFlags & ~ADJUST_TABLE_FULL) !== 0) return 'bad-field';
     // Named check before any entry is read: a count no datagram can hold.
     if (count > ctx.maxAdjustEntries) return 'table-too-large';
     if (!r.has(count * ADJUST_ENTRY_BYTES)) return 'truncated';
     const entries: AdjustEntry[] = [];
-    const seen = new Set<bigint>();
+    let previous = -1n;
     for (let i = 0; i < count; i++) {
       const node = r.u64();
       const adjustmentNs = r.i64();
       const flags = r.u8();
       if ((flags & ~ADJUST_FLAGS) !== 0) return 'bad-field';
-      if (seen.has(node)) return 'bad-field'; // a node appears once per part
-      seen.add(node);
+      // Strictly ascending (so a node appears once) and inside the part's range.
+      if (node <= previous || node < rangeFirst || node > rangeLast) return 'bad-field';
+      previous = node;
       entries.push({ node, adjustmentNs, outlier: (flags & ADJUST_FLAG_OUTLIER) !== 0, faulty: (flags & ADJUST_FLAG_FAULTY) !== 0 });
     }
     if (!r.atEnd()) return 'trailing-bytes';
     return {
       type: MessageType.Adjust, domain: header.domain, sender: header.sender, epoch: header.epoch, round: header.round,
-      part, parts, averageNs, commonPpb, entries,
+      part, parts, averageNs, commonPpb, rangeFirst, rangeLast, full: (tableFlags & ADJUST_TABLE_FULL) !== 0, entries,
     };
   },
 };

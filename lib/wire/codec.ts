@@ -7,7 +7,7 @@
  *
  *     off len field
  *     0   2   magic 0x4244 ("BD")
- *     2   1   version (1)
+ *     2   1   version (3)
  *     3   1   type (MessageType)
  *     4   2   domain
  *     6   1   key id (0: no tag)
@@ -45,9 +45,12 @@ import {
   type AdjustEntry, type AdjustMessage, type DecodeError, type DecodeResult, type Header, type Message,
   MAGIC, MAX_DATAGRAM_BYTES, MessageType, PROTOCOL_VERSION,
 } from './messages.js';
-import { ADJUST_ENTRY_BYTES, ADJUST_FIXED_BYTES, bodyCodecOf } from './bodies.js';
+import { ADJUST_ENTRY_BYTES, ADJUST_FIXED_BYTES, ADJUST_RANGE_OFFSET, bodyCodecOf } from './bodies.js';
 import { BodyReader, BodyWriter, checkU64, checkUint } from './fields.js';
 import type { Keyring } from './keys.js';
+
+/** The largest node id: the last ADJUST part's range ends here. */
+const MAX_U64 = 0xffff_ffff_ffff_ffffn;
 
 export const HEADER_BYTES = 26;
 /** HMAC-SHA256 output. */
@@ -69,6 +72,12 @@ export interface DecodeOptions {
   domain?: number;
   /** When it holds at least one key, every datagram must carry a valid tag. */
   keys?: Keyring;
+  /**
+   * This node's id: an ADJUST part whose range (rangeFirst..rangeLast, read
+   * before the tag is checked) does not hold it is 'other-part', so a node
+   * of a large group pays one HMAC and one body for the one part it needs.
+   */
+  adjustFor?: bigint;
 }
 
 export interface EncodeAuth {
@@ -163,6 +172,11 @@ export function decode(buf: Uint8Array, opts?: DecodeOptions): DecodeResult {
   // 7: our group.
   const domain = b.readUInt16BE(OFFSET_DOMAIN);
   if (wantDomain !== undefined && domain !== wantDomain) return fail('foreign-domain');
+  // 7b: another node's part of a table (when asked): skipped before its tag and body cost anything.
+  if (type === MessageType.Adjust && opts?.adjustFor !== undefined && bodyBytes >= ADJUST_RANGE_OFFSET + 16) {
+    const at = HEADER_BYTES + ADJUST_RANGE_OFFSET;
+    if (opts.adjustFor < b.readBigUInt64BE(at) || opts.adjustFor > b.readBigUInt64BE(at + 8)) return fail('other-part');
+  }
   // 8: authentication, when keys are configured.
   if (keys !== undefined && keys.ids().length > 0) {
     if (keyId === 0) return fail('unauthenticated');
@@ -193,17 +207,21 @@ export function adjustCapacity(authenticated: boolean): number {
 
 /**
  * A round's adjustment table as self-contained ADJUST datagrams, each within
- * MAX_DATAGRAM_BYTES once encoded (with the tag if `authenticated`), parts
- * numbered 0..parts-1 in table order. An empty table gives one empty part.
- * Only the header fields, averageNs, commonPpb and entries of `table` are used.
+ * MAX_DATAGRAM_BYTES once encoded (with the tag if `authenticated`): entries
+ * sorted by node id, parts numbered 0..parts-1 in that order, each with the
+ * range of ids it covers (together 0..2^64-1). An empty table gives one
+ * empty part. Only the header fields, averageNs, commonPpb, full and
+ * entries of `table` are used.
  */
-export function splitAdjust(table: Header & { averageNs: bigint; commonPpb: number; entries: AdjustEntry[] }, authenticated: boolean): AdjustMessage[] {
+export function splitAdjust(table: Header & { averageNs: bigint; commonPpb: number; full: boolean; entries: AdjustEntry[] }, authenticated: boolean): AdjustMessage[] {
   const capacity = adjustCapacity(authenticated);
-  const { entries } = table;
+  const entries = [...table.entries].sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
   const parts = Math.max(1, Math.ceil(entries.length / capacity));
   checkUint('parts', parts, 16);
   const messages: AdjustMessage[] = [];
   for (let part = 0; part < parts; part++) {
+    // The parts cover every node id in order: from this part's first entry to just before the next part's.
+    const next = entries[(part + 1) * capacity];
     messages.push({
       type: MessageType.Adjust,
       domain: table.domain,
@@ -214,6 +232,9 @@ export function splitAdjust(table: Header & { averageNs: bigint; commonPpb: numb
       parts,
       averageNs: table.averageNs,
       commonPpb: table.commonPpb,
+      rangeFirst: part === 0 ? 0n : entries[part * capacity]!.node,
+      rangeLast: part === parts - 1 || !next ? MAX_U64 : next.node - 1n,
+      full: table.full,
       entries: entries.slice(part * capacity, (part + 1) * capacity),
     });
   }

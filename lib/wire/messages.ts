@@ -7,7 +7,7 @@
  * names travel in the messages that introduce a node (SYNC, REPORT, CLAIM).
  */
 
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 /** "BD" */
 export const MAGIC = 0x4244;
 /** No datagram berkeleyd sends or accepts is longer: no IP fragmentation on a 1,500-byte MTU. */
@@ -52,6 +52,12 @@ export interface SyncMessage extends Header {
   /** Where to send time requests and reports: IPv4 dotted quad ("0.0.0.0": the datagram's source) and UDP port. */
   unicastAddress: string;
   unicastPort: number;
+  /**
+   * Exchanges a peer makes in its burst this round (1..64, a warm-up on top
+   * where it has 4 or more): the master sizes it to what it can answer for
+   * the whole group (see lib/core/load.ts).
+   */
+  probes: number;
   name: string;
 }
 
@@ -118,6 +124,17 @@ export interface AdjustMessage extends Header {
    * group runs at the mean rate of its good clocks instead of walking.
    */
   commonPpb: number;
+  /**
+   * The node ids this part covers, inclusive: the parts of a table cover
+   * 0..2^64-1 in order, without gap or overlap, and entries are sorted by
+   * node id. A node reads (and authenticates) only the part whose range
+   * holds its id, and a node in that range without an entry is not in the
+   * table this round.
+   */
+  rangeFirst: bigint;
+  rangeLast: bigint;
+  /** The master is at its member limit (--max-members) and refused nodes this round. */
+  full: boolean;
   /** Entries answer the measurements of round `round` (header). */
   entries: AdjustEntry[];
 }
@@ -157,6 +174,7 @@ export type DecodeError =
   | 'bad-field'        // a field holds a value the protocol forbids
   | 'table-too-large'  // more ADJUST entries than fit a datagram
   | 'foreign-domain'
+  | 'other-part'       // an ADJUST part whose range does not hold DecodeOptions.adjustFor (not read further)
   | 'unauthenticated'  // no tag, but keys are configured
   | 'unknown-key'
   | 'bad-tag';

@@ -164,7 +164,7 @@ function validMessage(rnd: Prng, domain: number): Message {
   const name = `n${rnd.int(1e6)}`;
   switch (rnd.int(7)) {
     case 0:
-      return { ...h, type: MessageType.Sync, masterTimeNs: rnd.i64(), priority: rnd.int(256), pinned: rnd.bool(), intervalMs: 1000, collectMs: 500, unicastAddress: '0.0.0.0', unicastPort: 1 + rnd.int(65535), name };
+      return { ...h, type: MessageType.Sync, masterTimeNs: rnd.i64(), priority: rnd.int(256), pinned: rnd.bool(), intervalMs: 1000, collectMs: 500, unicastAddress: '0.0.0.0', unicastPort: 1 + rnd.int(65535), probes: 1 + rnd.int(64), name };
     case 1:
       return { ...h, type: MessageType.TimeRequest, nonce: rnd.u64(), originNs: rnd.i64() };
     case 2:
@@ -172,7 +172,7 @@ function validMessage(rnd: Prng, domain: number): Message {
     case 3:
       return { ...h, type: MessageType.Report, offsetNs: rnd.i64(), delayNs: BigInt(rnd.int(1e9)), frequencyPpb: null, name };
     case 4:
-      return { ...h, type: MessageType.Adjust, part: 0, parts: 1, averageNs: rnd.i64(), commonPpb: 0, entries: [{ node: rnd.u64(), adjustmentNs: rnd.i64(), outlier: false, faulty: false }] };
+      return { ...h, type: MessageType.Adjust, part: 0, parts: 1, averageNs: rnd.i64(), commonPpb: 0, rangeFirst: 0n, rangeLast: 0xffff_ffff_ffff_ffffn, full: rnd.bool(), entries: [{ node: rnd.u64(), adjustmentNs: rnd.i64(), outlier: false, faulty: false }] };
     case 5:
       return { ...h, type: MessageType.Claim, priority: 1 + rnd.int(255), name };
     default:

@@ -27,26 +27,26 @@ export function samples(): Message[] {
   return [
     {
       ...HEADER, type: MessageType.Sync, masterTimeNs: 1_700_000_000_123_456_789n, priority: 200, pinned: true,
-      intervalMs: 2000, collectMs: 1500, unicastAddress: '192.168.1.20', unicastPort: 12345, name: 'alpha',
+      intervalMs: 2000, collectMs: 1500, unicastAddress: '192.168.1.20', unicastPort: 12345, probes: 12, name: 'alpha',
     },
     {
       ...HEADER, type: MessageType.Sync, masterTimeNs: I64_MIN, priority: 0, pinned: false,
-      intervalMs: 0xffffffff, collectMs: 1, unicastAddress: '0.0.0.0', unicastPort: 65535, name: 'ä'.repeat(32),
+      intervalMs: 0xffffffff, collectMs: 1, unicastAddress: '0.0.0.0', unicastPort: 65535, probes: 64, name: 'ä'.repeat(32),
     },
     { ...HEADER, type: MessageType.TimeRequest, nonce: U64_MAX, originNs: -1n },
     { ...HEADER, type: MessageType.TimeReply, nonce: 0x0123456789abcdefn, originNs: -1n, receiveNs: I64_MAX, transmitNs: I64_MIN },
     { ...HEADER, type: MessageType.Report, offsetNs: -90n, delayNs: 0n, frequencyPpb: 12_345, name: 'peer-1.example' },
     { ...HEADER, type: MessageType.Report, offsetNs: I64_MAX, delayNs: I64_MAX, frequencyPpb: -0x7fff_ffff, name: 'x'.repeat(64) },
     {
-      ...HEADER, type: MessageType.Adjust, part: 0, parts: 1, averageNs: -45n, commonPpb: -1_500,
+      ...HEADER, type: MessageType.Adjust, part: 0, parts: 1, averageNs: -45n, commonPpb: -1_500, rangeFirst: 0n, rangeLast: U64_MAX, full: false,
       entries: [
-        { node: nodeIdOf('peer-1'), adjustmentNs: 45n, outlier: false, faulty: false },
         { node: 0n, adjustmentNs: I64_MIN, outlier: true, faulty: true },
         { node: 1n, adjustmentNs: 0n, outlier: false, faulty: true },
+        { node: nodeIdOf('peer-1'), adjustmentNs: 45n, outlier: false, faulty: false },
         { node: U64_MAX, adjustmentNs: I64_MAX, outlier: false, faulty: false },
       ],
     },
-    { ...HEADER, type: MessageType.Adjust, part: 2, parts: 3, averageNs: 0n, commonPpb: 0x7fff_ffff, entries: [] },
+    { ...HEADER, type: MessageType.Adjust, part: 2, parts: 3, averageNs: 0n, commonPpb: 0x7fff_ffff, rangeFirst: 1000n, rangeLast: 2000n, full: true, entries: [] },
     { ...HEADER, type: MessageType.Claim, priority: 255, name: '時計' },
     { ...HEADER, type: MessageType.Leave, name: 'z' },
   ];

@@ -1,0 +1,96 @@
+/**
+ * The master's load (pure): what it asks of the group each round, so that
+ * what the group sends it fits what it can answer, and what it does when
+ * the group outgrows its member limit.
+ *
+ * Every exchange of a burst costs the master a receive and a send, and
+ * each member's REPORT one more receive. Measured on loopback with kernel
+ * stamps, an exchange costs the master about 13 µs of CPU and a REPORT
+ * about 8 µs; a group of thousands that each ran a full burst (13
+ * exchanges) would need seconds of CPU per round, crowded into the part of
+ * the collection window where bursts start. So the master hands out an
+ * exchange budget: EXCHANGES_PER_SECOND per second of the round's
+ * interval, split evenly over the members it expects. A small group keeps
+ * the full burst (--probes) and its accuracy; a large one measures with
+ * fewer exchanges (at 10,000 members, one each), and the master's work
+ * per member and round stays flat (docs/protocol.md, "Scale").
+ *
+ * The number goes to the peers in SYNC (`probes`). A burst of WARMUP_FROM
+ * exchanges or more has a warm-up exchange on top (discarded, see
+ * peer.ts): short bursts go without it.
+ */
+
+/** Exchanges the master invites per second of interval: about 0.1 s of its CPU per second at 13 µs each. */
+export const EXCHANGES_PER_SECOND = 8_000;
+/** Bursts of this many exchanges or more start with a warm-up exchange (not counted in probes). */
+export const WARMUP_FROM = 2;
+/** Default member limit (--max-members): BSD timed held 1,013; 10,000 hosts fit with room. */
+export const DEFAULT_MAX_MEMBERS = 16_384;
+/** Distinct nodes whose requests are answered in one round, as a multiple of the member limit (newcomers, retries). */
+export const REQUESTERS_PER_MEMBER = 2;
+
+/** Exchanges one burst of `probes` makes, the warm-up included. */
+export function exchangesOf(probes: number): number {
+  return probes + (probes >= WARMUP_FROM ? 1 : 0);
+}
+
+/**
+ * The burst the master asks for this round: the largest number of probes,
+ * at most maxProbes and at least 1, whose bursts by `expected` members fit
+ * the exchange budget of an interval of intervalNs.
+ */
+export function probesFor(expected: number, intervalNs: bigint, maxProbes: number): number {
+  const budget = (EXCHANGES_PER_SECOND * Number(intervalNs)) / 1e9;
+  const members = Math.max(1, expected);
+  let probes = maxProbes;
+  while (probes > 1 && members * exchangesOf(probes) > budget) probes -= 1;
+  return probes;
+}
+
+/**
+ * Whether a fast-start round (a fraction of the interval, see master.ts)
+ * fits: the expected members' full bursts within that shorter round's
+ * budget. A master that takes over a large group starts at the full
+ * interval instead of squeezing thousands of first bursts into a quarter
+ * of it.
+ */
+export function fastStartFits(expected: number, shortIntervalNs: bigint, maxProbes: number): boolean {
+  return expected * exchangesOf(maxProbes) <= (EXCHANGES_PER_SECOND * Number(shortIntervalNs)) / 1e9;
+}
+
+/**
+ * The member limit's bookkeeping: refusals per round and in all, and
+ * whether the master is at the limit now. notice() is called once when
+ * refusing starts and once when it stops (one warning, not one per node
+ * and round).
+ */
+export class MemberLimit {
+  /** Nodes refused since the start (each node counted once per round). */
+  refusedTotal = 0;
+  /** Nodes refused in the round being collected. */
+  private readonly refusedNow = new Set<bigint>();
+  /** The last collected round refused someone. */
+  full = false;
+
+  constructor(
+    readonly max: number,
+    private readonly notice: (refusing: boolean, refusedThisRound: number) => void,
+  ) {}
+
+  /** A report from a node that does not fit: refused, counted. */
+  refuse(node: bigint): void {
+    if (this.refusedNow.has(node)) return;
+    this.refusedNow.add(node);
+    this.refusedTotal += 1;
+  }
+
+  /** The round is collected: is the table full (someone refused)? Tells of a change. */
+  endRound(): boolean {
+    const refused = this.refusedNow.size;
+    const full = refused > 0;
+    if (full !== this.full) this.notice(full, refused);
+    this.full = full;
+    this.refusedNow.clear();
+    return full;
+  }
+}
