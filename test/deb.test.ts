@@ -68,7 +68,7 @@ maybe(`the .deb: built offline, lintian, apt install, upgrade, remove and purge 
   step(`built offline in a fresh clone: ${first} (${(statSync(deb).size / 1e6).toFixed(2)} MB, Installed-Size ${installedKiB} KiB) and ${second}`);
 
   // 2. lintian: no error (warnings and notes are logged; docs/packaging.md explains each).
-  const lint = await run('lintian', ['--info', deb], { timeoutMs: 120_000 });
+  const lint = await run('lintian', ['--display-info', deb], { timeoutMs: 120_000 });
   if (lint.code === null && /ENOENT/.test(lint.stderr)) t.log('lintian not found (apt-get install lintian): not run');
   else {
     const tags = lint.stdout.split('\n').filter((l) => /^[EWIPX]: /.test(l));
@@ -140,6 +140,7 @@ maybe(`the .deb: built offline, lintian, apt install, upgrade, remove and purge 
   await c.ok('DEBIAN_FRONTEND=noninteractive apt-get purge -y -q berkeleyd', 120_000);
   // Every path of the package's file list is gone, but directories other packages own too.
   const left = await c.ok(`while read -r p; do
+      [ "$p" = /. ] && continue
       { [ -e "$p" ] || [ -L "$p" ]; } || continue
       [ -d "$p" ] && dpkg -S "$p" >/dev/null 2>&1 && continue
       echo "$p"
