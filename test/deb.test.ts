@@ -58,6 +58,7 @@ maybe(`the .deb: built offline, lintian, apt install, upgrade, remove and purge 
   const first = readdirSync(clone).find((f) => /^berkeleyd_.*\.deb$/.test(f))!;
   t.truthy(first, 'a .deb in the clone');
   copyFileSync(join(clone, first), join(debs, 'first', first));
+  step('README build block (git clone, npm ci from the cache, npm run deb) with no network');
   const again = await offline('bash pkg/deb/build.sh', clone, { ...env, BERKELEYD_DEB_VERSION_SUFFIX: '+test2', BERKELEYD_DEB_OUTDIR: join(debs, 'second') });
   t.is(again.code, 0, again.stderr);
   const second = readdirSync(join(debs, 'second'))[0]!;
@@ -65,7 +66,7 @@ maybe(`the .deb: built offline, lintian, apt install, upgrade, remove and purge 
   const installedKiB = Number(debField(deb, 'Installed-Size'));
   t.true(installedKiB <= 10 * 1024, `Installed-Size ${installedKiB} KiB`);
   t.regex(debField(deb, 'Depends'), /^nodejs \(>= 20\)/);
-  step(`built offline in a fresh clone: ${first} (${(statSync(deb).size / 1e6).toFixed(2)} MB, Installed-Size ${installedKiB} KiB) and ${second}`);
+  step(`second build (npm run deb alone), version suffix +test2: ${first} (${(statSync(deb).size / 1e6).toFixed(2)} MB, Installed-Size ${installedKiB} KiB) and ${second}`);
 
   // 2. lintian: no error (warnings and notes are logged; docs/packaging.md explains each).
   const lint = await run('lintian', ['--display-info', deb], { timeoutMs: 120_000 });

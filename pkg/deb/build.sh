@@ -20,8 +20,11 @@ die() { echo "npm run deb: $*" >&2; exit 1; }
 for tool in dpkg-deb dpkg-shlibdeps dpkg-parsechangelog gzip; do
   command -v "$tool" >/dev/null || die "$tool not found (apt-get install dpkg-dev)"
 done
-[ -f dist/bin/berkeleyd.js ] && [ -f dist/scripts/docs-gen.js ] || die "no dist/: run npm ci (or npm run build) first"
 [ -d node_modules/koffi ] || die "no node_modules: run npm ci first"
+# dist/ as npm ci's prepare built it, unless a source is newer (an edit since): then build again.
+if [ ! -f dist/scripts/docs-gen.js ] || [ -n "$(find bin lib scripts package.json tsconfig.json -newer dist/scripts/docs-gen.js -print -quit)" ]; then
+  npm run build >/dev/null
+fi
 
 UPSTREAM=$(node -p 'require("./package.json").version')
 SUFFIX=${BERKELEYD_DEB_VERSION_SUFFIX:-}
