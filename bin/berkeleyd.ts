@@ -3,25 +3,11 @@
  * berkeleyd: the command line. Thin: parse, validate, call the library, format.
  * Bad usage exits with status 2 and a message naming the option; never a stack trace.
  */
-import { Command, CommanderError } from 'commander';
-import { readFileSync } from 'node:fs';
-import { demoCommand } from './demo.js';
-import { keygenCommand } from './keygen.js';
-import { runCommand } from './run.js';
-import { simulateCommand } from './simulate.js';
-import { nowCommand, statusCommand } from './status.js';
+import { CommanderError } from 'commander';
+import { buildProgram } from './program.js';
 import { UsageError } from './usage.js';
 
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-
-const program = new Command('berkeleyd')
-  .description('Keeps the clocks of LAN hosts in agreement with the Berkeley algorithm over UDP multicast.\nDebug logs: DEBUG=berkeleyd:* (namespaces round, wire, clock, election, net, control).')
-  .version(pkg.version)
-  .exitOverride();
-
-for (const c of [runCommand(), demoCommand(), simulateCommand(), statusCommand(), nowCommand(), keygenCommand()]) {
-  program.addCommand(c.exitOverride().showHelpAfterError('(run with --help for usage)'));
-}
+const program = buildProgram();
 
 // An empty BERKELEYD_* variable (KEY= in an environment file) counts as not set.
 for (const [k, v] of Object.entries(process.env)) if (k.startsWith('BERKELEYD_') && v === '') delete process.env[k];

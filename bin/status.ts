@@ -3,17 +3,22 @@
  * control socket.
  */
 import { Command, Option } from 'commander';
+import { existsSync } from 'node:fs';
 import { defaultControlPath, query } from '../lib/daemon/control.js';
 import { formatStatus, formatNow } from '../lib/daemon/format.js';
 import type { StatusJson } from '../lib/daemon/status.js';
 import { UsageError } from './usage.js';
 
+/** The service's socket (RuntimeDirectory=berkeleyd): asked when no daemon of one's own answers at the default path. */
+const SERVICE_SOCKET = '/run/berkeleyd/berkeleyd.sock';
+const clientDefault = (): string => (!existsSync(defaultControlPath()) && existsSync(SERVICE_SOCKET) ? SERVICE_SOCKET : defaultControlPath());
+
 const controlOption = (): Option =>
-  new Option('--control <path>', `control socket of the daemon (default: ${defaultControlPath()})`).env('BERKELEYD_CONTROL');
+  new Option('--control <path>', `control socket of the daemon (default: ${defaultControlPath()} if it exists, else the service's ${SERVICE_SOCKET})`).env('BERKELEYD_CONTROL');
 
 async function ask(path: string | undefined, command: string): Promise<any> {
   try {
-    const reply = (await query(path ?? defaultControlPath(), command)) as { error?: string };
+    const reply = (await query(path ?? clientDefault(), command)) as { error?: string };
     if (reply && typeof reply === 'object' && 'error' in reply) throw new UsageError(`the daemon said: ${reply.error}`);
     return reply;
   } catch (err) {

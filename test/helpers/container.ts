@@ -112,15 +112,16 @@ export class Container {
 
   constructor(
     readonly name: string,
-    private readonly opts: { bridge?: string; binds?: Array<[string, string]> },
+    /** hostNode false: no node or npm from this machine (the package test installs a nodejs .deb instead). */
+    private readonly opts: { bridge?: string; binds?: Array<[string, string]>; hostNode?: boolean },
   ) {}
 
   /** Boots and waits until systemd says running (or degraded). */
   async boot(timeoutMs = 60_000): Promise<void> {
-    const npm = npmDir()!;
+    const node = this.opts.hostNode === false ? [] : [`--bind-ro=${process.execPath}:/usr/bin/node`, `--bind-ro=${npmDir()!}:/usr/lib/node_modules/npm`];
     const args = [
       '-D', ROOTFS, '--volatile=overlay', '--keep-unit', '--register=no', '-M', this.name,
-      `--bind-ro=${process.execPath}:/usr/bin/node`, `--bind-ro=${npm}:/usr/lib/node_modules/npm`,
+      ...node,
       ...(this.opts.bridge ? [`--network-bridge=${this.opts.bridge}`] : ['--private-network']),
       ...(this.opts.binds ?? []).map(([from, to]) => `--bind-ro=${from}:${to}`),
       // Containers share this machine's clock: whatever runs in them must never be able to set it. nspawn's
