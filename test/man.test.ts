@@ -96,5 +96,5 @@ maybeBash('the bash completion offers the commands, every option of --help, choi
   t.deepEqual(complete(script, ['berkeleyd', 'run', '--interval', '']), [], 'a free value: nothing offered');
   writeFileSync(join(dir, 'keys.txt'), '');
   t.deepEqual(complete(script, ['berkeleyd', 'run', '--key-file', join(dir, 'key')]), [join(dir, 'keys.txt')]);
-  t.deepEqual(complete(script, ['berkeleyd', 'run', '--ma']).sort(), ['--master', '--max-adjust', '--max-delay', '--max-slew']);
+  t.deepEqual(complete(script, ['berkeleyd', 'run', '--ma']).sort(), ['--master', '--max-adjust', '--max-delay', '--max-members', '--max-slew']);
 });
