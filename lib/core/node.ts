@@ -20,8 +20,11 @@ import {
   ELECTION_TIMEOUT,
   FRESH_MASTER,
   LIVENESS_WINDOW,
+  rankFraction,
+  RESPONSE_WINDOW,
   span,
   STARTUP_WAIT,
+  ClaimBook,
   type Credentials,
 } from './election.js';
 import { MasterRole, type Member } from './master.js';
@@ -94,6 +97,11 @@ export class Node {
   private master: MasterRole | null = null;
   private readonly peer: PeerRole;
   private claimEpoch: number | null = null;
+  /** The best claims heard, and a claim of ours waiting for its rank's turn (see election.ts): its epoch. */
+  private readonly claims = new ClaimBook();
+  private pendingClaim: number | null = null;
+  /** This node's place among possible masters, 0 best (election.ts): times its elections instead of a random jitter. */
+  private readonly rank: number;
   /** The master we follow went quiet and was sent a liveness probe (see PeerRole.probeLiveness). */
   private livenessProbed = false;
   private assertedFor = 0;
@@ -103,6 +111,7 @@ export class Node {
     this.id = nodeIdOf(opts.name);
     this.ctx = new Context(opts, this.id, clock, rng);
     this.peer = new PeerRole(this.ctx);
+    this.rank = rankFraction(opts.priority, this.id);
   }
 
   private get opts(): NodeOptions {
@@ -122,7 +131,7 @@ export class Node {
     switch (ev.type) {
       case 'start':
         if (this.opts.pinnedMaster) this.becomeMaster(Math.max(1, this.epoch), 'pinned with --master');
-        else this.ctx.arm('election', span(this.opts.intervalNs, STARTUP_WAIT, ELECTION_JITTER, this.ctx.rng.random()));
+        else this.ctx.arm('election', span(this.opts.intervalNs, STARTUP_WAIT, ELECTION_JITTER, this.rank));
         break;
       case 'stop':
         this.stop();
@@ -195,6 +204,7 @@ export class Node {
     if (seen && rxMonoNs - seen.monoNs > FENCE_INTERVALS * BigInt(msg.intervalMs) * 1_000_000n) this.fence.delete(msg.sender);
     else if (seen && (msg.epoch < seen.epoch || (msg.epoch === seen.epoch && msg.round <= seen.round))) return ctx.drop('stale-round', msg, from);
     const theirs: Credentials = { epoch: msg.epoch, priority: msg.priority, node: msg.sender };
+    if (msg.priority > 0) this.claims.heard(theirs);
     if (this.role === 'master') {
       if (this.opts.pinnedMaster && msg.pinned) {
         // Two pinned masters: a configuration error. Outbidding each other
@@ -259,13 +269,21 @@ export class Node {
       ctx.notice({ kind: 'role', role: 'peer', epoch: msg.epoch, masterName: msg.name, why: 'following SYNC' });
       this.peer.masterChanged();
     }
-    ctx.arm('election', span(this.intervalNs, ELECTION_TIMEOUT, ELECTION_JITTER, ctx.rng.random()));
+    ctx.arm('election', span(this.intervalNs, ELECTION_TIMEOUT, ELECTION_JITTER, this.rank));
     this.peer.onSync(msg, address, rxMonoNs);
   }
 
   private onElectionTimeout(monoNs: bigint): void {
     if (this.role !== 'peer') return;
     const { ctx } = this;
+    // Our answer to a worse claim, at our rank's turn: sent only if nothing as good came meanwhile.
+    const pending = this.pendingClaim;
+    this.pendingClaim = null;
+    if (pending !== null && pending > this.epoch) {
+      if (this.claims.worthClaiming({ ...this.credentials, epoch: pending })) return this.claim(pending);
+      ctx.arm('election', span(this.intervalNs, ELECTION_TIMEOUT, ELECTION_JITTER, this.rank));
+      return;
+    }
     const f = this.followed;
     if (f) {
       // Heard from lately, by SYNC or by a reply to one of our exchanges: still our master.
@@ -274,7 +292,7 @@ export class Node {
       const timeout = span(f.intervalNs, ELECTION_TIMEOUT);
       if (monoNs - heard < timeout) {
         this.livenessProbed = false;
-        ctx.arm('election', heard + timeout - monoNs + span(f.intervalNs, 0, ELECTION_JITTER, ctx.rng.random()));
+        ctx.arm('election', heard + timeout - monoNs + span(f.intervalNs, 0, ELECTION_JITTER, this.rank));
         return;
       }
       // SYNCs may be lost while the master lives: ask it directly before deposing it.
@@ -293,10 +311,15 @@ export class Node {
       this.peer.cancelBurst();
     }
     if (this.opts.priority === 0) {
-      ctx.arm('election', span(this.intervalNs, ELECTION_TIMEOUT, ELECTION_JITTER, ctx.rng.random()));
+      ctx.arm('election', span(this.intervalNs, ELECTION_TIMEOUT, ELECTION_JITTER, this.rank));
       return;
     }
     if (this.epoch >= MAX_EPOCH) return; // never: epochs that high are refused
+    // Someone as good or better claimed the next epoch already: wait for its SYNC.
+    if (!this.claims.worthClaiming({ ...this.credentials, epoch: this.epoch + 1 })) {
+      ctx.arm('election', span(this.intervalNs, ELECTION_TIMEOUT, ELECTION_JITTER, this.rank));
+      return;
+    }
     this.claim(this.epoch + 1);
   }
 
@@ -304,6 +327,8 @@ export class Node {
     const { ctx } = this;
     this.role = 'candidate';
     this.claimEpoch = epoch;
+    this.pendingClaim = null;
+    this.claims.heard({ ...this.credentials, epoch });
     ctx.disarm('election');
     ctx.notice({ kind: 'role', role: 'candidate', epoch, masterName: null, why: 'claiming mastership' });
     ctx.send('group', { type: MessageType.Claim, ...ctx.header(epoch, 0), priority: this.opts.priority, name: this.opts.name });
@@ -334,15 +359,21 @@ export class Node {
     // quiet competes, so that the best node wins, not the first to time out.
     const f = this.followed;
     if (f && rxMonoNs - f.lastSyncMonoNs < span(f.intervalNs, FRESH_MASTER)) return;
-    if (this.opts.priority > 0 && compareCredentials(ours, theirs) > 0) return this.claim(msg.epoch);
-    ctx.arm('election', span(this.intervalNs, ELECTION_TIMEOUT, ELECTION_JITTER, ctx.rng.random()));
+    if (this.opts.priority > 0 && this.claims.worthClaiming(ours)) {
+      // Better than every claim so far: answer at our rank's turn within the claim window, unless a better one comes first.
+      this.pendingClaim = msg.epoch;
+      ctx.arm('election', span(this.intervalNs, 0, RESPONSE_WINDOW, this.rank));
+      return;
+    }
+    this.pendingClaim = null;
+    ctx.arm('election', span(this.intervalNs, ELECTION_TIMEOUT, ELECTION_JITTER, this.rank));
   }
 
   private standDown(): void {
     this.role = 'peer';
     this.claimEpoch = null;
     this.ctx.disarm('claim');
-    this.ctx.arm('election', span(this.intervalNs, ELECTION_TIMEOUT, ELECTION_JITTER, this.ctx.rng.random()));
+    this.ctx.arm('election', span(this.intervalNs, ELECTION_TIMEOUT, ELECTION_JITTER, this.rank));
   }
 
   private onLeave(msg: LeaveMessage, from: Address): void {
@@ -355,7 +386,7 @@ export class Node {
       this.followed = null;
       this.peer.cancelBurst();
       // Elect soon, but not all at once.
-      this.ctx.arm('election', span(this.intervalNs, 0, ELECTION_JITTER, this.ctx.rng.random()));
+      this.ctx.arm('election', span(this.intervalNs, 0, ELECTION_JITTER, this.rank));
     }
   }
 
