@@ -18,7 +18,7 @@
  * from the 100 µs round on, acquisition included.
  */
 import { Command, Option } from 'commander';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { Cluster } from '../lib/daemon/cluster.js';
 import type { StatusJson } from '../lib/daemon/status.js';
@@ -28,6 +28,7 @@ import { FAST_START_ROUNDS } from '../lib/core/master.js';
 import { convergedRound, percentiles, precisionAfter, steadyFrom } from '../lib/sim/stats.js';
 import { int, positiveDuration, ppm, duration } from '../bin/parse.js';
 import { ChronyGroup, findChrony } from './chrony.js';
+import { procStat } from './proc.js';
 
 /** chrony's measurements from this many seconds after its start count (iburst and the first filter fills are over). */
 const CHRONY_SKIP_S = 15;
@@ -40,22 +41,6 @@ interface Sample {
   /** Each daemon's clock minus the master's (ns) and its rate error left after its frequency correction (ppm), in member order. */
   offsetsNs: bigint[];
   ratesPpm: number[];
-}
-
-/** Clock ticks per second for /proc/<pid>/stat (USER_HZ; 100 on Linux). */
-const USER_HZ = 100;
-
-function procStat(pid: number): { cpuS: number; hwmMb: number } | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const cpuS = (Number(fields[11]) + Number(fields[12])) / USER_HZ; // utime + stime
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const hwm = /VmHWM:\s+(\d+) kB/.exec(status);
-    return { cpuS, hwmMb: hwm ? Number(hwm[1]) / 1024 : 0 };
-  } catch {
-    return null;
-  }
 }
 
 async function main(): Promise<void> {
