@@ -12,8 +12,9 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 export const USER_HZ = 100;
 
 export interface ProcStat {
-  /** utime + stime of every thread, seconds (resolution 1 / USER_HZ). */
+  /** utime + stime of every thread, seconds (resolution 1 / USER_HZ), and the system (kernel) part of it. */
   cpuS: number;
+  sysS: number;
   /** Resident set now and at its peak, MB. */
   rssMb: number;
   hwmMb: number;
@@ -23,10 +24,11 @@ export function procStat(pid: number): ProcStat | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const cpuS = (Number(fields[11]) + Number(fields[12])) / USER_HZ; // utime + stime
+    const sysS = Number(fields[12]) / USER_HZ; // stime
+    const cpuS = Number(fields[11]) / USER_HZ + sysS; // utime + stime
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const kb = (name: string): number => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) / 1024;
-    return { cpuS, rssMb: kb('VmRSS'), hwmMb: kb('VmHWM') };
+    return { cpuS, sysS, rssMb: kb('VmRSS'), hwmMb: kb('VmHWM') };
   } catch {
     return null;
   }
