@@ -4,6 +4,7 @@
  * start of one group size, and the text table that compares sizes (pure).
  */
 import { percentiles } from '../lib/sim/stats.js';
+import type { RealResult } from './scale-real.js';
 import type { GenRound } from './scale-types.js';
 
 /** Read when the generator heard SYNC of a round: the master's CPU (s), the machine's ticks, the master's kernel drops. */
@@ -27,7 +28,7 @@ export interface Window {
   /** The generator's CPU over the same rounds, % of one core, its system part, and per member and round (µs). */
   genCpuPercent: number;
   genSysPercent: number;
-  genCpuUsPerMemberRound: number;
+  genCpuUsPerMemberRound: number | null;
   /** The whole machine, in cores busy (all processes, these two included), and the cores the others used. */
   machineBusyCores: number | null;
   otherCores: number | null;
@@ -71,12 +72,12 @@ export function windowOf(records: readonly GenRound[], samples: ReadonlyMap<numb
   return {
     rounds: recs.length,
     wallS,
-    masterCpuUsPerMemberRound: masterCpuS === null ? null : (masterCpuS * 1e6) / memberRounds,
+    masterCpuUsPerMemberRound: masterCpuS === null || memberRounds === 0 ? null : (masterCpuS * 1e6) / memberRounds,
     masterCpuPercent: masterCpuS === null ? null : perCore(masterCpuS, wallS),
     masterSysPercent: masterSysS === null ? null : perCore(masterSysS, wallS),
     genCpuPercent: perCore(genCpuS, wallS),
     genSysPercent: perCore(recs.reduce((n, r) => n + r.genSysUs, 0) / 1e6, wallS),
-    genCpuUsPerMemberRound: (genCpuS * 1e6) / memberRounds,
+    genCpuUsPerMemberRound: memberRounds === 0 ? null : (genCpuS * 1e6) / memberRounds,
     machineBusyCores: busy,
     otherCores: busy === null || masterCpuS === null ? null : Math.max(0, busy - (masterCpuS + genCpuS) / wallS),
     rows: { min: Math.min(...recs.map((r) => r.tableRows)), median: median(recs.map((r) => r.tableRows)) },
@@ -114,6 +115,8 @@ export interface SizeResult {
   };
   generator: { sockets: number; directSend: boolean; cpuS: number; rssMb: number; kernelDrops: number | null; foreign: number; sendErrors: number };
   machine: { cpus: number; loadavgStart: number[]; loadavgEnd: number[] };
+  /** With --real: the real peers' precision. */
+  real?: RealResult;
   error?: string;
   rounds: (GenRound & { masterCpuMs: number | null })[];
 }
@@ -147,8 +150,14 @@ export function formatResults(results: readonly SizeResult[]): string[] {
     out.push(
       `${r.members}: master table ${r.master.members ?? '-'} members at the end; engine drops (whole run) ${dropped}; kernel drops by port ${JSON.stringify(r.master.kernelDrops)}`,
       `   steady: ${w ? `${w.requests} requests, ${w.timeouts} probe timeouts, ${w.failedBursts} bursts with no usable reply, ${w.cutBursts} cut by the report deadline, ${w.notStarted} slots never reached, ${w.partsMissing} ADJUST parts missing, ${w.outliers} outlier entries, best round trip p50 ${f1(w.bestDelayUs)} µs, over ${f1(w.wallS)} s` : 'no steady rounds'}`,
+      ...(r.real ? [realLine(r.real)] : []),
       `   generator: ${r.generator.sockets} sockets, ${r.generator.directSend ? 'sendto(2) by FFI' : "Node's send"}, ${f1(r.generator.cpuS)} s CPU in all, RSS ${f1(r.generator.rssMb)} MB, kernel drops ${r.generator.kernelDrops ?? '-'}, foreign datagrams ${r.generator.foreign}, send errors ${r.generator.sendErrors}; load average ${r.machine.loadavgStart.map(f2).join(' ')} at the start, ${r.machine.loadavgEnd.map(f2).join(' ')} at the end${r.error ? `; ERROR: ${r.error}` : ''}`,
     );
   }
   return out;
+}
+
+function realLine(x: RealResult): string {
+  const p = (v: { p50: number; p99: number; max: number }): string => `p50 ${f1(v.p50)} µs, p99 ${f1(v.p99)} µs, max ${f1(v.max)} µs`;
+  return `   ${x.daemons} real peers: precision (master and them, steady, from round ${x.steadyFromRound ?? 'never'}, ${x.roundsAfterConvergence} rounds) ${p(x.precisionUs)}; clock error against the master ${p(x.clockErrorUs)}; within 1 ms after round ${x.convergeRounds.ms1 ?? 'never'}, 100 µs after round ${x.convergeRounds.us100 ?? 'never'}; ${x.samples} samples, ${x.failures} failed`;
 }

@@ -25,6 +25,7 @@ import { query } from '../lib/daemon/control.js';
 import type { StatusJson } from '../lib/daemon/status.js';
 import { freeUdpPort } from '../lib/net/transport.js';
 import { machineTicks, procStat, udpDrops, udpSockets } from './proc.js';
+import { RealPeers } from './scale-real.js';
 import { formatResults, windowOf, type SizeResult, type SyncSample } from './scale-report.js';
 import type { FromGen, GenConfig, GenRound, ToGen } from './scale-types.js';
 
@@ -32,7 +33,7 @@ const WORKER_JS = fileURLToPath(new URL('./scale-worker.js', import.meta.url));
 const MAX_MEMBERS_FLAG = 20_000;
 
 function memberList(text: string): number[] {
-  const sizes = text.split(',').map((t) => int(1, MAX_MEMBERS_FLAG, '--members')(t));
+  const sizes = text.split(',').map((t) => int(0, MAX_MEMBERS_FLAG, '--members')(t));
   if (sizes.length === 0) throw new Error('--members: no size');
   return sizes;
 }
@@ -46,6 +47,8 @@ interface Opts {
   sockets: number;
   offsetSpread: bigint;
   pause: bigint;
+  real: number;
+  rate: number;
   json?: boolean;
 }
 
@@ -83,6 +86,8 @@ async function runSize(members: number, o: Opts): Promise<SizeResult> {
   const cluster = new Cluster();
   const child: ChildProcess = fork(WORKER_JS, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   let masterPid: number | null = null;
+  let lastRound = 0;
+  let real: RealPeers | null = null;
   let doneMsg: Extract<FromGen, { ev: 'done' }> | null = null;
   let reached: () => void = () => undefined;
   const reachedP = new Promise<void>((r) => (reached = r));
@@ -96,6 +101,7 @@ async function runSize(members: number, o: Opts): Promise<SizeResult> {
       else if (m.ev === 'round') records.push(m.round);
       else if (m.ev === 'done') doneMsg = m;
       else if (m.ev === 'sync' && !samples.has(m.round)) {
+        lastRound = m.round;
         // The master may send its first SYNC before its control socket answers (cluster.add resolves).
         masterPid ??= cluster.members[0]?.proc?.pid ?? null;
         const st = masterPid ? procStat(masterPid) : null;
@@ -118,9 +124,16 @@ async function runSize(members: number, o: Opts): Promise<SizeResult> {
     child.send({ cmd: 'start', config } satisfies ToGen);
     const r = await within(ready, 10_000, 'generator start');
     result.generator.directSend = r.directSend;
-    const args = ['--group', group, '--port', String(port), '--interface', '127.0.0.1', '--interval', `${o.interval}ns`, '--probes', String(o.probes), '--master'];
-    if (o.collectTimeout) args.push('--collect-timeout', `${o.collectTimeout}ns`);
-    const m = await cluster.add({ name: 'master', args });
+    const common = ['--group', group, '--port', String(port), '--interface', '127.0.0.1', '--interval', `${o.interval}ns`, '--probes', String(o.probes)];
+    if (o.collectTimeout) common.push('--collect-timeout', `${o.collectTimeout}ns`);
+    const m = await cluster.add({ name: 'master', args: [...common, '--master'] });
+    if (o.real > 0) {
+      // After the master, so that the generator's first SYNC samples find its pid (bench starts the peers first;
+      // they follow a pinned master from its first SYNC either way).
+      real = new RealPeers(cluster, o.real, common);
+      await real.start();
+      real.sample(m.control, () => lastRound, o.rate, budgetMs);
+    }
     masterPid = m.proc?.pid ?? null;
     log(`bench:scale: ${members} emulated members on ${group}:${port}, ${o.sockets} sockets, master pid ${masterPid}; ${fast} fast-start rounds, then ${o.rounds} steady rounds`);
     await within(reachedP, budgetMs, `waiting for round ${lastSync}`);
@@ -129,6 +142,7 @@ async function runSize(members: number, o: Opts): Promise<SizeResult> {
     result.master.hwmMb = st?.hwmMb ?? null;
     const socks = masterPid ? udpSockets(masterPid) : null;
     result.master.kernelDrops = socks ? Object.fromEntries(socks.map((s) => [String(s.port), s.drops])) : null;
+    if (real) result.real = await real.stop(lastRound, fast);
     const status = (await query(m.control, 'status', 15_000)) as StatusJson;
     result.master.members = status.members.length;
     result.master.dropped = status.counters.dropped;
@@ -168,10 +182,13 @@ async function main(): Promise<void> {
     .option('--sockets <n>', 'unicast sockets the emulated peers share', int(1, 64, '--sockets'), 4)
     .addOption(new Option('--offset-spread <duration>', 'synthetic offsets are uniform within ± this').argParser(duration).default(2_000n, '2us'))
     .addOption(new Option('--pause <duration>', 'between sizes, for the machine to settle').argParser(duration).default(2_000_000_000n, '2s'))
+    .option('--real <n>', 'also run n real daemons as peers inside the group, and measure their precision as bench does; a size 0 (them alone) is added to --members', int(0, 64, '--real'), 0)
+    .option('--rate <n>', 'with --real: ground-truth samples per second', int(1, 50, '--rate'), 5)
     .option('--json', 'one JSON object as the last line of standard output (per-round records included)')
     .parse(process.argv)
     .opts<Opts>();
   log(`bench:scale: ${cpus().length} cores, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}, node ${process.version}`);
+  if (o.real > 0 && !o.members.includes(0)) o.members.unshift(0);
   const results: SizeResult[] = [];
   let stopping = false;
   const stop = (): void => void (stopping = true);
