@@ -34,6 +34,27 @@ export function procStat(pid: number): ProcStat | null {
   }
 }
 
+/**
+ * Seconds every thread of process pid spent waiting for a CPU while
+ * runnable (the second field of /proc/PID/task/TID/schedstat, summed): a
+ * process that wanted to run but the machine's other work held the cores.
+ */
+export function runqueueWaitS(pid: number | 'self'): number | null {
+  try {
+    let ns = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[1]);
+      } catch {
+        // the thread ended meanwhile
+      }
+    }
+    return ns / 1e9;
+  } catch {
+    return null;
+  }
+}
+
 /** One UDP socket of a process: its local port, the datagrams waiting in its receive queue, and what the kernel dropped. */
 export interface UdpSocket {
   port: number;

@@ -28,6 +28,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { loadSocketCalls, parseIpv4, socketFd, type SocketCalls } from '../lib/net/ffi.js';
 import { transmitStampOffset } from '../lib/wire/codec.js';
 import { decode, encode, HEADER_BYTES, MessageType, nodeIdOf, type AdjustMessage, type Message, type SyncMessage, type TimeReplyMessage } from '../lib/wire/index.js';
+import { runqueueWaitS } from './proc.js';
 import { newRound, type GenConfig, type GenRound } from './scale-types.js';
 
 /** As in lib/core/peer.ts (not exported there): slots within the collection window, report deadline, probe timeout. */
@@ -80,6 +81,7 @@ export class Generator {
   private rec: GenRound | null = null;
   private delays: number[] = [];
   private cpuMark = process.cpuUsage();
+  private waitMark = runqueueWaitS('self');
   private group: dgram.Socket | null = null;
   private readonly socks: dgram.Socket[] = [];
   private readonly fds: (number | null)[] = [];
@@ -200,6 +202,9 @@ export class Generator {
     this.cpuMark = process.cpuUsage();
     r.genCpuUs = cpu.user + cpu.system;
     r.genSysUs = cpu.system;
+    const wait = runqueueWaitS('self');
+    r.genWaitUs = wait === null || this.waitMark === null ? null : (wait - this.waitMark) * 1e6;
+    this.waitMark = wait;
     this.onRound(r);
   }
 

@@ -13,6 +13,7 @@ export interface SyncSample {
   atMs: number;
   masterCpuS: number | null;
   masterSysS: number | null;
+  masterWaitS: number | null;
   machine: { busy: number; total: number } | null;
   masterDrops: number | null;
 }
@@ -23,6 +24,11 @@ export interface Window {
   /** The master's CPU over the window: per emulated member and round (µs), and as % of one core. */
   masterCpuUsPerMemberRound: number | null;
   masterCpuPercent: number | null;
+  /** Its CPU per reply that reached the generator (in time or late), µs: the cost of one exchange, whatever the size. */
+  masterCpuUsPerReply: number | null;
+  /** Time its threads were runnable but waited for a CPU, % of the window: high when the machine's other work held the cores. */
+  masterWaitPercent: number | null;
+  genWaitPercent: number | null;
   /** The kernel's part of those (system time: on loopback a sender also delivers its datagrams into the receiver's socket). */
   masterSysPercent: number | null;
   /** The generator's CPU over the same rounds, % of one core, its system part, and per member and round (µs). */
@@ -74,6 +80,9 @@ export function windowOf(records: readonly GenRound[], samples: ReadonlyMap<numb
     wallS,
     masterCpuUsPerMemberRound: masterCpuS === null || memberRounds === 0 ? null : (masterCpuS * 1e6) / memberRounds,
     masterCpuPercent: masterCpuS === null ? null : perCore(masterCpuS, wallS),
+    masterCpuUsPerReply: masterCpuS === null || sum((r) => r.onTime + r.late + r.lateEarlier) === 0 ? null : (masterCpuS * 1e6) / sum((r) => r.onTime + r.late + r.lateEarlier),
+    masterWaitPercent: a.masterWaitS !== null && b.masterWaitS !== null ? perCore(b.masterWaitS - a.masterWaitS, wallS) : null,
+    genWaitPercent: recs.some((r) => r.genWaitUs === null) ? null : perCore(sum((r) => r.genWaitUs!) / 1e6, wallS),
     masterSysPercent: masterSysS === null ? null : perCore(masterSysS, wallS),
     genCpuPercent: perCore(genCpuS, wallS),
     genSysPercent: perCore(recs.reduce((n, r) => n + r.genSysUs, 0) / 1e6, wallS),
@@ -126,7 +135,7 @@ const f2 = (x: number | null | undefined): string => (x === null || x === undefi
 
 /** The table of a run, one line per size and window, then the notes that make the figures readable. */
 export function formatResults(results: readonly SizeResult[]): string[] {
-  const head = ['members', 'window', 'rounds', 'master µs/member·round', 'master %core (sys)', 'master RSS MB', 'rows min/med', 'got entry min/med', 'late', 'lost', 'master kernel drops', 'gen %core (sys)', 'gen µs/member·round', 'machine busy cores', 'others cores'];
+  const head = ['members', 'window', 'rounds', 'master µs/member·round', 'master µs/reply', 'master %core (sys)', 'master waited %', 'master RSS MB', 'rows min/med', 'got entry min/med', 'late', 'lost', 'master kernel drops', 'gen %core (sys)', 'gen waited %', 'machine busy cores', 'others cores'];
   const rows: string[][] = [];
   for (const r of results) {
     for (const [name, w] of [['steady', r.steady], ['fast start', r.fastStart]] as const) {
@@ -135,9 +144,9 @@ export function formatResults(results: readonly SizeResult[]): string[] {
         continue;
       }
       rows.push([
-        String(r.members), name, String(w.rounds), f2(w.masterCpuUsPerMemberRound), `${f1(w.masterCpuPercent)} (${f1(w.masterSysPercent)})`, f1(r.master.rssMb),
+        String(r.members), name, String(w.rounds), f2(w.masterCpuUsPerMemberRound), f1(w.masterCpuUsPerReply), `${f1(w.masterCpuPercent)} (${f1(w.masterSysPercent)})`, f1(w.masterWaitPercent), f1(r.master.rssMb),
         `${w.rows.min}/${w.rows.median}`, `${w.gotEntry.min}/${w.gotEntry.median}`, String(w.late), String(w.lost), String(w.masterKernelDrops ?? '-'),
-        `${f1(w.genCpuPercent)} (${f1(w.genSysPercent)})`, f2(w.genCpuUsPerMemberRound), f2(w.machineBusyCores), f2(w.otherCores),
+        `${f1(w.genCpuPercent)} (${f1(w.genSysPercent)})`, f1(w.genWaitPercent), f2(w.machineBusyCores), f2(w.otherCores),
       ]);
     }
   }

@@ -61,6 +61,8 @@ export interface GenRound {
   /** The generator's CPU during the round (user + system), µs, and the system part. */
   genCpuUs: number;
   genSysUs: number;
+  /** Time its threads waited for a CPU while runnable during the round, µs (null: /proc cannot tell). */
+  genWaitUs: number | null;
   /** Ended by stop(), not by the next SYNC. */
   partial: boolean;
 }
@@ -70,7 +72,7 @@ export function newRound(epoch: number, round: number, collectMs: number, peers:
     epoch, round, collectMs, peers,
     bursts: 0, notStarted: 0, requests: 0, onTime: 0, late: 0, lateEarlier: 0, timeouts: 0, lost: 0, cut: 0, failed: 0, reports: 0,
     adjustParts: 0, adjustPartsAnnounced: 0, lateAdjustParts: 0, tableRows: 0, gotEntry: 0, outliers: 0, unreportedEntries: 0,
-    bestDelayUs: { p50: 0, p99: 0, max: 0 }, genCpuUs: 0, genSysUs: 0, partial: false,
+    bestDelayUs: { p50: 0, p99: 0, max: 0 }, genCpuUs: 0, genSysUs: 0, genWaitUs: null, partial: false,
   };
 }
 

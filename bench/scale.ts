@@ -24,7 +24,7 @@ import { Cluster } from '../lib/daemon/cluster.js';
 import { query } from '../lib/daemon/control.js';
 import type { StatusJson } from '../lib/daemon/status.js';
 import { freeUdpPort } from '../lib/net/transport.js';
-import { machineTicks, procStat, udpDrops, udpSockets } from './proc.js';
+import { machineTicks, procStat, runqueueWaitS, udpDrops, udpSockets } from './proc.js';
 import { RealPeers } from './scale-real.js';
 import { formatResults, windowOf, type SizeResult, type SyncSample } from './scale-report.js';
 import type { FromGen, GenConfig, GenRound, ToGen } from './scale-types.js';
@@ -110,6 +110,7 @@ async function runSize(members: number, o: Opts): Promise<SizeResult> {
           atMs: performance.now(),
           masterCpuS: st?.cpuS ?? null,
           masterSysS: st?.sysS ?? null,
+          masterWaitS: masterPid ? runqueueWaitS(masterPid) : null,
           machine: machineTicks(),
           masterDrops: masterPid ? udpDrops(masterPid) : null,
         });
