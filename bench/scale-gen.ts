@@ -18,8 +18,7 @@
  * answers to the request's source and echoes the nonce, which carries the
  * peer's index and a per-round salt); per-peer state lives in typed arrays;
  * there are no per-peer timers: one timer walks the round's sorted slot
- * schedule and a FIFO of probe deadlines (every request waits the same
- * time, so deadlines come in the order requests went out); a request is a
+ * schedule and a FIFO of probe deadlines (scale-schedule.ts); a request is a
  * per-round encoded template in which only the nonce and t1 are written,
  * and goes straight to sendto(2) where lib/net's FFI is available.
  */
@@ -29,6 +28,7 @@ import { loadSocketCalls, parseIpv4, socketFd, type SocketCalls } from '../lib/n
 import { transmitStampOffset } from '../lib/wire/codec.js';
 import { decode, encode, HEADER_BYTES, MessageType, nodeIdOf, type AdjustMessage, type Message, type SyncMessage, type TimeReplyMessage } from '../lib/wire/index.js';
 import { runqueueWaitS } from './proc.js';
+import { Schedule } from './scale-schedule.js';
 import { newRound, type GenConfig, type GenRound } from './scale-types.js';
 
 /** As in lib/core/peer.ts (not exported there): slots within the collection window, report deadline, probe timeout. */
@@ -49,8 +49,8 @@ export class Generator {
   private readonly names: string[];
   private readonly index = new Map<bigint, number>();
   private readonly idFraction: Float64Array;
+  private readonly sched: Schedule;
   // Per peer, this round.
-  private readonly slotAt: Float64Array;
   private readonly left: Uint8Array;
   private readonly warm: Uint8Array;
   private readonly outstanding: Uint8Array;
@@ -60,16 +60,6 @@ export class Generator {
   private readonly reported: Uint8Array;
   private readonly got: Uint8Array;
   private templates: (Buffer | null)[];
-  private order: number[] = [];
-  private nextSlot = 0;
-  // Probe deadlines, FIFO.
-  private toIdx: Int32Array;
-  private toSeq: Uint8Array;
-  private toAt: Float64Array;
-  private head = 0;
-  private tail = 0;
-  private timer: NodeJS.Timeout | null = null;
-  private timerAt = Infinity;
   // The round.
   private salt = 0;
   private readonly salts: number[] = [];
@@ -100,7 +90,6 @@ export class Generator {
     this.ids = this.names.map(nodeIdOf);
     this.ids.forEach((id, i) => this.index.set(id, i));
     this.idFraction = Float64Array.from(this.ids, (id) => Number(id & 0xffffffffn) / 2 ** 32);
-    this.slotAt = new Float64Array(n);
     this.left = new Uint8Array(n);
     this.warm = new Uint8Array(n);
     this.outstanding = new Uint8Array(n);
@@ -110,10 +99,7 @@ export class Generator {
     this.reported = new Uint8Array(n);
     this.got = new Uint8Array(n);
     this.templates = new Array<Buffer | null>(n).fill(null);
-    const cap = n * (cfg.probes + 1) + 1;
-    this.toIdx = new Int32Array(cap);
-    this.toSeq = new Uint8Array(cap);
-    this.toAt = new Float64Array(cap);
+    this.sched = new Schedule(n, n * (cfg.probes + 1) + 1, () => this.tick(), (i, seq) => this.outstanding[i] === 1 && this.seq[i] === seq);
   }
 
   /** Binds the unicast sockets and joins the group; resolves with the unicast ports. */
@@ -135,8 +121,7 @@ export class Generator {
 
   /** Ends the round in progress (emitted with partial set) and closes the sockets. */
   stop(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
+    this.sched.cancel();
     this.finishRound(true);
     for (const s of [this.group, ...this.socks]) s?.close();
     this.group = null;
@@ -173,13 +158,7 @@ export class Generator {
     this.reported.fill(0);
     this.got.fill(0);
     this.templates.fill(null);
-    this.head = this.tail = 0;
-    for (let i = 0; i < this.n; i++) {
-      const f = (this.idFraction[i]! + SLOT_JITTER * (Math.random() - 0.5) + 1) % 1;
-      this.slotAt[i] = rx + collectMs * (SLOT_START + SLOT_SPAN * f);
-    }
-    this.order = [...Array(this.n).keys()].sort((a, b) => this.slotAt[a]! - this.slotAt[b]!);
-    this.nextSlot = 0;
+    this.sched.plan((i) => rx + collectMs * (SLOT_START + SLOT_SPAN * ((this.idFraction[i]! + SLOT_JITTER * (Math.random() - 0.5) + 1) % 1)));
     this.onSync({ epoch: msg.epoch, round: msg.round, collectMs });
     this.tick();
   }
@@ -189,7 +168,7 @@ export class Generator {
     const r = this.rec;
     if (!r) return;
     this.rec = null;
-    r.notStarted = this.order.length - this.nextSlot;
+    r.notStarted = this.sched.notStarted;
     let cancelled = 0;
     for (let i = 0; i < this.n; i++) cancelled += this.outstanding[i]!;
     // Unanswered: timed out or still waiting, less the late replies of this round heard so far.
@@ -208,42 +187,23 @@ export class Generator {
     this.onRound(r);
   }
 
-  /** The one timer: slots that have come, then probe deadlines that have passed. */
-  private readonly tick = (): void => {
-    this.timer = null;
-    this.timerAt = Infinity;
+  /** The timer: slots that have come, then probe deadlines that have passed. */
+  private tick(): void {
     const now = nowMs();
-    while (this.nextSlot < this.order.length && this.slotAt[this.order[this.nextSlot]!]! <= now) {
-      const i = this.order[this.nextSlot++]!;
+    for (let i = this.sched.slotDue(now); i >= 0; i = this.sched.slotDue(now)) {
       this.left[i] = this.cfg.probes + 1;
       this.warm[i] = 1;
       this.best[i] = Infinity;
       this.rec!.bursts += 1;
       this.send(i);
     }
-    while (this.head < this.tail && this.toAt[this.head]! <= now) {
-      const i = this.toIdx[this.head]!;
-      if (this.outstanding[i] && this.seq[i] === this.toSeq[this.head]) {
-        this.outstanding[i] = 0;
-        this.warm[i] = 0;
-        this.rec!.timeouts += 1;
-        this.next(i, now);
-      }
-      this.head += 1;
+    for (let i = this.sched.timeoutDue(now); i >= 0; i = this.sched.timeoutDue(now)) {
+      this.outstanding[i] = 0;
+      this.warm[i] = 0;
+      this.rec!.timeouts += 1;
+      this.next(i, now);
     }
-    this.arm(now);
-  };
-
-  private arm(now: number): void {
-    // Deadlines of requests already answered wake nobody.
-    while (this.head < this.tail && !(this.outstanding[this.toIdx[this.head]!] && this.seq[this.toIdx[this.head]!] === this.toSeq[this.head])) this.head += 1;
-    const slot = this.nextSlot < this.order.length ? this.slotAt[this.order[this.nextSlot]!]! : Infinity;
-    const probe = this.head < this.tail ? this.toAt[this.head]! : Infinity;
-    const at = Math.min(slot, probe);
-    if (at === Infinity || at >= this.timerAt) return;
-    if (this.timer) clearTimeout(this.timer);
-    this.timerAt = at;
-    this.timer = setTimeout(this.tick, Math.max(0, at - now));
+    this.sched.arm(now);
   }
 
   private send(i: number): void {
@@ -260,10 +220,7 @@ export class Generator {
     t.writeBigInt64BE(t1, STAMP_AT);
     this.t1[i] = t1;
     this.outstanding[i] = 1;
-    const at = this.tail++;
-    this.toIdx[at] = i;
-    this.toSeq[at] = this.seq[i]!;
-    this.toAt[at] = nowMs() + this.probeTimeoutMs;
+    this.sched.deadline(i, this.seq[i]!, nowMs() + this.probeTimeoutMs);
     this.rec!.requests += 1;
     this.transmit(i, t);
   }
@@ -306,7 +263,7 @@ export class Generator {
     }
     const now = nowMs();
     this.next(i, now);
-    this.arm(now);
+    this.sched.arm(now);
   }
 
   private next(i: number, now: number): void {
