@@ -54,6 +54,9 @@ interface Opts {
 
 const log = (s: string): void => void process.stderr.write(s + '\n');
 
+/** SIGINT or SIGTERM: the size running ends at once (its processes stopped), and no other starts. */
+const interrupted = new AbortController();
+
 /** Rounds of the fast start at this collection window (see fastStartDivisor). */
 function fastStartRounds(collectNs: bigint): number {
   let r = 1;
@@ -93,6 +96,7 @@ async function runSize(members: number, o: Opts): Promise<SizeResult> {
   const reachedP = new Promise<void>((r) => (reached = r));
   let failed: (e: Error) => void = () => undefined;
   const failedP = new Promise<never>((_, rej) => (failed = rej));
+  interrupted.signal.addEventListener('abort', () => failed(new Error('interrupted')), { once: true });
   failedP.catch(() => undefined);
   const ready = new Promise<Extract<FromGen, { ev: 'ready' }>>((resolve) => {
     child.on('message', (m: FromGen) => {
@@ -191,18 +195,17 @@ async function main(): Promise<void> {
   log(`bench:scale: ${cpus().length} cores, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}, node ${process.version}`);
   if (o.real > 0 && !o.members.includes(0)) o.members.unshift(0);
   const results: SizeResult[] = [];
-  let stopping = false;
-  const stop = (): void => void (stopping = true);
+  const stop = (): void => interrupted.abort();
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   for (const [k, members] of o.members.entries()) {
-    if (stopping) break;
+    if (interrupted.signal.aborted) break;
     if (k > 0) await new Promise((r) => setTimeout(r, Number(o.pause / 1_000_000n)));
     results.push(await runSize(members, o));
   }
   for (const line of formatResults(results)) log(line);
   if (o.json) process.stdout.write(JSON.stringify({ intervalMs: Number(o.interval / 1_000_000n), probes: o.probes, sockets: o.sockets, node: process.version, results }) + '\n');
-  if (results.some((r) => r.error)) process.exitCode = 1;
+  if (results.some((r) => r.error)) process.exitCode = interrupted.signal.aborted ? 130 : 1;
 }
 
 main().catch((err) => {
