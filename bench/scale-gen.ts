@@ -58,6 +58,8 @@ export class Generator {
   private readonly t1: BigInt64Array;
   private readonly best: Float64Array;
   private readonly reported: Uint8Array;
+  /** The offset each reported: its entry must answer exactly this (peer.ts drops it as wrong-report otherwise). */
+  private readonly offsetNs: BigInt64Array;
   private readonly got: Uint8Array;
   private templates: (Buffer | null)[];
   // The round.
@@ -97,6 +99,7 @@ export class Generator {
     this.t1 = new BigInt64Array(n);
     this.best = new Float64Array(n);
     this.reported = new Uint8Array(n);
+    this.offsetNs = new BigInt64Array(n);
     this.got = new Uint8Array(n);
     this.templates = new Array<Buffer | null>(n).fill(null);
     this.sched = new Schedule(n, n * (cfg.probes + 1) + 1, () => this.tick(), (i, seq) => this.outstanding[i] === 1 && this.seq[i] === seq);
@@ -285,6 +288,7 @@ export class Generator {
       name: this.names[i]!,
     };
     this.reported[i] = 1;
+    this.offsetNs[i] = offsetNs;
     rec.reports += 1;
     this.delays.push(best);
     this.transmit(i, encode(report));
@@ -302,6 +306,7 @@ export class Generator {
       const i = this.index.get(e.node);
       if (i === undefined) continue;
       if (!this.reported[i]) rec.unreportedEntries += 1;
+      else if (e.adjustmentNs !== msg.averageNs - this.offsetNs[i]!) rec.wrongEntries += 1;
       else if (!this.got[i]) {
         this.got[i] = 1;
         rec.gotEntry += 1;

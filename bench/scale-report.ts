@@ -51,6 +51,8 @@ export interface Window {
   cutBursts: number;
   notStarted: number;
   outliers: number;
+  /** Entries for members that had not reported, and entries that do not answer the member's report. */
+  strayEntries: number;
   masterKernelDrops: number | null;
   /** Median over rounds of the median reported round trip, µs. */
   bestDelayUs: number;
@@ -102,6 +104,7 @@ export function windowOf(records: readonly GenRound[], samples: ReadonlyMap<numb
     cutBursts: sum((r) => r.cut),
     notStarted: sum((r) => r.notStarted),
     outliers: sum((r) => r.outliers),
+    strayEntries: sum((r) => r.unreportedEntries + r.wrongEntries),
     masterKernelDrops: a.masterDrops !== null && b.masterDrops !== null ? b.masterDrops - a.masterDrops : null,
     bestDelayUs: median(recs.filter((r) => r.reports > 0).map((r) => r.bestDelayUs.p50)),
   };
@@ -158,7 +161,7 @@ export function formatResults(results: readonly SizeResult[]): string[] {
     const w = r.steady;
     out.push(
       `${r.members}: master table ${r.master.members ?? '-'} members at the end; engine drops (whole run) ${dropped}; kernel drops by port ${JSON.stringify(r.master.kernelDrops)}`,
-      `   steady: ${w ? `${w.requests} requests, ${w.timeouts} probe timeouts, ${w.failedBursts} bursts with no usable reply, ${w.cutBursts} cut by the report deadline, ${w.notStarted} slots never reached, ${w.partsMissing} ADJUST parts missing, ${w.outliers} outlier entries, best round trip p50 ${f1(w.bestDelayUs)} µs, over ${f1(w.wallS)} s` : 'no steady rounds'}`,
+      `   steady: ${w ? `${w.requests} requests, ${w.timeouts} probe timeouts, ${w.failedBursts} bursts with no usable reply, ${w.cutBursts} cut by the report deadline, ${w.notStarted} slots never reached, ${w.partsMissing} ADJUST parts missing, ${w.outliers} outlier entries, ${w.strayEntries} stray entries, best round trip p50 ${f1(w.bestDelayUs)} µs, over ${f1(w.wallS)} s` : 'no steady rounds'}`,
       ...(r.real ? [realLine(r.real)] : []),
       `   generator: ${r.generator.sockets} sockets, ${r.generator.directSend ? 'sendto(2) by FFI' : "Node's send"}, ${f1(r.generator.cpuS)} s CPU in all, RSS ${f1(r.generator.rssMb)} MB, kernel drops ${r.generator.kernelDrops ?? '-'}, foreign datagrams ${r.generator.foreign}, send errors ${r.generator.sendErrors}; load average ${r.machine.loadavgStart.map(f2).join(' ')} at the start, ${r.machine.loadavgEnd.map(f2).join(' ')} at the end${r.error ? `; ERROR: ${r.error}` : ''}`,
     );

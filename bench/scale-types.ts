@@ -56,6 +56,8 @@ export interface GenRound {
   gotEntry: number;
   outliers: number;
   unreportedEntries: number;
+  /** Entries that do not answer the offset the member reported (a real peer would drop them). */
+  wrongEntries: number;
   /** The reported (best) round trips. */
   bestDelayUs: { p50: number; p99: number; max: number };
   /** The generator's CPU during the round (user + system), µs, and the system part. */
@@ -71,7 +73,7 @@ export function newRound(epoch: number, round: number, collectMs: number, peers:
   return {
     epoch, round, collectMs, peers,
     bursts: 0, notStarted: 0, requests: 0, onTime: 0, late: 0, lateEarlier: 0, timeouts: 0, lost: 0, cut: 0, failed: 0, reports: 0,
-    adjustParts: 0, adjustPartsAnnounced: 0, lateAdjustParts: 0, tableRows: 0, gotEntry: 0, outliers: 0, unreportedEntries: 0,
+    adjustParts: 0, adjustPartsAnnounced: 0, lateAdjustParts: 0, tableRows: 0, gotEntry: 0, outliers: 0, unreportedEntries: 0, wrongEntries: 0,
     bestDelayUs: { p50: 0, p99: 0, max: 0 }, genCpuUs: 0, genSysUs: 0, genWaitUs: null, partial: false,
   };
 }

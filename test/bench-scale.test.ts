@@ -57,6 +57,7 @@ test('20 emulated members against a real master: every one gets its entry in eve
   t.is(r.steady?.rounds, 3, err);
   t.deepEqual(r.steady?.gotEntry, { min: 20, median: 20 }, err);
   t.is(r.steady?.rows.min, 21, 'the members and the master');
+  t.is(r.steady?.strayEntries, 0, 'every entry answers its member\'s report');
   t.is(r.generator.kernelDrops, 0);
   t.true(r.steady!.masterCpuPercent! > 0);
 });
