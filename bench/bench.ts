@@ -18,45 +18,19 @@
  * from the 100 µs round on, acquisition included.
  */
 import { Command, Option } from 'commander';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { Cluster } from '../lib/daemon/cluster.js';
 import type { StatusJson } from '../lib/daemon/status.js';
-import { groupTimesAt, readingOf, spreadNs } from '../lib/daemon/truth.js';
 import { freeUdpPort } from '../lib/net/transport.js';
-import { FAST_START_ROUNDS } from '../lib/core/master.js';
-import { convergedRound, percentiles, precisionAfter, steadyFrom } from '../lib/sim/stats.js';
+import { percentiles } from '../lib/sim/stats.js';
 import { int, positiveDuration, ppm, duration } from '../bin/parse.js';
 import { ChronyGroup, findChrony } from './chrony.js';
+import { procStat } from './proc.js';
+import { precisionOf, sampleOf, type Sample } from './truth.js';
 
 /** chrony's measurements from this many seconds after its start count (iburst and the first filter fills are over). */
 const CHRONY_SKIP_S = 15;
-
-interface Sample {
-  atMs: number;
-  /** Rounds the master had completed. */
-  label: number;
-  spreadNs: bigint;
-  /** Each daemon's clock minus the master's (ns) and its rate error left after its frequency correction (ppm), in member order. */
-  offsetsNs: bigint[];
-  ratesPpm: number[];
-}
-
-/** Clock ticks per second for /proc/<pid>/stat (USER_HZ; 100 on Linux). */
-const USER_HZ = 100;
-
-function procStat(pid: number): { cpuS: number; hwmMb: number } | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const cpuS = (Number(fields[11]) + Number(fields[12])) / USER_HZ; // utime + stime
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const hwm = /VmHWM:\s+(\d+) kB/.exec(status);
-    return { cpuS, hwmMb: hwm ? Number(hwm[1]) / 1024 : 0 };
-  } catch {
-    return null;
-  }
-}
 
 async function main(): Promise<void> {
   const o = new Command('bench')
@@ -140,17 +114,7 @@ async function main(): Promise<void> {
       lastLive = live;
       const master = live.find((s) => s.nodeId === 'n0')!;
       const label = master.lastRound?.round ?? 0;
-      const byName = names.map((n) => live.find((s) => s.nodeId === n)!);
-      const readings = byName.map(readingOf);
-      const at = readings.reduce((m, r) => (r.monotonicNs > m ? r.monotonicNs : m), 0n);
-      const times = groupTimesAt(readings, at);
-      samples.push({
-        atMs: Date.now() - t0,
-        label,
-        spreadNs: spreadNs(readings),
-        offsetsNs: times.map((t) => t - times[0]!),
-        ratesPpm: readings.map((r) => r.rateErrorPpm),
-      });
+      samples.push(sampleOf(names.map((n) => live.find((s) => s.nodeId === n)!), label, Date.now() - t0));
       if (label !== lastRound) {
         lastRound = label;
         for (const s of live) if (s.lastDelayNs !== null && s.role === 'peer') rtts.push(Number(s.lastDelayNs));
@@ -189,17 +153,14 @@ async function main(): Promise<void> {
       const rows = samples.map((x) => [x.atMs, x.label, x.spreadNs, ...x.offsetsNs, ...x.ratesPpm.map((r) => r.toFixed(3))].join(','));
       writeFileSync(o.trace, head.join(',') + '\n' + rows.join('\n') + '\n');
     }
-    const ms1 = convergedRound(samples, 1_000_000n);
-    const us100 = convergedRound(samples, 100_000n);
-    // Precision in the steady state: from the 100 µs round, after the fast start (frequency acquisition).
-    const from = steadyFrom(samples, FAST_START_ROUNDS);
-    const precision = precisionAfter(samples, from);
-    const roundsAfter = from === null ? 0 : Math.max(0, lastRound - from + 1);
-    // And, for comparison, everything from the 100 µs round on, acquisition included.
-    const whole = precisionAfter(samples, us100);
-    // Each peer's clock error against the master (truth), pooled over peers and steady-state samples:
-    // the figure that compares with a chrony client's error against its server.
-    const clockErr = percentiles(samples.filter((x) => from !== null && x.label >= from).flatMap((x) => x.offsetsNs.slice(1).map((d) => Math.abs(Number(d)))));
+    // Precision in the steady state (from the 100 µs round, after the fast start), and from the 100 µs round on;
+    // each peer's clock error against the master: the figure that compares with a chrony client's against its server.
+    const p = precisionOf(samples, lastRound);
+    const { ms1, us100 } = p.convergeRounds;
+    const from = p.steadyFromRound;
+    const roundsAfter = p.roundsAfterConvergence;
+    const precision = { p50: p.precisionUs.p50 * 1000, p99: p.precisionUs.p99 * 1000 };
+    const clockErr = { p50: p.clockErrorUs.p50 * 1000, p99: p.clockErrorUs.p99 * 1000 };
     const rtt = percentiles(rtts);
     // Coverage: the share of datagrams received with kernel timestamps, from the daemons' status counters.
     const share = (via: 'unicast' | 'group'): { kernel: number; total: number; percent: number } => {
@@ -216,16 +177,16 @@ async function main(): Promise<void> {
       rounds: lastRound,
       roundsAfterConvergence: roundsAfter,
       samples: samples.length,
-      precisionUs: { p50: precision.p50 / 1000, p99: precision.p99 / 1000, max: precision.max / 1000 },
+      precisionUs: p.precisionUs,
       steadyFromRound: from,
-      precisionFromConvergenceUs: { p50: whole.p50 / 1000, p99: whole.p99 / 1000, max: whole.max / 1000 },
-      convergeRounds: { ms1, us100 },
+      precisionFromConvergenceUs: p.precisionFromConvergenceUs,
+      convergeRounds: p.convergeRounds,
       rssMb: { max: Math.max(...hwm.values()) },
       cpuPercent: { max: Math.max(...idleCpu), master: idleCpu[cluster.members.findIndex((m) => m.name === 'n0')]!, whilePolledMax: Math.max(...cpuShare.values()), idleWindowS: Math.round(idleS) },
       rttUs: { min: rttMin / 1000, p50: rtt.p50 / 1000, p99: rtt.p99 / 1000 },
       metrics: o.metrics ? { scrapes, scrapeBytes, scrapePeriodS: Number(o.scrape) / 1e9 } : null,
       kernelStamps: { unicast: share('unicast'), group: share('group') },
-      clockErrorUs: { p50: clockErr.p50 / 1000, p99: clockErr.p99 / 1000, max: clockErr.max / 1000 },
+      clockErrorUs: p.clockErrorUs,
       anchor: anchorResult(o.anchor, chronyVersion, chronyMeasurements, chronyTracking, chronyFailures, precision, clockErr),
       machine: { cpus: cpus().length, loadavg1: Number(loadavg()[0]!.toFixed(2)), node: process.version },
     };

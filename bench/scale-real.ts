@@ -1,0 +1,92 @@
+/**
+ * bench:scale --real N: N real `berkeleyd run` peers inside the emulated
+ * group, measured as bench measures its daemons (bench/truth.ts): random
+ * starting offsets within ±1 s and drifts within ±100 ppm, the group clock of
+ * every daemon read several times a second and brought to one monotonic
+ * instant, the master's clock the reference.
+ *
+ * The master of a big group is read with `now` (its clock and the monotonic
+ * clock at one instant, a few bytes), not `status`, whose member table runs
+ * to megabytes at thousands of members and would load the master being
+ * measured. Its frequency correction, which the reading needs to be carried
+ * to the common instant, comes from a full status every STATUS_EVERY_MS; a
+ * slew it runs meanwhile is not known (at most the gap between the readings,
+ * a few ms, times --max-slew: 500 ppm of 2 ms is 1 µs).
+ */
+import { Cluster } from '../lib/daemon/cluster.js';
+import { query } from '../lib/daemon/control.js';
+import type { StatusJson } from '../lib/daemon/status.js';
+import { precisionOf, sampleOf, type ClockStatus, type Precision, type Sample } from './truth.js';
+
+const STATUS_EVERY_MS = 5000;
+const OFFSET_SPREAD_NS = 1_000_000_000;
+const DRIFT_PPM = 100;
+
+export interface RealResult extends Precision {
+  daemons: number;
+  samples: number;
+  /** Samples that failed (a daemon did not answer in time). */
+  failures: number;
+}
+
+export class RealPeers {
+  private readonly samples: Sample[] = [];
+  private masterState: ClockStatus | null = null;
+  private masterStateAt = -Infinity;
+  private running = false;
+  private loop: Promise<void> | null = null;
+  private failures = 0;
+
+  constructor(
+    private readonly cluster: Cluster,
+    private readonly count: number,
+    private readonly common: string[],
+  ) {}
+
+  get names(): string[] {
+    return [...Array(this.count).keys()].map((i) => `real-${i}`);
+  }
+
+  /** Starts the peers (before the master, as bench does). */
+  async start(): Promise<void> {
+    for (const name of this.names) {
+      const offset = Math.round((Math.random() * 2 - 1) * OFFSET_SPREAD_NS);
+      const drift = (Math.random() * 2 - 1) * DRIFT_PPM;
+      await this.cluster.add({ name, args: [...this.common, '--sim-offset', `${offset}ns`, '--sim-drift', drift.toFixed(3), '--priority', '0'] });
+    }
+  }
+
+  /** Samples every 1000 / rate ms until stop(), and at most for maxMs. label(): rounds the master has completed. */
+  sample(masterControl: string, label: () => number, rate: number, maxMs: number): void {
+    this.running = true;
+    const t0 = performance.now();
+    this.loop = (async () => {
+      while (this.running && performance.now() - t0 < maxMs) {
+        await new Promise((r) => setTimeout(r, 1000 / rate));
+        try {
+          const master = await this.readMaster(masterControl);
+          const peers = await Promise.all(this.names.map((n) => this.cluster.status(n)));
+          this.samples.push(sampleOf([master, ...peers], label(), performance.now() - t0));
+        } catch {
+          this.failures += 1;
+        }
+      }
+    })();
+  }
+
+  private async readMaster(control: string): Promise<ClockStatus> {
+    if (!this.masterState || performance.now() - this.masterStateAt > STATUS_EVERY_MS) {
+      const s = (await query(control, 'status', 15_000)) as StatusJson;
+      this.masterState = { ...s, clock: { ...s.clock, pendingNs: '0' } };
+      this.masterStateAt = performance.now();
+    }
+    const now = (await query(control, 'now', 5000)) as { groupTimeNs: string; monotonicNs: string };
+    return { ...this.masterState, ...now };
+  }
+
+  async stop(lastRound: number, fastStartRounds: number): Promise<RealResult> {
+    this.running = false;
+    await this.loop;
+    return { daemons: this.count, samples: this.samples.length, failures: this.failures, ...precisionOf(this.samples, lastRound, fastStartRounds) };
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * The benchmarks' ground truth over real daemons (bench, bench:scale
+ * --real): a sample of every daemon's group clock brought to one monotonic
+ * instant (lib/daemon/truth.ts), and the precision figures over a run's
+ * samples, counted as README "Benchmark" says: the steady state from the
+ * round after which the group stays within 100 µs and after the fast start;
+ * beside it, from the 100 µs round on; and each clock's error against the
+ * reference (the first reading: the master).
+ */
+import { FAST_START_ROUNDS } from '../lib/core/master.js';
+import { groupTimesAt, readingOf, spreadNs } from '../lib/daemon/truth.js';
+import { convergedRound, percentiles, precisionAfter, steadyFrom } from '../lib/sim/stats.js';
+
+export interface Sample {
+  atMs: number;
+  /** Rounds the master had completed. */
+  label: number;
+  spreadNs: bigint;
+  /** Each daemon's clock minus the reference's (ns) and its rate error left after its frequency correction (ppm), in reading order. */
+  offsetsNs: bigint[];
+  ratesPpm: number[];
+}
+
+/** What readingOf needs of a status. */
+export type ClockStatus = Parameters<typeof readingOf>[0];
+
+/** One sample: the readings (the reference first) at the latest reading's instant. */
+export function sampleOf(statuses: readonly ClockStatus[], label: number, atMs: number): Sample {
+  const readings = statuses.map(readingOf);
+  const at = readings.reduce((m, r) => (r.monotonicNs > m ? r.monotonicNs : m), 0n);
+  const times = groupTimesAt(readings, at);
+  return { atMs, label, spreadNs: spreadNs(readings), offsetsNs: times.map((t) => t - times[0]!), ratesPpm: readings.map((r) => r.rateErrorPpm) };
+}
+
+const us = (p: { p50: number; p99: number; max: number }): { p50: number; p99: number; max: number } => ({ p50: p.p50 / 1000, p99: p.p99 / 1000, max: p.max / 1000 });
+
+export interface Precision {
+  convergeRounds: { ms1: number | null; us100: number | null };
+  steadyFromRound: number | null;
+  roundsAfterConvergence: number;
+  /** Largest disagreement between two clocks, µs: steady state, and from the 100 µs round on. */
+  precisionUs: { p50: number; p99: number; max: number };
+  precisionFromConvergenceUs: { p50: number; p99: number; max: number };
+  /** Each clock's error against the reference, pooled over clocks and steady samples, µs. */
+  clockErrorUs: { p50: number; p99: number; max: number };
+}
+
+export function precisionOf(samples: readonly Sample[], lastRound: number, fastStartRounds = FAST_START_ROUNDS): Precision {
+  const ms1 = convergedRound(samples, 1_000_000n);
+  const us100 = convergedRound(samples, 100_000n);
+  const from = steadyFrom(samples, fastStartRounds);
+  const clockErr = percentiles(samples.filter((x) => from !== null && x.label >= from).flatMap((x) => x.offsetsNs.slice(1).map((d) => Math.abs(Number(d)))));
+  return {
+    convergeRounds: { ms1, us100 },
+    steadyFromRound: from,
+    roundsAfterConvergence: from === null ? 0 : Math.max(0, lastRound - from + 1),
+    precisionUs: us(precisionAfter(samples, from)),
+    precisionFromConvergenceUs: us(precisionAfter(samples, us100)),
+    clockErrorUs: us(clockErr),
+  };
+}
