@@ -28,17 +28,11 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { loadSocketCalls, parseIpv4, socketFd, type SocketCalls } from '../lib/net/ffi.js';
 import { transmitStampOffset } from '../lib/wire/codec.js';
 import { decode, encode, HEADER_BYTES, MessageType, nodeIdOf, type AdjustMessage, type Message, type SyncMessage, type TimeReplyMessage } from '../lib/wire/index.js';
-import { exchangesOf, WARMUP_FROM } from '../lib/core/load.js';
+import { exchangesOf, PROBE_TIMEOUT, REPORT_BY, SLOT_JITTER, SLOT_SPAN, SLOT_START, WARMUP_FROM } from '../lib/core/load.js';
 import { runqueueWaitS } from './proc.js';
 import { Schedule } from './scale-schedule.js';
 import { newRound, type GenConfig, type GenRound } from './scale-types.js';
 
-/** As in lib/core/peer.ts (not exported there): slots within the collection window, report deadline, probe timeout. */
-const SLOT_START = 0.05;
-const SLOT_SPAN = 0.55;
-const SLOT_JITTER = 0.1;
-const REPORT_BY = 0.85;
-const PROBE_TIMEOUT = 0.04;
 
 const nowNs = (): bigint => process.hrtime.bigint();
 const nowMs = (): number => performance.now();

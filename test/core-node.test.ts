@@ -128,7 +128,7 @@ test('a peer: SYNC arms the slot; the slot sends a TIME_REQUEST to the master by
   p.handle({ type: 'start', monoNs: time.ns });
   const onSync = p.receive(syncFrom(master, 1, 1), MASTER_ADDR);
   const slot = only(armed(onSync, 'slot'), 'slot timer');
-  t.true(slot > 0n && slot <= (500n * MS * 60n) / 100n, `slot within the first 60% of the collection window: ${slot}`);
+  t.true(slot > 0n && slot <= (500n * MS * 80n) / 100n, `slot within the first 80% of the collection window: ${slot}`);
   t.is(sends(onSync).length, 0, 'nothing is sent before the slot');
   t.deepEqual(notices(onSync, 'role').map((n) => [n.role, n.masterName]), [['peer', 'master']]);
   t.is(armed(onSync, 'election').length, 1, 'the SYNC re-arms the election timeout');

@@ -10,7 +10,7 @@ import { validateOptions, DEFAULTS } from '../lib/core/options.js';
 import { nodeIdOf } from '../lib/wire/ids.js';
 import { MessageType, type AdjustMessage, type SyncMessage } from '../lib/wire/messages.js';
 import {
-  S, FakeTime, adjustFor, fakeMaster, makeNode, masterRounds, notices, only, runBurst, sends, syncFrom,
+  MS, S, FakeTime, adjustFor, fakeMaster, makeNode, masterRounds, notices, only, runBurst, sends, syncFrom,
 } from './helpers/core-harness.js';
 
 const SECOND = 1_000_000_000n;
@@ -158,4 +158,19 @@ test('a peer runs the burst its master asks for: one exchange and no warm-up at 
   // A master that asks for more than our --probes gets our --probes.
   runBurst(time, p, master, syncFrom(master, 1, 3, { probes: 64 }));
   t.is(p.node.status().probes, 12);
+});
+
+test('an overloaded master sheds requests that waited longer than their senders wait for the reply, and answers fresh ones', (t) => {
+  const time = new FakeTime();
+  const m = makeNode(time, 'm', { pinnedMaster: true });
+  const sync = only(sends(m.handle({ type: 'start', monoNs: time.ns }), MessageType.Sync), 'SYNC').msg as SyncMessage;
+  time.advance(100n * MS);
+  const request = (nonce: bigint) => ({ type: MessageType.TimeRequest as const, domain: 0, sender: nodeIdOf('p'), epoch: sync.epoch, round: sync.round, nonce, originNs: 0n });
+  const from = { address: '10.0.0.9', port: 9200 };
+  // Round 1 is a fast-start round: a 125 ms window, so peers wait 5 ms for a reply.
+  const stale = m.handle({ type: 'datagram', msg: request(1n), from, rxMonoNs: time.ns - 6n * MS });
+  t.is(sends(stale, MessageType.TimeReply).length, 0, 'waited 6 ms in our queue: nobody waits for it');
+  t.is(m.node.status().dropped['stale-request'], 1);
+  const fresh = m.handle({ type: 'datagram', msg: request(2n), from, rxMonoNs: time.ns - 4n * MS });
+  t.is(sends(fresh, MessageType.TimeReply).length, 1, 'waited 4 ms: answered');
 });

@@ -20,6 +20,27 @@
  * peer.ts): short bursts go without it.
  */
 
+/**
+ * The round's timing on the peers' side, in fractions of the collection
+ * window (SYNC collectMs): bursts start within SLOT_START..SLOT_START +
+ * SLOT_SPAN (the place from the node id, jittered by SLOT_JITTER), a burst
+ * reports by REPORT_BY whatever it has, and a request waits at most
+ * PROBE_TIMEOUT (and at most --max-delay) for its reply. The master sheds a
+ * request that waited in its queue longer than that: nobody waits for its
+ * answer any more.
+ */
+export const SLOT_START = 0.05;
+export const SLOT_SPAN = 0.7;
+export const SLOT_JITTER = 0.1;
+export const REPORT_BY = 0.85;
+export const PROBE_TIMEOUT = 0.04;
+
+/** How long a request waits for its reply in a round whose collection window is collectNs. */
+export function probeTimeoutNs(collectNs: bigint, maxDelayNs: bigint): bigint {
+  const ns = BigInt(Math.round(Number(collectNs) * PROBE_TIMEOUT));
+  return ns < maxDelayNs ? ns : maxDelayNs;
+}
+
 /** Exchanges the master invites per second of interval: about 0.1 s of its CPU per second at 13 µs each. */
 export const EXCHANGES_PER_SECOND = 8_000;
 /** Bursts of this many exchanges or more start with a warm-up exchange (not counted in probes). */

@@ -10,7 +10,7 @@ import { MessageType, type ReportMessage, type TimeRequestMessage } from '../wir
 import { faultTolerantAverage, median, type Reading } from './average.js';
 import type { Context } from './context.js';
 import { DEFAULT_DISCIPLINE } from './discipline.js';
-import { fastStartFits, MemberLimit, probesFor, REQUESTERS_PER_MEMBER } from './load.js';
+import { fastStartFits, MemberLimit, probesFor, probeTimeoutNs, REQUESTERS_PER_MEMBER } from './load.js';
 import type { Address, FaultReason, RoundRow } from './types.js';
 
 /**
@@ -182,8 +182,11 @@ export class MasterRole {
   private readonly requests = new Map<bigint, number>();
   /** Distinct nodes that sent requests in the last round: with the members, the load to expect. */
   private lastRequesters = 0;
-  /** The burst asked for this round (SYNC probes). */
+  /** The burst asked for this round (SYNC probes), and how long its peers wait for a reply. */
   probes: number;
+  private probeTimeoutNs = 0n;
+  /** Requests shed because they waited in our queue longer than their senders wait for the reply. */
+  shed = 0;
   readonly limit: MemberLimit;
 
   constructor(
@@ -220,6 +223,7 @@ export class MasterRole {
     if (divisor > 1n && !fastStartFits(expected, o.intervalNs / divisor, o.probes)) divisor = 1n;
     const collectNs = o.collectTimeoutNs / divisor;
     this.probes = probesFor(expected, o.intervalNs / divisor, o.probes);
+    this.probeTimeoutNs = probeTimeoutNs(collectNs, o.maxDelayNs);
     ctx.arm('round', o.intervalNs / divisor);
     ctx.arm('collect', collectNs);
     ctx.send('group', {
@@ -241,6 +245,12 @@ export class MasterRole {
   onRequest(msg: TimeRequestMessage, from: Address, rxMonoNs: bigint): void {
     const { ctx } = this;
     if (msg.epoch !== this.epoch) return ctx.drop('stale-epoch', msg, from);
+    // Overloaded (a queue that holds more work than a probe timeout): a request that waited longer than its sender
+    // waits for the reply is answered for nobody, and answering it would only make the next ones late too. Shed it.
+    if (ctx.clock.now() - ctx.clock.at(rxMonoNs) > this.probeTimeoutNs) {
+      this.shed += 1;
+      return ctx.drop('stale-request', msg, from);
+    }
     const count = (this.requests.get(msg.sender) ?? 0) + 1;
     if (count > this.requestLimit || (count === 1 && this.requests.size >= REQUESTERS_PER_MEMBER * ctx.opts.maxMembers)) return ctx.drop('rate-limited', msg, from);
     this.requests.set(msg.sender, count);

@@ -17,18 +17,10 @@
 import { MessageType, type AdjustMessage, type SyncMessage, type TimeReplyMessage, type TimeRequestMessage } from '../wire/messages.js';
 import type { Context } from './context.js';
 import { DEFAULT_DISCIPLINE } from './discipline.js';
-import { exchangesOf, WARMUP_FROM } from './load.js';
+import { exchangesOf, probeTimeoutNs, REPORT_BY, SLOT_JITTER, SLOT_SPAN, SLOT_START, WARMUP_FROM } from './load.js';
 import { bestOfBurst, exchange, type Sample } from './measure.js';
 import type { Address } from './types.js';
 
-/** Bursts start within this part of the collection window (fractions of collectMs). */
-const SLOT_START = 0.05;
-const SLOT_SPAN = 0.55;
-const SLOT_JITTER = 0.1;
-/** The burst reports by this part of the collection window, whatever it has. */
-const REPORT_BY = 0.85;
-/** A request waits at most this part of the collection window (and at most maxDelay) for its reply. */
-const PROBE_TIMEOUT = 0.04;
 /**
  * Delay filter (like chrony's maxdelayratio): a burst whose best round trip
  * exceeds DELAY_RATIO times the median of the last DELAY_HISTORY bursts'
@@ -160,7 +152,7 @@ export class PeerRole {
       appliedAt: [],
       takenAt: [],
       outstanding: null,
-      probeTimeoutNs: min(ctx.opts.maxDelayNs, BigInt(Math.round(Number(collectNs) * PROBE_TIMEOUT))),
+      probeTimeoutNs: probeTimeoutNs(collectNs, ctx.opts.maxDelayNs),
       deadlineMonoNs: rxMonoNs + BigInt(Math.round(Number(collectNs) * REPORT_BY)),
       fallback: null,
     };

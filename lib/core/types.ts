@@ -94,6 +94,7 @@ export type DropReason =
   | 'rate-limited'      // too many requests from one node in one round, or from too many nodes
   | 'no-exchange'       // a report from a node that made no time exchange this round
   | 'table-full'        // a report from a new node when the member table is full
+  | 'stale-request'     // a request that waited in the master's queue longer than its sender waits for the reply
   | 'implausible-report' // a report whose fields cannot be true: round trip above --max-delay, frequency beyond any clock's
   | 'bad-turnaround'    // a reply whose T3 − T2 is negative or above --max-delay
   | 'negative-delay'    // an exchange whose round trip came out negative (a stepped clock, or forged stamps)
