@@ -49,6 +49,8 @@ export class Generator {
   // Per peer, this round.
   private readonly left: Uint8Array;
   private readonly warm: Uint8Array;
+  /** The burst got its one extra try (see next). */
+  private readonly retried: Uint8Array;
   /** This round's burst: SYNC probes, at most cfg.probes. */
   private probes = 1;
   private readonly outstanding: Uint8Array;
@@ -92,6 +94,7 @@ export class Generator {
     this.idFraction = Float64Array.from(this.ids, (id) => Number(id & 0xffffffffn) / 2 ** 32);
     this.left = new Uint8Array(n);
     this.warm = new Uint8Array(n);
+    this.retried = new Uint8Array(n);
     this.outstanding = new Uint8Array(n);
     this.seq = new Uint8Array(n);
     this.t1 = new BigInt64Array(n);
@@ -195,6 +198,7 @@ export class Generator {
     const now = nowMs();
     for (let i = this.sched.slotDue(now); i >= 0; i = this.sched.slotDue(now)) {
       this.left[i] = exchangesOf(this.probes);
+      this.retried[i] = 0;
       this.warm[i] = this.probes >= WARMUP_FROM ? 1 : 0;
       this.best[i] = Infinity;
       this.rec!.bursts += 1;
@@ -270,6 +274,11 @@ export class Generator {
   }
 
   private next(i: number, now: number): void {
+    // As peer.ts: a burst out of exchanges with no usable sample tries once more.
+    if (this.left[i] === 0 && this.best[i] === Infinity && !this.retried[i]) {
+      this.retried[i] = 1;
+      this.left[i] = 1;
+    }
     if (this.left[i]! > 0 && now < this.deadlineMs) return this.send(i);
     const rec = this.rec!;
     if (this.left[i]! > 0) rec.cut += 1;

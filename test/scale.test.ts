@@ -10,7 +10,7 @@ import { validateOptions, DEFAULTS } from '../lib/core/options.js';
 import { nodeIdOf } from '../lib/wire/ids.js';
 import { MessageType, type AdjustMessage, type SyncMessage } from '../lib/wire/messages.js';
 import {
-  MS, S, FakeTime, adjustFor, fakeMaster, makeNode, masterRounds, notices, only, runBurst, sends, syncFrom,
+  MS, S, FakeTime, adjustFor, armed, fakeMaster, makeNode, masterRounds, notices, only, runBurst, sends, syncFrom,
 } from './helpers/core-harness.js';
 
 const SECOND = 1_000_000_000n;
@@ -173,4 +173,39 @@ test('an overloaded master sheds requests that waited longer than their senders 
   t.is(m.node.status().dropped['stale-request'], 1);
   const fresh = m.handle({ type: 'datagram', msg: request(2n), from, rxMonoNs: time.ns - 4n * MS });
   t.is(sends(fresh, MessageType.TimeReply).length, 1, 'waited 4 ms: answered');
+});
+
+test('a one-exchange burst whose reply is lost tries once more, then gives up', (t) => {
+  const time = new FakeTime();
+  const p = makeNode(time, 'p1');
+  const master = fakeMaster(time);
+  p.handle({ type: 'start', monoNs: time.ns });
+  const onSync = p.receive(syncFrom(master, 1, 1, { probes: 1 }), { address: '10.0.0.1', port: 9123 });
+  time.advance(armed(onSync, 'slot')[0]!);
+  t.is(sends(p.fire('slot'), MessageType.TimeRequest).length, 1, 'one exchange, no warm-up');
+  time.advance(20n * MS);
+  t.is(sends(p.fire('probe'), MessageType.TimeRequest).length, 1, 'its reply lost: one more try');
+  time.advance(20n * MS);
+  const last = p.fire('probe');
+  t.is(sends(last, MessageType.TimeRequest).length, 0, 'lost again: no third');
+  t.is(notices(last, 'burst-failed').length, 1);
+});
+
+test('a master that had to shed requests expects that many requesters and runs no fast-start round', (t) => {
+  const time = new FakeTime();
+  const m = makeNode(time, 'm', { pinnedMaster: true });
+  const sync = only(sends(m.handle({ type: 'start', monoNs: time.ns }), MessageType.Sync), 'SYNC').msg as SyncMessage;
+  t.is(sync.collectMs, 125, 'round 1: a quarter-interval round');
+  time.advance(100n * MS);
+  for (let i = 0; i < 3_000; i++) {
+    const msg = { type: MessageType.TimeRequest as const, domain: 0, sender: BigInt(i + 1), epoch: sync.epoch, round: sync.round, nonce: BigInt(i), originNs: 0n };
+    m.handle({ type: 'datagram', msg, from: { address: '10.0.0.9', port: 9200 }, rxMonoNs: time.ns - 10n * MS });
+  }
+  t.is(m.node.status().dropped['stale-request'], 3_000);
+  time.advance(25n * MS);
+  m.fire('collect');
+  time.advance(125n * MS);
+  const next = only(sends(m.fire('round'), MessageType.Sync), 'SYNC').msg as SyncMessage;
+  t.is(next.collectMs, 500, 'round 2 at the full interval');
+  t.is(next.probes, probesFor(3_000, SECOND, 12));
 });

@@ -185,8 +185,9 @@ export class MasterRole {
   /** The burst asked for this round (SYNC probes), and how long its peers wait for a reply. */
   probes: number;
   private probeTimeoutNs = 0n;
-  /** Requests shed because they waited in our queue longer than their senders wait for the reply. */
+  /** Requests shed because they waited in our queue longer than their senders wait for the reply: in all, and this round. */
   shed = 0;
+  private shedThisRound = 0;
   readonly limit: MemberLimit;
 
   constructor(
@@ -210,7 +211,10 @@ export class MasterRole {
     const o = ctx.opts;
     this.round += 1;
     this.collecting = true;
-    this.lastRequesters = this.requests.size;
+    // Requesters we answered, and the requests we had to shed (an overloaded round hides how many asked).
+    this.lastRequesters = this.requests.size + this.shedThisRound;
+    const overloaded = this.shedThisRound > 0;
+    this.shedThisRound = 0;
     this.reports.clear();
     this.requests.clear();
     this.timings.clear();
@@ -220,7 +224,7 @@ export class MasterRole {
     // large to measure itself in such a short round (load.ts).
     const expected = Math.max(this.members.size, this.lastRequesters);
     let divisor = fastStartDivisor(this.round, o.collectTimeoutNs);
-    if (divisor > 1n && !fastStartFits(expected, o.intervalNs / divisor, o.probes)) divisor = 1n;
+    if (divisor > 1n && (overloaded || !fastStartFits(expected, o.intervalNs / divisor, o.probes))) divisor = 1n;
     const collectNs = o.collectTimeoutNs / divisor;
     this.probes = probesFor(expected, o.intervalNs / divisor, o.probes);
     this.probeTimeoutNs = probeTimeoutNs(collectNs, o.maxDelayNs);
@@ -249,6 +253,7 @@ export class MasterRole {
     // waits for the reply is answered for nobody, and answering it would only make the next ones late too. Shed it.
     if (ctx.clock.now() - ctx.clock.at(rxMonoNs) > this.probeTimeoutNs) {
       this.shed += 1;
+      this.shedThisRound += 1;
       return ctx.drop('stale-request', msg, from);
     }
     const count = (this.requests.get(msg.sender) ?? 0) + 1;

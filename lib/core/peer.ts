@@ -59,6 +59,8 @@ interface Burst {
   master: Address;
   left: number;
   warmup: boolean;
+  /** The burst had no usable sample when its exchanges ran out and got one more (see next). */
+  retried?: boolean;
   samples: Sample[];
   /** appliedNs() when each sample was taken, and the monotonic time its reply arrived, by sample index. */
   appliedAt: bigint[];
@@ -221,6 +223,12 @@ export class PeerRole {
   }
 
   private next(b: Burst, monoNs: bigint): void {
+    // A burst that ran out without a usable sample (at one exchange a round, in a large group, one lost reply
+    // is the whole burst) tries once more while there is time.
+    if (b.left === 0 && b.samples.length === 0 && !b.retried && !b.liveness) {
+      b.retried = true;
+      b.left = 1;
+    }
     if (b.left > 0 && monoNs < b.deadlineMonoNs) return this.sendRequest(b);
     this.finish(b, monoNs);
   }
