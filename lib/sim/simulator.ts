@@ -98,14 +98,83 @@ interface SimNode {
   node: Node;
   clock: VirtualClock;
   alive: boolean;
-  /** Timer generations: arming or disarming invalidates the pending firing. */
-  timers: Map<TimerName, number>;
+  timers: Map<TimerName, Timer>;
+  /** Events handled so far: the node's state can only have changed when this moves. */
+  handled: number;
+  /** A part of this ADJUST table without our entry was handled when `handled` read quietAt, and nothing came of it (see Multicast). */
+  quietTable: AdjustTable | null;
+  quietAt: number;
 }
 
 type Scheduled =
   | { kind: 'event'; node: SimNode; event: Event }
-  | { kind: 'timer'; node: SimNode; timer: TimerName; generation: number }
-  | { kind: 'sample' };
+  | { kind: 'timer'; node: SimNode; timer: TimerName; state: Timer }
+  | { kind: 'sample' }
+  | { kind: 'multicast'; batch: Multicast };
+
+/**
+ * One group datagram on its way to every receiver. Its deliveries are what
+ * one event per receiver would be (the same arrival times, the same sequence
+ * numbers, so the same global order), but they wait in the queue as one
+ * entry that stands for the earliest delivery not yet made: the queue holds
+ * O(datagrams in flight), not O(datagrams x receivers). At 10,000 nodes one
+ * round's ADJUST table alone is 127 parts x 9,999 receivers.
+ *
+ * Of those, each receiver needs one: the part with its own entry. A part
+ * without it changes nothing at a peer that follows the master and measured
+ * in that round; the engine returns no action and sets no state (else it
+ * drops the part and says so, with a notice). So when a receiver has handled
+ * one part of a table without its entry and nothing came of it, the other
+ * such parts that reach it before it handles anything else are passed over:
+ * they would meet the same state and do the same nothing. Everything else
+ * (the part with its entry, every part that is dropped) is delivered.
+ * `runSimulation(o, { deliverAll: true })` delivers every datagram, and the
+ * tests check that both give the same result.
+ */
+interface AdjustTable {
+  /** By node index: the part that holds the node's entry; -1 none, -2 more than one (always delivered). */
+  partOf: Int32Array;
+}
+
+interface Multicast {
+  msg: Message;
+  /** For an ADJUST part: its table, and its number in it. */
+  table: AdjustTable | null;
+  part: number;
+  from: Address;
+  sentAtNs: bigint;
+  /** Receiver k, its one-way delay (ns, an integer) and sequence number seq0 + k, in the order they were drawn. */
+  receivers: SimNode[];
+  delays: number[];
+  seq0: number;
+  /** Receiver indices by (arrival, sequence), and the next one to deliver. */
+  order: Uint32Array;
+  next: number;
+}
+
+/**
+ * A node's timer: armed or not, and when it fires (at, and the sequence
+ * number of its arming). A timer has at most one entry in the queue that
+ * counts (`queued`), never later than its firing: re-arming it for later
+ * (a peer's probe after every reply, the election timer at every SYNC)
+ * leaves the entry where it is, and when that entry comes up it is put back
+ * for the real firing. The queue then holds a few timers per node, not one
+ * per arming, and the order is the same: a timer fires at (at, seq).
+ */
+interface Timer {
+  armed: boolean;
+  at: bigint;
+  seq: number;
+  queued: Entry | null;
+}
+
+/** A queue entry: ordered by (at, seq); t is Number(at), compared first because it is cheaper (see Heap). */
+interface Entry {
+  at: bigint;
+  t: number;
+  seq: number;
+  item: Scheduled;
+}
 
 /** What the simulator saw; the report is built from it. */
 export interface RoundRecord {
@@ -150,14 +219,19 @@ export interface SimResult {
   wallMs: number;
 }
 
-export function runSimulation(opts: SimOptions): SimResult {
-  return new Simulation(opts).run();
+export interface SimInternals {
+  /** Deliver every part of every ADJUST table to every receiver (the reference the tests compare with; see Multicast). */
+  deliverAll?: boolean;
+}
+
+export function runSimulation(opts: SimOptions, internals: SimInternals = {}): SimResult {
+  return new Simulation(opts, internals).run();
 }
 
 class Simulation {
   private now = 0n;
   private seq = 0;
-  private readonly queue = new Heap<{ at: bigint; seq: number; item: Scheduled }>((a, b) => (a.at < b.at ? true : a.at > b.at ? false : a.seq < b.seq));
+  private readonly queue = new Heap();
   private readonly nodes: SimNode[] = [];
   private readonly byAddress = new Map<string, SimNode>();
   private readonly net: Prng;
@@ -171,7 +245,12 @@ class Simulation {
   private readonly driftsPpm: number[] = [];
   private crashed = false;
 
-  constructor(private readonly o: SimOptions) {
+  private readonly byId = new Map<bigint, number>();
+
+  constructor(
+    private readonly o: SimOptions,
+    private readonly internals: SimInternals = {},
+  ) {
     const root = new Prng(o.seed);
     const setup = root.fork();
     this.net = root.fork();
@@ -205,7 +284,8 @@ class Simulation {
         unicast: { address: '0.0.0.0', port: address.port },
       };
       const node = new Node(options, clock, { random: () => rng.random(), nonce: () => rng.nonce() });
-      const sn: SimNode = { name, index: i, address, node, clock, alive: true, timers: new Map() };
+      const sn: SimNode = { name, index: i, address, node, clock, alive: true, timers: new Map(), handled: 0, quietTable: null, quietAt: 0 };
+      this.byId.set(node.id, i);
       this.nodes.push(sn);
       this.byAddress.set(address.address, sn);
       this.startOffsetsNs.push(offsetNs);
@@ -222,11 +302,23 @@ class Simulation {
     // Stop one interval after the last round, or when time runs out (elections may delay the rounds).
     const endNs = o.intervalNs * BigInt(o.rounds * 3 + 10);
     let stopAtNs: bigint | null = null;
-    while (this.queue.size > 0) {
-      const { at, item } = this.queue.pop()!;
+    // A multicast's next delivery stays out of the queue while it comes before everything in it.
+    let carried: Entry | null = null;
+    for (;;) {
+      let entry: Entry;
+      if (carried !== null && (this.queue.size === 0 || Heap.less(carried, this.queue.peek()!))) {
+        entry = carried;
+      } else {
+        if (carried !== null) this.queue.push(carried);
+        if (this.queue.size === 0) break;
+        entry = this.queue.pop()!;
+      }
+      carried = null;
+      const { at, item } = entry;
       if (at > endNs || (stopAtNs !== null && at > stopAtNs)) break;
       this.now = at;
-      this.dispatch(item);
+      if (item.kind === 'multicast') carried = this.deliverNext(entry, item.batch);
+      else this.dispatch(entry, item);
       if (stopAtNs === null && this.rounds.length >= o.rounds) stopAtNs = this.now + o.intervalNs - 1n;
     }
     return {
@@ -243,16 +335,58 @@ class Simulation {
   }
 
   private schedule(at: bigint, item: Scheduled): void {
-    this.queue.push({ at, seq: this.seq++, item });
+    this.queue.push({ at, t: Number(at), seq: this.seq++, item });
   }
 
-  private dispatch(item: Scheduled): void {
+  /** The earliest delivery of a multicast not yet made; returns the entry set to the next one, if any. */
+  private deliverNext(entry: Entry, b: Multicast): Entry | null {
+    const k = b.order[b.next++]!;
+    const r = b.receivers[k]!;
+    if (r.alive) {
+      const event: Event = { type: 'datagram', msg: b.msg, from: b.from, rxMonoNs: this.now };
+      const holder = b.table === null ? b.part : b.table.partOf[r.index]!;
+      if (holder === b.part || holder === -2 || this.internals.deliverAll) {
+        this.deliver(r, event);
+      } else if (r.quietTable !== b.table || r.quietAt !== r.handled) {
+        // A part without its entry: if nothing comes of it, nothing comes of the table's others until r handles something else.
+        const actions = r.node.handle(event);
+        r.handled += 1;
+        if (actions.length === 0) {
+          r.quietTable = b.table;
+          r.quietAt = r.handled;
+        }
+        this.carryOut(r, actions);
+      }
+    }
+    if (b.next >= b.order.length) return null;
+    const j = b.order[b.next]!;
+    entry.at = b.sentAtNs + BigInt(b.delays[j]!);
+    entry.t = Number(entry.at);
+    entry.seq = b.seq0 + j;
+    return entry;
+  }
+
+  private dispatch(entry: Entry, item: Exclude<Scheduled, { kind: 'multicast' }>): void {
     switch (item.kind) {
       case 'sample':
         return this.sample();
-      case 'timer':
-        if (!item.node.alive || item.node.timers.get(item.timer) !== item.generation) return;
+      case 'timer': {
+        const s = item.state;
+        if (s.queued !== entry) return; // armed again for earlier: another entry counts
+        s.queued = null;
+        if (!s.armed) return;
+        if (s.seq !== entry.seq) {
+          // Armed again for later since this entry was queued.
+          entry.at = s.at;
+          entry.t = Number(s.at);
+          entry.seq = s.seq;
+          s.queued = entry;
+          return this.queue.push(entry);
+        }
+        s.armed = false;
+        if (!item.node.alive) return;
         return this.deliver(item.node, { type: 'timer', timer: item.timer, monoNs: this.now });
+      }
       case 'event':
         if (!item.node.alive) return;
         return this.deliver(item.node, item.event);
@@ -260,7 +394,9 @@ class Simulation {
   }
 
   private deliver(n: SimNode, event: Event): void {
-    this.carryOut(n, n.node.handle(event));
+    const actions = n.node.handle(event);
+    n.handled += 1;
+    this.carryOut(n, actions);
   }
 
   private carryOut(n: SimNode, actions: Action[]): void {
@@ -270,13 +406,24 @@ class Simulation {
           this.send(n, a.to, a.msg);
           break;
         case 'arm': {
-          const generation = (n.timers.get(a.timer) ?? 0) + 1;
-          n.timers.set(a.timer, generation);
-          this.schedule(this.now + a.afterNs, { kind: 'timer', node: n, timer: a.timer, generation });
+          let s = n.timers.get(a.timer);
+          if (s === undefined) {
+            s = { armed: false, at: 0n, seq: 0, queued: null };
+            n.timers.set(a.timer, s);
+          }
+          s.armed = true;
+          s.at = this.now + a.afterNs;
+          s.seq = this.seq++;
+          // An entry already queued for no later stays, and is put back when it comes up; else a new one counts.
+          if (s.queued === null || s.queued.at > s.at) {
+            s.queued = { at: s.at, t: Number(s.at), seq: s.seq, item: { kind: 'timer', node: n, timer: a.timer, state: s } };
+            this.queue.push(s.queued);
+          }
           break;
         }
         case 'disarm':
-          n.timers.set(a.timer, (n.timers.get(a.timer) ?? 0) + 1);
+          const s = n.timers.get(a.timer);
+          if (s !== undefined) s.armed = false;
           break;
         case 'correct':
           n.clock.correct(a.correctionNs, a.allowStep);
@@ -319,7 +466,11 @@ class Simulation {
     for (const f of o.faults) {
       if (f.kind !== 'jump' || this.jumped.has(f) || done + 1 < f.round) continue;
       this.jumped.add(f);
-      this.nodes.find((n) => n.name === f.node)?.clock.disturb(f.ns);
+      const n = this.nodes.find((m) => m.name === f.node);
+      if (n) {
+        n.clock.disturb(f.ns);
+        n.handled += 1;
+      }
     }
     if (o.crashMasterAtRound !== null && !this.crashed && done + 1 >= o.crashMasterAtRound) {
       const master = this.nodes.find((n) => n.alive && n.node.status().role === 'master');
@@ -345,28 +496,76 @@ class Simulation {
       if (f.kind === 'lie' && msg.type === MessageType.Report) msg = { ...msg, offsetNs: msg.offsetNs + f.ns };
     }
     const parts = msg.type === MessageType.Adjust ? splitAdjust(msg, false) : [msg];
-    for (const part of parts) {
+    const table = msg.type === MessageType.Adjust && to === 'group' ? this.adjustTable(parts) : null;
+    const toMaster = msg.type === MessageType.TimeRequest || msg.type === MessageType.Report;
+    const base = Number(this.o.delayNs) + (toMaster ? 1 : -1) * Number(this.o.asymmetryNs) / 2;
+    for (let p = 0; p < parts.length; p++) {
+      const part = parts[p]!;
       const decoded = decode(encode(part));
       if (!decoded.ok) throw new Error(`simulator: own datagram failed to decode: ${decoded.reason}`);
-      const receivers = to === 'group' ? this.nodes.filter((n) => n !== from) : [this.byAddress.get(to.address)].filter((n): n is SimNode => n !== undefined);
-      for (const r of receivers) {
-        if (!r.alive || this.partitioned(from, r)) continue;
-        if (this.o.loss > 0 && this.net.random() < this.o.loss) continue;
-        const toMaster = part.type === MessageType.TimeRequest || part.type === MessageType.Report;
-        const base = Number(this.o.delayNs) + (toMaster ? 1 : -1) * Number(this.o.asymmetryNs) / 2;
-        const jitter = this.o.jitterNs > 0n ? this.net.exponential(Number(this.o.jitterNs)) : 0;
-        const at = this.now + BigInt(Math.max(0, Math.round(base + jitter)));
+      if (to !== 'group') {
+        const r = this.byAddress.get(to.address);
+        if (r === undefined) continue;
+        const delay = this.delay(from, r, base);
+        if (delay === null) continue;
+        const at = this.now + BigInt(delay);
         this.schedule(at, { kind: 'event', node: r, event: { type: 'datagram', msg: decoded.msg, from: from.address, rxMonoNs: at } });
+        continue;
       }
+      // Every receiver draws its loss and jitter in node order, as one event each would.
+      const receivers: SimNode[] = [];
+      const delays: number[] = [];
+      for (const r of this.nodes) {
+        if (r === from) continue;
+        const delay = this.delay(from, r, base);
+        if (delay === null) continue;
+        receivers.push(r);
+        delays.push(delay);
+      }
+      if (receivers.length === 0) continue;
+      const seq0 = this.seq;
+      this.seq += receivers.length;
+      const order = deliveryOrder(delays);
+      const first = order[0]!;
+      const batch: Multicast = { msg: decoded.msg, table, part: p, from: from.address, sentAtNs: this.now, receivers, delays, seq0, order, next: 0 };
+      const at = this.now + BigInt(delays[first]!);
+      this.queue.push({ at, t: Number(at), seq: seq0 + first, item: { kind: 'multicast', batch } });
     }
+  }
+
+  /** Which part holds each node's entry. */
+  private adjustTable(parts: readonly Message[]): AdjustTable {
+    const partOf = new Int32Array(this.nodes.length).fill(-1);
+    parts.forEach((part, p) => {
+      if (part.type !== MessageType.Adjust) return;
+      for (const e of part.entries) {
+        const i = this.byId.get(e.node);
+        if (i !== undefined) partOf[i] = partOf[i] === -1 ? p : -2;
+      }
+    });
+    return { partOf };
+  }
+
+  /** The one-way delay (ns, an integer) of a datagram from one node to another, or null if it is lost. */
+  private delay(from: SimNode, r: SimNode, base: number): number | null {
+    if (!r.alive || this.partitioned(from, r)) return null;
+    if (this.o.loss > 0 && this.net.random() < this.o.loss) return null;
+    const jitter = this.o.jitterNs > 0n ? this.net.exponential(Number(this.o.jitterNs)) : 0;
+    return Math.max(0, Math.round(base + jitter));
   }
 
   /** Ground truth: the largest disagreement between any two live group clocks, now; the same for the good ones; their mean. */
   private sample(): void {
     const spread = (clocks: bigint[]): bigint => (clocks.length ? clocks.reduce((a, b) => (b > a ? b : a)) - clocks.reduce((a, b) => (b < a ? b : a)) : 0n);
-    const live = this.nodes.filter((n) => n.alive);
-    const all = live.map((n) => n.clock.now());
-    const good = live.filter((n) => !this.faultsOf.has(n.name)).map((n) => n.clock.now());
+    // One reading per clock (a second now() at the same instant reads the same).
+    const all: bigint[] = [];
+    const good: bigint[] = [];
+    for (const n of this.nodes) {
+      if (!n.alive) continue;
+      const g = n.clock.now();
+      all.push(g);
+      if (!this.faultsOf.has(n.name)) good.push(g);
+    }
     const spreadNs = spread(all);
     const goodMeanOffsetNs = good.length ? good.reduce((a, g) => a + Number(g - this.now), 0) / good.length : 0;
     this.samples.push({ label: this.rounds.length, atNs: this.now, spreadNs, goodSpreadNs: spread(good), goodMeanOffsetNs });
@@ -375,45 +574,89 @@ class Simulation {
   }
 }
 
-/** A binary min-heap. */
-class Heap<T> {
-  private items: T[] = [];
-  constructor(private readonly less: (a: T, b: T) => boolean) {}
+/**
+ * Receiver indices sorted by (delay, index): the order in which one event
+ * per receiver, scheduled in index order, would leave the queue.
+ */
+function deliveryOrder(delays: readonly number[]): Uint32Array {
+  const n = delays.length;
+  const order = new Uint32Array(n);
+  let max = 0;
+  let sorted = true;
+  for (let k = 0; k < n; k++) {
+    const d = delays[k]!;
+    if (d > max) max = d;
+    if (k > 0 && d < delays[k - 1]!) sorted = false;
+    order[k] = k;
+  }
+  if (sorted) return order;
+  // Delay and index packed into one exact double, sorted natively; a comparator beyond 2^53.
+  const width = 2 ** Math.ceil(Math.log2(n + 1));
+  if ((max + 1) * width <= Number.MAX_SAFE_INTEGER) {
+    const keys = new Float64Array(n);
+    for (let k = 0; k < n; k++) keys[k] = delays[k]! * width + k;
+    keys.sort();
+    for (let k = 0; k < n; k++) order[k] = keys[k]! % width;
+    return order;
+  }
+  return order.sort((a, b) => delays[a]! - delays[b]! || a - b);
+}
+
+/**
+ * A binary min-heap of queue entries by (at, seq). Number(at) is compared
+ * first: the conversion never reverses an order, so unequal Numbers decide,
+ * and equal ones (beyond 2^53 ns, or the same instant) fall back to the
+ * exact bigints, then to seq.
+ */
+class Heap {
+  private items: Entry[] = [];
 
   get size(): number {
     return this.items.length;
   }
 
-  push(item: T): void {
-    const a = this.items;
-    a.push(item);
-    let i = a.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!this.less(a[i]!, a[p]!)) break;
-      [a[i], a[p]] = [a[p]!, a[i]!];
-      i = p;
-    }
+  peek(): Entry | undefined {
+    return this.items[0];
   }
 
-  pop(): T | undefined {
+  static less(a: Entry, b: Entry): boolean {
+    if (a.t !== b.t) return a.t < b.t;
+    if (a.at !== b.at) return a.at < b.at;
+    return a.seq < b.seq;
+  }
+
+  push(item: Entry): void {
+    const a = this.items;
+    let i = a.length;
+    a.push(item);
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      const parent = a[p]!;
+      if (!Heap.less(item, parent)) break;
+      a[i] = parent;
+      i = p;
+    }
+    a[i] = item;
+  }
+
+  pop(): Entry | undefined {
     const a = this.items;
     if (a.length === 0) return undefined;
-    const top = a[0];
+    const top = a[0]!;
     const last = a.pop()!;
-    if (a.length > 0) {
-      a[0] = last;
+    const n = a.length;
+    if (n > 0) {
       let i = 0;
       for (;;) {
         const l = 2 * i + 1;
+        if (l >= n) break;
         const r = l + 1;
-        let m = i;
-        if (l < a.length && this.less(a[l]!, a[m]!)) m = l;
-        if (r < a.length && this.less(a[r]!, a[m]!)) m = r;
-        if (m === i) break;
-        [a[i], a[m]] = [a[m]!, a[i]!];
+        const m = r < n && Heap.less(a[r]!, a[l]!) ? r : l;
+        if (!Heap.less(a[m]!, last)) break;
+        a[i] = a[m]!;
         i = m;
       }
+      a[i] = last;
     }
     return top;
   }
