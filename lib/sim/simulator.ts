@@ -99,11 +99,6 @@ interface SimNode {
   clock: VirtualClock;
   alive: boolean;
   timers: Map<TimerName, Timer>;
-  /** Events handled so far: the node's state can only have changed when this moves. */
-  handled: number;
-  /** A part of this ADJUST table without our entry was handled when `handled` read quietAt, and nothing came of it (see Multicast). */
-  quietTable: AdjustTable | null;
-  quietAt: number;
 }
 
 type Scheduled =
@@ -132,6 +127,7 @@ type Scheduled =
  * tests check that both give the same result.
  */
 interface AdjustTable {
+  id: number;
   /** By node index: the part that holds the node's entry; -1 none, -2 more than one (always delivered). */
   partOf: Int32Array;
 }
@@ -143,8 +139,8 @@ interface Multicast {
   part: number;
   from: Address;
   sentAtNs: bigint;
-  /** Receiver k, its one-way delay (ns, an integer) and sequence number seq0 + k, in the order they were drawn. */
-  receivers: SimNode[];
+  /** Receiver k (a node index), its one-way delay (ns, an integer) and sequence number seq0 + k, in the order they were drawn. */
+  receivers: number[];
   delays: number[];
   seq0: number;
   /** Receiver indices by (arrival, sequence), and the next one to deliver. */
@@ -210,6 +206,7 @@ export interface SimResult {
   rounds: RoundRecord[];
   /** Every ground-truth sample. */
   samples: TruthSample[];
+  /** Every notice of every node, in order (empty when run with keepEvents: false). */
   events: { atNs: bigint; node: string; notice: Notice }[];
   /** Members the master named faulty (reason) or recovered (null), with the group's round (1-based) of the table that did it. */
   flags: { node: string; reason: string | null; round: number; atNs: bigint }[];
@@ -219,9 +216,16 @@ export interface SimResult {
   wallMs: number;
 }
 
+/** How to run, beside what to simulate: neither changes what happens in the group. */
 export interface SimInternals {
   /** Deliver every part of every ADJUST table to every receiver (the reference the tests compare with; see Multicast). */
   deliverAll?: boolean;
+  /**
+   * Keep every notice of every node in SimResult.events (default true). The
+   * report never reads them, and at 10,000 nodes they are millions of
+   * records (most of them 'dropped'): `berkeleyd simulate` leaves them out.
+   */
+  keepEvents?: boolean;
 }
 
 export function runSimulation(opts: SimOptions, internals: SimInternals = {}): SimResult {
@@ -246,11 +250,27 @@ class Simulation {
   private crashed = false;
 
   private readonly byId = new Map<bigint, number>();
+  private readonly keepEvents: boolean;
+  /**
+   * By node index, in arrays rather than on the nodes, because a multicast's
+   * deliveries visit the nodes in no order: events handled so far (a node's
+   * state can only have changed when this moves), and the ADJUST table one
+   * of whose parts without the node's entry came to nothing when `handled`
+   * read quietAt (see Multicast).
+   */
+  private readonly handled: Float64Array;
+  private readonly quietTable: Int32Array;
+  private readonly quietAt: Float64Array;
+  private tables = 0;
 
   constructor(
     private readonly o: SimOptions,
     private readonly internals: SimInternals = {},
   ) {
+    this.keepEvents = internals.keepEvents ?? true;
+    this.handled = new Float64Array(o.nodes);
+    this.quietTable = new Int32Array(o.nodes).fill(-1);
+    this.quietAt = new Float64Array(o.nodes);
     const root = new Prng(o.seed);
     const setup = root.fork();
     this.net = root.fork();
@@ -284,7 +304,7 @@ class Simulation {
         unicast: { address: '0.0.0.0', port: address.port },
       };
       const node = new Node(options, clock, { random: () => rng.random(), nonce: () => rng.nonce() });
-      const sn: SimNode = { name, index: i, address, node, clock, alive: true, timers: new Map(), handled: 0, quietTable: null, quietAt: 0 };
+      const sn: SimNode = { name, index: i, address, node, clock, alive: true, timers: new Map() };
       this.byId.set(node.id, i);
       this.nodes.push(sn);
       this.byAddress.set(address.address, sn);
@@ -341,21 +361,26 @@ class Simulation {
   /** The earliest delivery of a multicast not yet made; returns the entry set to the next one, if any. */
   private deliverNext(entry: Entry, b: Multicast): Entry | null {
     const k = b.order[b.next++]!;
-    const r = b.receivers[k]!;
-    if (r.alive) {
-      const event: Event = { type: 'datagram', msg: b.msg, from: b.from, rxMonoNs: this.now };
-      const holder = b.table === null ? b.part : b.table.partOf[r.index]!;
-      if (holder === b.part || holder === -2 || this.internals.deliverAll) {
-        this.deliver(r, event);
-      } else if (r.quietTable !== b.table || r.quietAt !== r.handled) {
-        // A part without its entry: if nothing comes of it, nothing comes of the table's others until r handles something else.
-        const actions = r.node.handle(event);
-        r.handled += 1;
-        if (actions.length === 0) {
-          r.quietTable = b.table;
-          r.quietAt = r.handled;
+    const i = b.receivers[k]!;
+    const t = b.table;
+    if (t === null || this.internals.deliverAll) {
+      this.deliverDatagram(i, b);
+    } else {
+      const holder = t.partOf[i]!;
+      if (holder === b.part || holder === -2) {
+        this.deliverDatagram(i, b);
+      } else if (this.quietTable[i] !== t.id || this.quietAt[i] !== this.handled[i]) {
+        // A part without its entry: if nothing comes of it, nothing comes of the table's others until i handles something else.
+        const r = this.nodes[i]!;
+        if (r.alive) {
+          const actions = r.node.handle({ type: 'datagram', msg: b.msg, from: b.from, rxMonoNs: this.now });
+          this.handled[i] += 1;
+          if (actions.length === 0) {
+            this.quietTable[i] = t.id;
+            this.quietAt[i] = this.handled[i]!;
+          }
+          this.carryOut(r, actions);
         }
-        this.carryOut(r, actions);
       }
     }
     if (b.next >= b.order.length) return null;
@@ -364,6 +389,11 @@ class Simulation {
     entry.t = Number(entry.at);
     entry.seq = b.seq0 + j;
     return entry;
+  }
+
+  private deliverDatagram(i: number, b: Multicast): void {
+    const r = this.nodes[i]!;
+    if (r.alive) this.deliver(r, { type: 'datagram', msg: b.msg, from: b.from, rxMonoNs: this.now });
   }
 
   private dispatch(entry: Entry, item: Exclude<Scheduled, { kind: 'multicast' }>): void {
@@ -395,7 +425,7 @@ class Simulation {
 
   private deliver(n: SimNode, event: Event): void {
     const actions = n.node.handle(event);
-    n.handled += 1;
+    this.handled[n.index] += 1;
     this.carryOut(n, actions);
   }
 
@@ -439,7 +469,7 @@ class Simulation {
   }
 
   private record(n: SimNode, notice: Notice): void {
-    this.events.push({ atNs: this.now, node: n.name, notice });
+    if (this.keepEvents) this.events.push({ atNs: this.now, node: n.name, notice });
     // The table that names a member comes with this round's 'round' notice, right after.
     if (notice.kind === 'member-faulty') this.flags.push({ node: notice.name, reason: notice.reason, round: this.rounds.length + 1, atNs: this.now });
     if (notice.kind !== 'round' || this.rounds.length >= this.o.rounds) return;
@@ -469,7 +499,7 @@ class Simulation {
       const n = this.nodes.find((m) => m.name === f.node);
       if (n) {
         n.clock.disturb(f.ns);
-        n.handled += 1;
+        this.handled[n.index] += 1;
       }
     }
     if (o.crashMasterAtRound !== null && !this.crashed && done + 1 >= o.crashMasterAtRound) {
@@ -477,7 +507,7 @@ class Simulation {
       if (master) {
         master.alive = false;
         this.crashed = true;
-        this.events.push({ atNs: this.now, node: master.name, notice: { kind: 'role', role: 'peer', epoch: 0, masterName: null, why: 'crashed (simulated)' } });
+        if (this.keepEvents) this.events.push({ atNs: this.now, node: master.name, notice: { kind: 'role', role: 'peer', epoch: 0, masterName: null, why: 'crashed (simulated)' } });
       }
     }
   }
@@ -513,13 +543,13 @@ class Simulation {
         continue;
       }
       // Every receiver draws its loss and jitter in node order, as one event each would.
-      const receivers: SimNode[] = [];
+      const receivers: number[] = [];
       const delays: number[] = [];
       for (const r of this.nodes) {
         if (r === from) continue;
         const delay = this.delay(from, r, base);
         if (delay === null) continue;
-        receivers.push(r);
+        receivers.push(r.index);
         delays.push(delay);
       }
       if (receivers.length === 0) continue;
@@ -543,7 +573,7 @@ class Simulation {
         if (i !== undefined) partOf[i] = partOf[i] === -1 ? p : -2;
       }
     });
-    return { partOf };
+    return { id: this.tables++, partOf };
   }
 
   /** The one-way delay (ns, an integer) of a datagram from one node to another, or null if it is lost. */
@@ -604,59 +634,98 @@ function deliveryOrder(delays: readonly number[]): Uint32Array {
 
 /**
  * A binary min-heap of queue entries by (at, seq). Number(at) is compared
- * first: the conversion never reverses an order, so unequal Numbers decide,
- * and equal ones (beyond 2^53 ns, or the same instant) fall back to the
- * exact bigints, then to seq.
+ * first: the conversion never reverses an order, so unequal Numbers decide;
+ * equal ones below 2^53 are equal bigints, and beyond that the exact bigints
+ * decide; then seq. The keys live in typed arrays beside the entries, so
+ * that sifting reads contiguous memory instead of one object per level.
  */
 class Heap {
-  private items: Entry[] = [];
+  private entries: (Entry | undefined)[] = [];
+  private ts = new Float64Array(1024);
+  private seqs = new Float64Array(1024);
+  private n = 0;
 
   get size(): number {
-    return this.items.length;
+    return this.n;
   }
 
   peek(): Entry | undefined {
-    return this.items[0];
+    return this.entries[0];
   }
 
   static less(a: Entry, b: Entry): boolean {
     if (a.t !== b.t) return a.t < b.t;
+    if (a.t <= Number.MAX_SAFE_INTEGER) return a.seq < b.seq;
     if (a.at !== b.at) return a.at < b.at;
     return a.seq < b.seq;
   }
 
-  push(item: Entry): void {
-    const a = this.items;
-    let i = a.length;
-    a.push(item);
+  /** Entry e before the entry at index i? */
+  private before(e: Entry, i: number): boolean {
+    const t = this.ts[i]!;
+    if (e.t !== t) return e.t < t;
+    if (t <= Number.MAX_SAFE_INTEGER) return e.seq < this.seqs[i]!;
+    return Heap.less(e, this.entries[i]!);
+  }
+
+  /** The entry at index i before the one at j? */
+  private beforeAt(i: number, j: number): boolean {
+    const ti = this.ts[i]!;
+    const tj = this.ts[j]!;
+    if (ti !== tj) return ti < tj;
+    if (ti <= Number.MAX_SAFE_INTEGER) return this.seqs[i]! < this.seqs[j]!;
+    return Heap.less(this.entries[i]!, this.entries[j]!);
+  }
+
+  private put(i: number, e: Entry): void {
+    this.entries[i] = e;
+    this.ts[i] = e.t;
+    this.seqs[i] = e.seq;
+  }
+
+  private move(from: number, to: number): void {
+    this.entries[to] = this.entries[from];
+    this.ts[to] = this.ts[from]!;
+    this.seqs[to] = this.seqs[from]!;
+  }
+
+  push(e: Entry): void {
+    if (this.n === this.ts.length) {
+      const ts = new Float64Array(this.n * 2);
+      ts.set(this.ts);
+      this.ts = ts;
+      const seqs = new Float64Array(this.n * 2);
+      seqs.set(this.seqs);
+      this.seqs = seqs;
+    }
+    let i = this.n++;
     while (i > 0) {
       const p = (i - 1) >> 1;
-      const parent = a[p]!;
-      if (!Heap.less(item, parent)) break;
-      a[i] = parent;
+      if (!this.before(e, p)) break;
+      this.move(p, i);
       i = p;
     }
-    a[i] = item;
+    this.put(i, e);
   }
 
   pop(): Entry | undefined {
-    const a = this.items;
-    if (a.length === 0) return undefined;
-    const top = a[0]!;
-    const last = a.pop()!;
-    const n = a.length;
+    if (this.n === 0) return undefined;
+    const top = this.entries[0]!;
+    const n = --this.n;
+    const last = this.entries[n]!;
+    this.entries[n] = undefined;
     if (n > 0) {
       let i = 0;
       for (;;) {
         const l = 2 * i + 1;
         if (l >= n) break;
         const r = l + 1;
-        const m = r < n && Heap.less(a[r]!, a[l]!) ? r : l;
-        if (!Heap.less(a[m]!, last)) break;
-        a[i] = a[m]!;
+        const m = r < n && this.beforeAt(r, l) ? r : l;
+        if (this.before(last, m)) break;
+        this.move(m, i);
         i = m;
       }
-      a[i] = last;
+      this.put(i, last);
     }
     return top;
   }
