@@ -3,8 +3,8 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { UsageError } from './usage.js';
-import { formatReport, summarize } from '../lib/sim/report.js';
-import { runSimulation, SIM_DEFAULTS, type Fault, type SimOptions } from '../lib/sim/simulator.js';
+import { SIM_DEFAULTS, type Fault, type SimOptions } from '../lib/sim/simulator.js';
+import { reportInWorker } from '../lib/sim/worker.js';
 import { durationList, fraction, int, positiveDuration, ppm, duration, signedDuration } from './parse.js';
 
 export function simulateCommand(): Command {
@@ -33,7 +33,7 @@ export function simulateCommand(): Command {
     .option('--seed <n>', 'seed of the random choices (same seed, same run)', int(0, 2 ** 32 - 1, 'seed'), d.seed)
     .option('--json', 'print one JSON object as the last line of standard output')
     .option('--quiet', 'no per-round report: only the heading and the summary')
-    .action((opts) => {
+    .action(async (opts) => {
       const nodes: number = opts.nodes;
       const master: string | null = opts.master === 'none' ? null : opts.master;
       if (master !== null && !/^n\d+$/.test(master)) throw new UsageError(`--master: "${master}" is not a node name (n0 .. n${nodes - 1}, or none)`);
@@ -69,10 +69,7 @@ export function simulateCommand(): Command {
         seed: opts.seed,
         faults,
       };
-      const result = runSimulation(o);
-      const summary = summarize(result);
-      process.stdout.write(formatReport(result, summary, { rounds: !opts.quiet }) + '\n');
-      if (opts.json) process.stdout.write(JSON.stringify(summary) + '\n');
+      process.stdout.write(await reportInWorker({ options: o, rounds: !opts.quiet, json: opts.json === true }));
     });
 }
 

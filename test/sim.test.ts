@@ -448,3 +448,23 @@ test('(n) without faults the common rate follows the members\' mean drift (the f
     t.true(Math.abs(s.good.rateErrorPpm!) < 1, `${s.good.rateErrorPpm?.toFixed(3)} ppm apart`);
   }
 });
+
+test('(o) passing over ADJUST parts without the receiver\'s entry changes nothing: the run is the same as when every part reaches every node', (t) => {
+  // 200 and 240 nodes: tables of 3 and 4 parts. Loss and a muted node leave peers without a measurement (every part
+  // dropped, with a notice), a partition leaves a side without its master, a jump disturbs a clock between parts.
+  const cases: SimOptions[] = [
+    scenario({ nodes: 200, rounds: 16, seed: 5, driftPpm: 50, jitterNs: 40n * US, loss: 0.05, faults: [{ node: 'n7', kind: 'mute', round: 6 }, { node: 'n9', kind: 'jump', ns: 5n * MS, round: 8 }] }),
+    scenario({ nodes: 240, rounds: 14, seed: 6, asymmetryNs: 20n * US, partition: { size: 90, fromRound: 4, toRound: 9 } }),
+  ];
+  for (const o of cases) {
+    const a = runSimulation(o);
+    const b = runSimulation(o, { deliverAll: true });
+    t.deepEqual(a.rounds, b.rounds, `${o.nodes} nodes: the same rounds`);
+    t.deepEqual(a.samples, b.samples, `${o.nodes} nodes: the same ground truth`);
+    t.deepEqual(a.events, b.events, `${o.nodes} nodes: the same events`);
+    t.deepEqual(a.flags, b.flags, `${o.nodes} nodes: the same flags`);
+    t.deepEqual(a.statuses, b.statuses, `${o.nodes} nodes: the same node status (drop counters included)`);
+  }
+  const first = runSimulation(cases[0]!);
+  t.true(first.events.some((e) => e.notice.kind === 'dropped' && e.notice.reason === 'no-measurement'), 'the first case has parts that were dropped, not passed over');
+});

@@ -98,14 +98,79 @@ interface SimNode {
   node: Node;
   clock: VirtualClock;
   alive: boolean;
-  /** Timer generations: arming or disarming invalidates the pending firing. */
-  timers: Map<TimerName, number>;
+  timers: Map<TimerName, Timer>;
 }
 
 type Scheduled =
   | { kind: 'event'; node: SimNode; event: Event }
-  | { kind: 'timer'; node: SimNode; timer: TimerName; generation: number }
-  | { kind: 'sample' };
+  | { kind: 'timer'; node: SimNode; timer: TimerName; state: Timer }
+  | { kind: 'sample' }
+  | { kind: 'multicast'; batch: Multicast };
+
+/**
+ * One group datagram on its way to every receiver. Its deliveries are what
+ * one event per receiver would be (the same arrival times, the same sequence
+ * numbers, so the same global order), but they wait in the queue as one
+ * entry that stands for the earliest delivery not yet made: the queue holds
+ * O(datagrams in flight), not O(datagrams x receivers). At 10,000 nodes one
+ * round's ADJUST table alone is 127 parts x 9,999 receivers.
+ *
+ * Of those, each receiver needs one: the part with its own entry. A part
+ * without it changes nothing at a peer that follows the master and measured
+ * in that round; the engine returns no action and sets no state (else it
+ * drops the part and says so, with a notice). So when a receiver has handled
+ * one part of a table without its entry and nothing came of it, the other
+ * such parts that reach it before it handles anything else are passed over:
+ * they would meet the same state and do the same nothing. Everything else
+ * (the part with its entry, every part that is dropped) is delivered.
+ * `runSimulation(o, { deliverAll: true })` delivers every datagram, and the
+ * tests check that both give the same result.
+ */
+interface AdjustTable {
+  id: number;
+  /** By node index: the part that holds the node's entry; -1 none, -2 more than one (always delivered). */
+  partOf: Int32Array;
+}
+
+interface Multicast {
+  msg: Message;
+  /** For an ADJUST part: its table, and its number in it. */
+  table: AdjustTable | null;
+  part: number;
+  from: Address;
+  sentAtNs: bigint;
+  /** Receiver k (a node index), its one-way delay (ns, an integer) and sequence number seq0 + k, in the order they were drawn. */
+  receivers: number[];
+  delays: number[];
+  seq0: number;
+  /** Receiver indices by (arrival, sequence), and the next one to deliver. */
+  order: Uint32Array;
+  next: number;
+}
+
+/**
+ * A node's timer: armed or not, and when it fires (at, and the sequence
+ * number of its arming). A timer has at most one entry in the queue that
+ * counts (`queued`), never later than its firing: re-arming it for later
+ * (a peer's probe after every reply, the election timer at every SYNC)
+ * leaves the entry where it is, and when that entry comes up it is put back
+ * for the real firing. The queue then holds a few timers per node, not one
+ * per arming, and the order is the same: a timer fires at (at, seq).
+ */
+interface Timer {
+  armed: boolean;
+  at: bigint;
+  seq: number;
+  queued: Entry | null;
+}
+
+/** A queue entry: ordered by (at, seq); t is Number(at), compared first because it is cheaper (see Heap). */
+interface Entry {
+  at: bigint;
+  t: number;
+  seq: number;
+  item: Scheduled;
+}
 
 /** What the simulator saw; the report is built from it. */
 export interface RoundRecord {
@@ -141,6 +206,7 @@ export interface SimResult {
   rounds: RoundRecord[];
   /** Every ground-truth sample. */
   samples: TruthSample[];
+  /** Every notice of every node, in order (empty when run with keepEvents: false). */
   events: { atNs: bigint; node: string; notice: Notice }[];
   /** Members the master named faulty (reason) or recovered (null), with the group's round (1-based) of the table that did it. */
   flags: { node: string; reason: string | null; round: number; atNs: bigint }[];
@@ -150,14 +216,26 @@ export interface SimResult {
   wallMs: number;
 }
 
-export function runSimulation(opts: SimOptions): SimResult {
-  return new Simulation(opts).run();
+/** How to run, beside what to simulate: neither changes what happens in the group. */
+export interface SimInternals {
+  /** Deliver every part of every ADJUST table to every receiver (the reference the tests compare with; see Multicast). */
+  deliverAll?: boolean;
+  /**
+   * Keep every notice of every node in SimResult.events (default true). The
+   * report never reads them, and at 10,000 nodes they are millions of
+   * records (most of them 'dropped'): `berkeleyd simulate` leaves them out.
+   */
+  keepEvents?: boolean;
+}
+
+export function runSimulation(opts: SimOptions, internals: SimInternals = {}): SimResult {
+  return new Simulation(opts, internals).run();
 }
 
 class Simulation {
   private now = 0n;
   private seq = 0;
-  private readonly queue = new Heap<{ at: bigint; seq: number; item: Scheduled }>((a, b) => (a.at < b.at ? true : a.at > b.at ? false : a.seq < b.seq));
+  private readonly queue = new Heap();
   private readonly nodes: SimNode[] = [];
   private readonly byAddress = new Map<string, SimNode>();
   private readonly net: Prng;
@@ -171,7 +249,28 @@ class Simulation {
   private readonly driftsPpm: number[] = [];
   private crashed = false;
 
-  constructor(private readonly o: SimOptions) {
+  private readonly byId = new Map<bigint, number>();
+  private readonly keepEvents: boolean;
+  /**
+   * By node index, in arrays rather than on the nodes, because a multicast's
+   * deliveries visit the nodes in no order: events handled so far (a node's
+   * state can only have changed when this moves), and the ADJUST table one
+   * of whose parts without the node's entry came to nothing when `handled`
+   * read quietAt (see Multicast).
+   */
+  private readonly handled: Float64Array;
+  private readonly quietTable: Int32Array;
+  private readonly quietAt: Float64Array;
+  private tables = 0;
+
+  constructor(
+    private readonly o: SimOptions,
+    private readonly internals: SimInternals = {},
+  ) {
+    this.keepEvents = internals.keepEvents ?? true;
+    this.handled = new Float64Array(o.nodes);
+    this.quietTable = new Int32Array(o.nodes).fill(-1);
+    this.quietAt = new Float64Array(o.nodes);
     const root = new Prng(o.seed);
     const setup = root.fork();
     this.net = root.fork();
@@ -206,6 +305,7 @@ class Simulation {
       };
       const node = new Node(options, clock, { random: () => rng.random(), nonce: () => rng.nonce() });
       const sn: SimNode = { name, index: i, address, node, clock, alive: true, timers: new Map() };
+      this.byId.set(node.id, i);
       this.nodes.push(sn);
       this.byAddress.set(address.address, sn);
       this.startOffsetsNs.push(offsetNs);
@@ -222,11 +322,23 @@ class Simulation {
     // Stop one interval after the last round, or when time runs out (elections may delay the rounds).
     const endNs = o.intervalNs * BigInt(o.rounds * 3 + 10);
     let stopAtNs: bigint | null = null;
-    while (this.queue.size > 0) {
-      const { at, item } = this.queue.pop()!;
+    // A multicast's next delivery stays out of the queue while it comes before everything in it.
+    let carried: Entry | null = null;
+    for (;;) {
+      let entry: Entry;
+      if (carried !== null && (this.queue.size === 0 || Heap.less(carried, this.queue.peek()!))) {
+        entry = carried;
+      } else {
+        if (carried !== null) this.queue.push(carried);
+        if (this.queue.size === 0) break;
+        entry = this.queue.pop()!;
+      }
+      carried = null;
+      const { at, item } = entry;
       if (at > endNs || (stopAtNs !== null && at > stopAtNs)) break;
       this.now = at;
-      this.dispatch(item);
+      if (item.kind === 'multicast') carried = this.deliverNext(entry, item.batch);
+      else this.dispatch(entry, item);
       if (stopAtNs === null && this.rounds.length >= o.rounds) stopAtNs = this.now + o.intervalNs - 1n;
     }
     return {
@@ -243,16 +355,68 @@ class Simulation {
   }
 
   private schedule(at: bigint, item: Scheduled): void {
-    this.queue.push({ at, seq: this.seq++, item });
+    this.queue.push({ at, t: Number(at), seq: this.seq++, item });
   }
 
-  private dispatch(item: Scheduled): void {
+  /** The earliest delivery of a multicast not yet made; returns the entry set to the next one, if any. */
+  private deliverNext(entry: Entry, b: Multicast): Entry | null {
+    const k = b.order[b.next++]!;
+    const i = b.receivers[k]!;
+    const t = b.table;
+    if (t === null || this.internals.deliverAll) {
+      this.deliverDatagram(i, b);
+    } else {
+      const holder = t.partOf[i]!;
+      if (holder === b.part || holder === -2) {
+        this.deliverDatagram(i, b);
+      } else if (this.quietTable[i] !== t.id || this.quietAt[i] !== this.handled[i]) {
+        // A part without its entry: if nothing comes of it, nothing comes of the table's others until i handles something else.
+        const r = this.nodes[i]!;
+        if (r.alive) {
+          const actions = r.node.handle({ type: 'datagram', msg: b.msg, from: b.from, rxMonoNs: this.now });
+          this.handled[i] += 1;
+          if (actions.length === 0) {
+            this.quietTable[i] = t.id;
+            this.quietAt[i] = this.handled[i]!;
+          }
+          this.carryOut(r, actions);
+        }
+      }
+    }
+    if (b.next >= b.order.length) return null;
+    const j = b.order[b.next]!;
+    entry.at = b.sentAtNs + BigInt(b.delays[j]!);
+    entry.t = Number(entry.at);
+    entry.seq = b.seq0 + j;
+    return entry;
+  }
+
+  private deliverDatagram(i: number, b: Multicast): void {
+    const r = this.nodes[i]!;
+    if (r.alive) this.deliver(r, { type: 'datagram', msg: b.msg, from: b.from, rxMonoNs: this.now });
+  }
+
+  private dispatch(entry: Entry, item: Exclude<Scheduled, { kind: 'multicast' }>): void {
     switch (item.kind) {
       case 'sample':
         return this.sample();
-      case 'timer':
-        if (!item.node.alive || item.node.timers.get(item.timer) !== item.generation) return;
+      case 'timer': {
+        const s = item.state;
+        if (s.queued !== entry) return; // armed again for earlier: another entry counts
+        s.queued = null;
+        if (!s.armed) return;
+        if (s.seq !== entry.seq) {
+          // Armed again for later since this entry was queued.
+          entry.at = s.at;
+          entry.t = Number(s.at);
+          entry.seq = s.seq;
+          s.queued = entry;
+          return this.queue.push(entry);
+        }
+        s.armed = false;
+        if (!item.node.alive) return;
         return this.deliver(item.node, { type: 'timer', timer: item.timer, monoNs: this.now });
+      }
       case 'event':
         if (!item.node.alive) return;
         return this.deliver(item.node, item.event);
@@ -260,7 +424,9 @@ class Simulation {
   }
 
   private deliver(n: SimNode, event: Event): void {
-    this.carryOut(n, n.node.handle(event));
+    const actions = n.node.handle(event);
+    this.handled[n.index] += 1;
+    this.carryOut(n, actions);
   }
 
   private carryOut(n: SimNode, actions: Action[]): void {
@@ -270,13 +436,24 @@ class Simulation {
           this.send(n, a.to, a.msg);
           break;
         case 'arm': {
-          const generation = (n.timers.get(a.timer) ?? 0) + 1;
-          n.timers.set(a.timer, generation);
-          this.schedule(this.now + a.afterNs, { kind: 'timer', node: n, timer: a.timer, generation });
+          let s = n.timers.get(a.timer);
+          if (s === undefined) {
+            s = { armed: false, at: 0n, seq: 0, queued: null };
+            n.timers.set(a.timer, s);
+          }
+          s.armed = true;
+          s.at = this.now + a.afterNs;
+          s.seq = this.seq++;
+          // An entry already queued for no later stays, and is put back when it comes up; else a new one counts.
+          if (s.queued === null || s.queued.at > s.at) {
+            s.queued = { at: s.at, t: Number(s.at), seq: s.seq, item: { kind: 'timer', node: n, timer: a.timer, state: s } };
+            this.queue.push(s.queued);
+          }
           break;
         }
         case 'disarm':
-          n.timers.set(a.timer, (n.timers.get(a.timer) ?? 0) + 1);
+          const s = n.timers.get(a.timer);
+          if (s !== undefined) s.armed = false;
           break;
         case 'correct':
           n.clock.correct(a.correctionNs, a.allowStep);
@@ -292,7 +469,7 @@ class Simulation {
   }
 
   private record(n: SimNode, notice: Notice): void {
-    this.events.push({ atNs: this.now, node: n.name, notice });
+    if (this.keepEvents) this.events.push({ atNs: this.now, node: n.name, notice });
     // The table that names a member comes with this round's 'round' notice, right after.
     if (notice.kind === 'member-faulty') this.flags.push({ node: notice.name, reason: notice.reason, round: this.rounds.length + 1, atNs: this.now });
     if (notice.kind !== 'round' || this.rounds.length >= this.o.rounds) return;
@@ -319,14 +496,18 @@ class Simulation {
     for (const f of o.faults) {
       if (f.kind !== 'jump' || this.jumped.has(f) || done + 1 < f.round) continue;
       this.jumped.add(f);
-      this.nodes.find((n) => n.name === f.node)?.clock.disturb(f.ns);
+      const n = this.nodes.find((m) => m.name === f.node);
+      if (n) {
+        n.clock.disturb(f.ns);
+        this.handled[n.index] += 1;
+      }
     }
     if (o.crashMasterAtRound !== null && !this.crashed && done + 1 >= o.crashMasterAtRound) {
       const master = this.nodes.find((n) => n.alive && n.node.status().role === 'master');
       if (master) {
         master.alive = false;
         this.crashed = true;
-        this.events.push({ atNs: this.now, node: master.name, notice: { kind: 'role', role: 'peer', epoch: 0, masterName: null, why: 'crashed (simulated)' } });
+        if (this.keepEvents) this.events.push({ atNs: this.now, node: master.name, notice: { kind: 'role', role: 'peer', epoch: 0, masterName: null, why: 'crashed (simulated)' } });
       }
     }
   }
@@ -345,28 +526,76 @@ class Simulation {
       if (f.kind === 'lie' && msg.type === MessageType.Report) msg = { ...msg, offsetNs: msg.offsetNs + f.ns };
     }
     const parts = msg.type === MessageType.Adjust ? splitAdjust(msg, false) : [msg];
-    for (const part of parts) {
+    const table = msg.type === MessageType.Adjust && to === 'group' ? this.adjustTable(parts) : null;
+    const toMaster = msg.type === MessageType.TimeRequest || msg.type === MessageType.Report;
+    const base = Number(this.o.delayNs) + (toMaster ? 1 : -1) * Number(this.o.asymmetryNs) / 2;
+    for (let p = 0; p < parts.length; p++) {
+      const part = parts[p]!;
       const decoded = decode(encode(part));
       if (!decoded.ok) throw new Error(`simulator: own datagram failed to decode: ${decoded.reason}`);
-      const receivers = to === 'group' ? this.nodes.filter((n) => n !== from) : [this.byAddress.get(to.address)].filter((n): n is SimNode => n !== undefined);
-      for (const r of receivers) {
-        if (!r.alive || this.partitioned(from, r)) continue;
-        if (this.o.loss > 0 && this.net.random() < this.o.loss) continue;
-        const toMaster = part.type === MessageType.TimeRequest || part.type === MessageType.Report;
-        const base = Number(this.o.delayNs) + (toMaster ? 1 : -1) * Number(this.o.asymmetryNs) / 2;
-        const jitter = this.o.jitterNs > 0n ? this.net.exponential(Number(this.o.jitterNs)) : 0;
-        const at = this.now + BigInt(Math.max(0, Math.round(base + jitter)));
+      if (to !== 'group') {
+        const r = this.byAddress.get(to.address);
+        if (r === undefined) continue;
+        const delay = this.delay(from, r, base);
+        if (delay === null) continue;
+        const at = this.now + BigInt(delay);
         this.schedule(at, { kind: 'event', node: r, event: { type: 'datagram', msg: decoded.msg, from: from.address, rxMonoNs: at } });
+        continue;
       }
+      // Every receiver draws its loss and jitter in node order, as one event each would.
+      const receivers: number[] = [];
+      const delays: number[] = [];
+      for (const r of this.nodes) {
+        if (r === from) continue;
+        const delay = this.delay(from, r, base);
+        if (delay === null) continue;
+        receivers.push(r.index);
+        delays.push(delay);
+      }
+      if (receivers.length === 0) continue;
+      const seq0 = this.seq;
+      this.seq += receivers.length;
+      const order = deliveryOrder(delays);
+      const first = order[0]!;
+      const batch: Multicast = { msg: decoded.msg, table, part: p, from: from.address, sentAtNs: this.now, receivers, delays, seq0, order, next: 0 };
+      const at = this.now + BigInt(delays[first]!);
+      this.queue.push({ at, t: Number(at), seq: seq0 + first, item: { kind: 'multicast', batch } });
     }
+  }
+
+  /** Which part holds each node's entry. */
+  private adjustTable(parts: readonly Message[]): AdjustTable {
+    const partOf = new Int32Array(this.nodes.length).fill(-1);
+    parts.forEach((part, p) => {
+      if (part.type !== MessageType.Adjust) return;
+      for (const e of part.entries) {
+        const i = this.byId.get(e.node);
+        if (i !== undefined) partOf[i] = partOf[i] === -1 ? p : -2;
+      }
+    });
+    return { id: this.tables++, partOf };
+  }
+
+  /** The one-way delay (ns, an integer) of a datagram from one node to another, or null if it is lost. */
+  private delay(from: SimNode, r: SimNode, base: number): number | null {
+    if (!r.alive || this.partitioned(from, r)) return null;
+    if (this.o.loss > 0 && this.net.random() < this.o.loss) return null;
+    const jitter = this.o.jitterNs > 0n ? this.net.exponential(Number(this.o.jitterNs)) : 0;
+    return Math.max(0, Math.round(base + jitter));
   }
 
   /** Ground truth: the largest disagreement between any two live group clocks, now; the same for the good ones; their mean. */
   private sample(): void {
     const spread = (clocks: bigint[]): bigint => (clocks.length ? clocks.reduce((a, b) => (b > a ? b : a)) - clocks.reduce((a, b) => (b < a ? b : a)) : 0n);
-    const live = this.nodes.filter((n) => n.alive);
-    const all = live.map((n) => n.clock.now());
-    const good = live.filter((n) => !this.faultsOf.has(n.name)).map((n) => n.clock.now());
+    // One reading per clock (a second now() at the same instant reads the same).
+    const all: bigint[] = [];
+    const good: bigint[] = [];
+    for (const n of this.nodes) {
+      if (!n.alive) continue;
+      const g = n.clock.now();
+      all.push(g);
+      if (!this.faultsOf.has(n.name)) good.push(g);
+    }
     const spreadNs = spread(all);
     const goodMeanOffsetNs = good.length ? good.reduce((a, g) => a + Number(g - this.now), 0) / good.length : 0;
     this.samples.push({ label: this.rounds.length, atNs: this.now, spreadNs, goodSpreadNs: spread(good), goodMeanOffsetNs });
@@ -375,45 +604,128 @@ class Simulation {
   }
 }
 
-/** A binary min-heap. */
-class Heap<T> {
-  private items: T[] = [];
-  constructor(private readonly less: (a: T, b: T) => boolean) {}
+/**
+ * Receiver indices sorted by (delay, index): the order in which one event
+ * per receiver, scheduled in index order, would leave the queue.
+ */
+function deliveryOrder(delays: readonly number[]): Uint32Array {
+  const n = delays.length;
+  const order = new Uint32Array(n);
+  let max = 0;
+  let sorted = true;
+  for (let k = 0; k < n; k++) {
+    const d = delays[k]!;
+    if (d > max) max = d;
+    if (k > 0 && d < delays[k - 1]!) sorted = false;
+    order[k] = k;
+  }
+  if (sorted) return order;
+  // Delay and index packed into one exact double, sorted natively; a comparator beyond 2^53.
+  const width = 2 ** Math.ceil(Math.log2(n + 1));
+  if ((max + 1) * width <= Number.MAX_SAFE_INTEGER) {
+    const keys = new Float64Array(n);
+    for (let k = 0; k < n; k++) keys[k] = delays[k]! * width + k;
+    keys.sort();
+    for (let k = 0; k < n; k++) order[k] = keys[k]! % width;
+    return order;
+  }
+  return order.sort((a, b) => delays[a]! - delays[b]! || a - b);
+}
+
+/**
+ * A binary min-heap of queue entries by (at, seq). Number(at) is compared
+ * first: the conversion never reverses an order, so unequal Numbers decide;
+ * equal ones below 2^53 are equal bigints, and beyond that the exact bigints
+ * decide; then seq. The keys live in typed arrays beside the entries, so
+ * that sifting reads contiguous memory instead of one object per level.
+ */
+class Heap {
+  private entries: (Entry | undefined)[] = [];
+  private ts = new Float64Array(1024);
+  private seqs = new Float64Array(1024);
+  private n = 0;
 
   get size(): number {
-    return this.items.length;
+    return this.n;
   }
 
-  push(item: T): void {
-    const a = this.items;
-    a.push(item);
-    let i = a.length - 1;
+  peek(): Entry | undefined {
+    return this.entries[0];
+  }
+
+  static less(a: Entry, b: Entry): boolean {
+    if (a.t !== b.t) return a.t < b.t;
+    if (a.t <= Number.MAX_SAFE_INTEGER) return a.seq < b.seq;
+    if (a.at !== b.at) return a.at < b.at;
+    return a.seq < b.seq;
+  }
+
+  /** Entry e before the entry at index i? */
+  private before(e: Entry, i: number): boolean {
+    const t = this.ts[i]!;
+    if (e.t !== t) return e.t < t;
+    if (t <= Number.MAX_SAFE_INTEGER) return e.seq < this.seqs[i]!;
+    return Heap.less(e, this.entries[i]!);
+  }
+
+  /** The entry at index i before the one at j? */
+  private beforeAt(i: number, j: number): boolean {
+    const ti = this.ts[i]!;
+    const tj = this.ts[j]!;
+    if (ti !== tj) return ti < tj;
+    if (ti <= Number.MAX_SAFE_INTEGER) return this.seqs[i]! < this.seqs[j]!;
+    return Heap.less(this.entries[i]!, this.entries[j]!);
+  }
+
+  private put(i: number, e: Entry): void {
+    this.entries[i] = e;
+    this.ts[i] = e.t;
+    this.seqs[i] = e.seq;
+  }
+
+  private move(from: number, to: number): void {
+    this.entries[to] = this.entries[from];
+    this.ts[to] = this.ts[from]!;
+    this.seqs[to] = this.seqs[from]!;
+  }
+
+  push(e: Entry): void {
+    if (this.n === this.ts.length) {
+      const ts = new Float64Array(this.n * 2);
+      ts.set(this.ts);
+      this.ts = ts;
+      const seqs = new Float64Array(this.n * 2);
+      seqs.set(this.seqs);
+      this.seqs = seqs;
+    }
+    let i = this.n++;
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (!this.less(a[i]!, a[p]!)) break;
-      [a[i], a[p]] = [a[p]!, a[i]!];
+      if (!this.before(e, p)) break;
+      this.move(p, i);
       i = p;
     }
+    this.put(i, e);
   }
 
-  pop(): T | undefined {
-    const a = this.items;
-    if (a.length === 0) return undefined;
-    const top = a[0];
-    const last = a.pop()!;
-    if (a.length > 0) {
-      a[0] = last;
+  pop(): Entry | undefined {
+    if (this.n === 0) return undefined;
+    const top = this.entries[0]!;
+    const n = --this.n;
+    const last = this.entries[n]!;
+    this.entries[n] = undefined;
+    if (n > 0) {
       let i = 0;
       for (;;) {
         const l = 2 * i + 1;
+        if (l >= n) break;
         const r = l + 1;
-        let m = i;
-        if (l < a.length && this.less(a[l]!, a[m]!)) m = l;
-        if (r < a.length && this.less(a[r]!, a[m]!)) m = r;
-        if (m === i) break;
-        [a[i], a[m]] = [a[m]!, a[i]!];
+        const m = r < n && this.beforeAt(r, l) ? r : l;
+        if (this.before(last, m)) break;
+        this.move(m, i);
         i = m;
       }
+      this.put(i, last);
     }
     return top;
   }
