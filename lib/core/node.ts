@@ -178,6 +178,8 @@ export class Node {
       case MessageType.TimeReply:
         return this.peer.onReply(msg, from, rxMonoNs);
       case MessageType.Adjust: {
+        // Another node's part of a table (the daemon drops these unread, as 'other-part'): nothing to do with us.
+        if (this.id < msg.rangeFirst || this.id > msg.rangeLast) return;
         const f = this.followed;
         if (this.role !== 'peer' || !f || msg.sender !== f.node) return this.ctx.drop('foreign-master', msg, from);
         if (msg.epoch !== f.epoch) return this.ctx.drop('stale-epoch', msg, from);

@@ -318,8 +318,7 @@ export class PeerRole {
     const { ctx } = this;
     const m = this.measurement;
     if (!m || m.epoch !== msg.epoch || m.round !== msg.round) return ctx.drop('no-measurement', msg, from);
-    // Parts cover the node ids in order: ours is the one whose range holds our id.
-    if (ctx.id < msg.rangeFirst || ctx.id > msg.rangeLast) return;
+    // Node.onMessage passes only the part whose range holds our id (parts cover the ids in order).
     const entry = msg.entries.find((e) => e.node === ctx.id);
     if (m.answered) return ctx.drop('stale-round', msg, from); // a duplicate or a replay
     if (!entry) return this.missing(msg.full, msg.round);

@@ -115,16 +115,12 @@ type Scheduled =
  * O(datagrams in flight), not O(datagrams x receivers). At 10,000 nodes one
  * round's ADJUST table alone is 127 parts x 9,999 receivers.
  *
- * Of those, each receiver needs one: the part with its own entry. A part
- * without it changes nothing at a peer that follows the master and measured
- * in that round; the engine returns no action and sets no state (else it
- * drops the part and says so, with a notice). So when a receiver has handled
- * one part of a table without its entry and nothing came of it, the other
- * such parts that reach it before it handles anything else are passed over:
- * they would meet the same state and do the same nothing. Everything else
- * (the part with its entry, every part that is dropped) is delivered.
- * `runSimulation(o, { deliverAll: true })` delivers every datagram, and the
- * tests check that both give the same result.
+ * Of those, each receiver needs one: the part whose range holds its node
+ * id (protocol 3). The engine ignores every other part at once, with no
+ * action and no state (the daemon does not even decode them: 'other-part'),
+ * so only that part is delivered. `runSimulation(o, { deliverAll: true })`
+ * delivers every datagram, and the tests check that both give the same
+ * result.
  */
 interface AdjustTable {
   id: number;
@@ -251,16 +247,6 @@ class Simulation {
 
   private readonly byId = new Map<bigint, number>();
   private readonly keepEvents: boolean;
-  /**
-   * By node index, in arrays rather than on the nodes, because a multicast's
-   * deliveries visit the nodes in no order: events handled so far (a node's
-   * state can only have changed when this moves), and the ADJUST table one
-   * of whose parts without the node's entry came to nothing when `handled`
-   * read quietAt (see Multicast).
-   */
-  private readonly handled: Float64Array;
-  private readonly quietTable: Int32Array;
-  private readonly quietAt: Float64Array;
   private tables = 0;
 
   constructor(
@@ -268,9 +254,6 @@ class Simulation {
     private readonly internals: SimInternals = {},
   ) {
     this.keepEvents = internals.keepEvents ?? true;
-    this.handled = new Float64Array(o.nodes);
-    this.quietTable = new Int32Array(o.nodes).fill(-1);
-    this.quietAt = new Float64Array(o.nodes);
     const root = new Prng(o.seed);
     const setup = root.fork();
     this.net = root.fork();
@@ -366,22 +349,9 @@ class Simulation {
     if (t === null || this.internals.deliverAll) {
       this.deliverDatagram(i, b);
     } else {
-      const holder = t.partOf[i]!;
-      if (holder === b.part || holder === -2) {
-        this.deliverDatagram(i, b);
-      } else if (this.quietTable[i] !== t.id || this.quietAt[i] !== this.handled[i]) {
-        // A part without its entry: if nothing comes of it, nothing comes of the table's others until i handles something else.
-        const r = this.nodes[i]!;
-        if (r.alive) {
-          const actions = r.node.handle({ type: 'datagram', msg: b.msg, from: b.from, rxMonoNs: this.now });
-          this.handled[i] += 1;
-          if (actions.length === 0) {
-            this.quietTable[i] = t.id;
-            this.quietAt[i] = this.handled[i]!;
-          }
-          this.carryOut(r, actions);
-        }
-      }
+      // Only the part whose range holds the node's id: the daemon drops the others unread ('other-part'),
+      // and the engine would return at once from them.
+      if (t.partOf[i] === b.part) this.deliverDatagram(i, b);
     }
     if (b.next >= b.order.length) return null;
     const j = b.order[b.next]!;
@@ -425,7 +395,6 @@ class Simulation {
 
   private deliver(n: SimNode, event: Event): void {
     const actions = n.node.handle(event);
-    this.handled[n.index] += 1;
     this.carryOut(n, actions);
   }
 
@@ -499,8 +468,7 @@ class Simulation {
       const n = this.nodes.find((m) => m.name === f.node);
       if (n) {
         n.clock.disturb(f.ns);
-        this.handled[n.index] += 1;
-      }
+          }
     }
     if (o.crashMasterAtRound !== null && !this.crashed && done + 1 >= o.crashMasterAtRound) {
       const master = this.nodes.find((n) => n.alive && n.node.status().role === 'master');
@@ -563,15 +531,21 @@ class Simulation {
     }
   }
 
-  /** Which part holds each node's entry. */
+  /** Which part's range holds each node's id (the one part a node reads, whether or not its entry is there). */
   private adjustTable(parts: readonly Message[]): AdjustTable {
     const partOf = new Int32Array(this.nodes.length).fill(-1);
-    parts.forEach((part, p) => {
-      if (part.type !== MessageType.Adjust) return;
-      for (const e of part.entries) {
-        const i = this.byId.get(e.node);
-        if (i !== undefined) partOf[i] = partOf[i] === -1 ? p : -2;
+    // Parts cover the ids in order (splitAdjust): the last part whose range starts at or below the id.
+    const firsts = parts.map((part) => (part.type === MessageType.Adjust ? part.rangeFirst : 0n));
+    this.nodes.forEach((n, i) => {
+      const id = n.node.id;
+      let lo = 0;
+      let hi = firsts.length - 1;
+      while (lo < hi) {
+        const mid = (lo + hi + 1) >> 1;
+        if (firsts[mid]! <= id) lo = mid;
+        else hi = mid - 1;
       }
+      partOf[i] = lo;
     });
     return { id: this.tables++, partOf };
   }
