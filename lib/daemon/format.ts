@@ -45,6 +45,17 @@ function stamps(s: StatusJson): string {
   return `${part('unicast')}, ${part('group')}; sends direct ${net.tx.direct}, through Node ${net.tx.node}`;
 }
 
+/** The table at scale: the master's limit, refusals and the burst it asks for; a peer's place in the table. */
+function membershipLine(s: StatusJson): string {
+  const m = s.membership;
+  if (s.role === 'master') {
+    const refused = m.refused > 0 ? `, ${m.refused} refused so far${m.full ? ' (refusing now)' : ''}` : '';
+    return `${s.members.length} of at most ${m.maxMembers} members${refused}; bursts of ${m.probes} exchange(s) asked`;
+  }
+  const place = m.inTable === false ? `left out of the master's table (${m.leftOut}): not synchronized` : 'in the table';
+  return `${place}; bursts of ${m.probes} exchange(s)`;
+}
+
 export function formatStatus(s: StatusJson): string {
   const role =
     s.role === 'master'
@@ -72,6 +83,7 @@ export function formatStatus(s: StatusJson): string {
     `Rejected         : ${rejected}`,
     `Ignored          : ${dropped}`,
     `Faults           : ${faultLine(s)}`,
+    `Membership       : ${membershipLine(s)}`,
   ];
   if (s.config.keyIds?.length) lines.push(`Keys             : ${s.config.keyIds.join(', ')} (signing with ${s.config.keyIds[0]}); reloads ${s.counters.reloads.ok} ok, ${s.counters.reloads.refused} refused`);
   if (s.config.metrics) lines.push(`Metrics          : http://${s.config.metrics}/metrics`);
