@@ -5,20 +5,17 @@
  * every daemon read several times a second and brought to one monotonic
  * instant, the master's clock the reference.
  *
- * The master of a big group is read with `now` (its clock and the monotonic
- * clock at one instant, a few bytes), not `status`, whose member table runs
- * to megabytes at thousands of members and would load the master being
- * measured. Its frequency correction, which the reading needs to be carried
- * to the common instant, comes from a full status every STATUS_EVERY_MS; a
- * slew it runs meanwhile is not known (at most the gap between the readings,
- * a few ms, times --max-slew: 500 ppm of 2 ms is 1 µs).
+ * The master of a big group is read with the control socket's `reading`
+ * (its clock, the monotonic clock at one instant, its frequency and the
+ * slew it still runs: a few hundred bytes), not `status`, whose member
+ * table runs to megabytes at thousands of members and would load the
+ * master being measured: building one blocks its event loop for long
+ * enough to turn a round's requests stale.
  */
 import { Cluster } from '../lib/daemon/cluster.js';
 import { query } from '../lib/daemon/control.js';
-import type { StatusJson } from '../lib/daemon/status.js';
 import { precisionOf, sampleOf, type ClockStatus, type Precision, type Sample } from './truth.js';
 
-const STATUS_EVERY_MS = 5000;
 const OFFSET_SPREAD_NS = 1_000_000_000;
 const DRIFT_PPM = 100;
 
@@ -31,8 +28,6 @@ export interface RealResult extends Precision {
 
 export class RealPeers {
   private readonly samples: Sample[] = [];
-  private masterState: ClockStatus | null = null;
-  private masterStateAt = -Infinity;
   private running = false;
   private loop: Promise<void> | null = null;
   private failures = 0;
@@ -75,13 +70,7 @@ export class RealPeers {
   }
 
   private async readMaster(control: string): Promise<ClockStatus> {
-    if (!this.masterState || performance.now() - this.masterStateAt > STATUS_EVERY_MS) {
-      const s = (await query(control, 'status', 15_000)) as StatusJson;
-      this.masterState = { ...s, clock: { ...s.clock, pendingNs: '0' } };
-      this.masterStateAt = performance.now();
-    }
-    const now = (await query(control, 'now', 5000)) as { groupTimeNs: string; monotonicNs: string };
-    return { ...this.masterState, ...now };
+    return (await query(control, 'reading', 5000)) as ClockStatus;
   }
 
   async stop(lastRound: number, fastStartRounds: number): Promise<RealResult> {
