@@ -80,6 +80,50 @@ export function fastStartFits(expected: number, shortIntervalNs: bigint, maxProb
 }
 
 /**
+ * One master's round planning: the burst it asks for, whether the fast
+ * start's shorter round fits, and the shedding of requests that waited
+ * longer than their senders wait. The master tells it the fast start's
+ * divisor for the round (master.ts's schedule), its members, and the
+ * nodes that asked last round; it answers with the round's timing.
+ */
+export class RoundLoad {
+  /** The burst asked for this round (SYNC probes). */
+  probes: number;
+  /** Requests shed so far, and in the round being collected. */
+  shed = 0;
+  private shedThisRound = 0;
+  private timeoutNs = 0n;
+
+  constructor(private readonly opts: { probes: number; intervalNs: bigint; collectTimeoutNs: bigint; maxDelayNs: bigint }) {
+    this.probes = opts.probes;
+  }
+
+  /**
+   * A round starts. requesters: nodes whose requests were answered last
+   * round; the ones shed count too (an overloaded round hides how many
+   * asked), and a round that had to shed ends the fast start.
+   */
+  plan(divisor: bigint, members: number, requesters: number): { divisor: bigint; collectNs: bigint } {
+    const o = this.opts;
+    const expected = Math.max(members, requesters + this.shedThisRound);
+    if (divisor > 1n && (this.shedThisRound > 0 || !fastStartFits(expected, o.intervalNs / divisor, o.probes))) divisor = 1n;
+    this.shedThisRound = 0;
+    const collectNs = o.collectTimeoutNs / divisor;
+    this.probes = probesFor(expected, o.intervalNs / divisor, o.probes);
+    this.timeoutNs = probeTimeoutNs(collectNs, o.maxDelayNs);
+    return { divisor, collectNs };
+  }
+
+  /** A request that waited this long in our queue: shed it (true), or answer it. */
+  stale(waitedNs: bigint): boolean {
+    if (waitedNs <= this.timeoutNs) return false;
+    this.shed += 1;
+    this.shedThisRound += 1;
+    return true;
+  }
+}
+
+/**
  * The member limit's bookkeeping: refusals per round and in all, and
  * whether the master is at the limit now. notice() is called once when
  * refusing starts and once when it stops (one warning, not one per node

@@ -10,7 +10,7 @@ import { MessageType, type ReportMessage, type TimeRequestMessage } from '../wir
 import { faultTolerantAverage, median, type Reading } from './average.js';
 import type { Context } from './context.js';
 import { DEFAULT_DISCIPLINE } from './discipline.js';
-import { fastStartFits, MemberLimit, probesFor, probeTimeoutNs, REQUESTERS_PER_MEMBER } from './load.js';
+import { MemberLimit, REQUESTERS_PER_MEMBER, RoundLoad } from './load.js';
 import type { Address, FaultReason, RoundRow } from './types.js';
 
 /**
@@ -180,21 +180,15 @@ export class MasterRole {
   private readonly timings = new Map<bigint, RequestTiming>();
   private readonly reports = new Map<bigint, Report>();
   private readonly requests = new Map<bigint, number>();
-  /** Distinct nodes that sent requests in the last round: with the members, the load to expect. */
-  private lastRequesters = 0;
-  /** The burst asked for this round (SYNC probes), and how long its peers wait for a reply. */
-  probes: number;
-  private probeTimeoutNs = 0n;
-  /** Requests shed because they waited in our queue longer than their senders wait for the reply: in all, and this round. */
-  shed = 0;
-  private shedThisRound = 0;
+  /** The round's load (the burst asked, the fast start, shedding) and the member limit: load.ts. */
+  readonly load: RoundLoad;
   readonly limit: MemberLimit;
 
   constructor(
     private readonly ctx: Context,
     public epoch: number,
   ) {
-    this.probes = ctx.opts.probes;
+    this.load = new RoundLoad(ctx.opts);
     this.limit = new MemberLimit(ctx.opts.maxMembers, (refusing, refused) =>
       ctx.notice({ kind: 'member-limit', refusing, refused, max: ctx.opts.maxMembers, round: this.round }),
     );
@@ -211,23 +205,14 @@ export class MasterRole {
     const o = ctx.opts;
     this.round += 1;
     this.collecting = true;
-    // Requesters we answered, and the requests we had to shed (an overloaded round hides how many asked).
-    this.lastRequesters = this.requests.size + this.shedThisRound;
-    const overloaded = this.shedThisRound > 0;
-    this.shedThisRound = 0;
-    this.reports.clear();
-    this.requests.clear();
-    this.timings.clear();
     // Fast start, like chrony's iburst: the first rounds of an epoch run at
     // a fraction of the interval, so that clocks are set and frequencies
     // found within a few seconds instead of many rounds; not for a group too
     // large to measure itself in such a short round (load.ts).
-    const expected = Math.max(this.members.size, this.lastRequesters);
-    let divisor = fastStartDivisor(this.round, o.collectTimeoutNs);
-    if (divisor > 1n && (overloaded || !fastStartFits(expected, o.intervalNs / divisor, o.probes))) divisor = 1n;
-    const collectNs = o.collectTimeoutNs / divisor;
-    this.probes = probesFor(expected, o.intervalNs / divisor, o.probes);
-    this.probeTimeoutNs = probeTimeoutNs(collectNs, o.maxDelayNs);
+    const { divisor, collectNs } = this.load.plan(fastStartDivisor(this.round, o.collectTimeoutNs), this.members.size, this.requests.size);
+    this.reports.clear();
+    this.requests.clear();
+    this.timings.clear();
     ctx.arm('round', o.intervalNs / divisor);
     ctx.arm('collect', collectNs);
     ctx.send('group', {
@@ -241,7 +226,7 @@ export class MasterRole {
       collectMs: Math.max(1, Number(collectNs / 1_000_000n)),
       unicastAddress: o.unicast.address,
       unicastPort: o.unicast.port,
-      probes: this.probes,
+      probes: this.load.probes,
       name: o.name,
     });
   }
@@ -251,11 +236,7 @@ export class MasterRole {
     if (msg.epoch !== this.epoch) return ctx.drop('stale-epoch', msg, from);
     // Overloaded (a queue that holds more work than a probe timeout): a request that waited longer than its sender
     // waits for the reply is answered for nobody, and answering it would only make the next ones late too. Shed it.
-    if (ctx.clock.now() - ctx.clock.at(rxMonoNs) > this.probeTimeoutNs) {
-      this.shed += 1;
-      this.shedThisRound += 1;
-      return ctx.drop('stale-request', msg, from);
-    }
+    if (this.load.stale(ctx.clock.now() - ctx.clock.at(rxMonoNs))) return ctx.drop('stale-request', msg, from);
     const count = (this.requests.get(msg.sender) ?? 0) + 1;
     if (count > this.requestLimit || (count === 1 && this.requests.size >= REQUESTERS_PER_MEMBER * ctx.opts.maxMembers)) return ctx.drop('rate-limited', msg, from);
     this.requests.set(msg.sender, count);

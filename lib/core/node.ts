@@ -441,7 +441,7 @@ export class Node {
       namedFaulty: this.peer.namedFaulty,
       cannotFollow: ctx.atFrequencyLimit,
       leftOut: this.role === 'master' ? null : this.peer.leftOut,
-      probes: this.master?.probes ?? this.peer.probes,
+      probes: this.master?.load.probes ?? this.peer.probes,
       maxMembers: this.opts.maxMembers,
       membersRefused: this.master?.limit.refusedTotal ?? 0,
       tableFull: this.master?.limit.full ?? false,
