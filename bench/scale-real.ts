@@ -14,6 +14,7 @@
  */
 import { Cluster } from '../lib/daemon/cluster.js';
 import { query } from '../lib/daemon/control.js';
+import { procStat } from './proc.js';
 import { precisionOf, sampleOf, type ClockStatus, type Precision, type Sample } from './truth.js';
 
 const OFFSET_SPREAD_NS = 1_000_000_000;
@@ -21,6 +22,8 @@ const DRIFT_PPM = 100;
 
 export interface RealResult extends Precision {
   daemons: number;
+  /** Each real peer's CPU while sampled (it answers a status 5 times a second meanwhile), % of a core. */
+  cpuPct: number[];
   samples: number;
   /** Samples that failed (a daemon did not answer in time). */
   failures: number;
@@ -31,6 +34,7 @@ export class RealPeers {
   private running = false;
   private loop: Promise<void> | null = null;
   private failures = 0;
+  private cpuMark: { atMs: number; cpuS: number[] } | null = null;
 
   constructor(
     private readonly cluster: Cluster,
@@ -54,6 +58,7 @@ export class RealPeers {
   /** Samples every 1000 / rate ms until stop(), and at most for maxMs. label(): rounds the master has completed. */
   sample(masterControl: string, label: () => number, rate: number, maxMs: number): void {
     this.running = true;
+    this.cpuMark = { atMs: performance.now(), cpuS: this.cpuS() };
     const t0 = performance.now();
     this.loop = (async () => {
       while (this.running && performance.now() - t0 < maxMs) {
@@ -73,9 +78,20 @@ export class RealPeers {
     return (await query(control, 'reading', 5000)) as ClockStatus;
   }
 
+  /** Each real peer's utime + stime so far, s (NaN once gone). */
+  private cpuS(): number[] {
+    return this.names.map((n) => {
+      const pid = this.cluster.member(n).proc?.pid;
+      return (pid !== undefined ? procStat(pid)?.cpuS : undefined) ?? NaN;
+    });
+  }
+
   async stop(lastRound: number, fastStartRounds: number): Promise<RealResult> {
     this.running = false;
     await this.loop;
-    return { daemons: this.count, samples: this.samples.length, failures: this.failures, ...precisionOf(this.samples, lastRound, fastStartRounds) };
+    const now = this.cpuS();
+    const mark = this.cpuMark;
+    const cpuPct = mark ? now.map((c, i) => (100 * (c - mark.cpuS[i]!)) / ((performance.now() - mark.atMs) / 1000)) : [];
+    return { daemons: this.count, cpuPct, samples: this.samples.length, failures: this.failures, ...precisionOf(this.samples, lastRound, fastStartRounds) };
   }
 }

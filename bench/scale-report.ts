@@ -171,5 +171,5 @@ export function formatResults(results: readonly SizeResult[]): string[] {
 
 function realLine(x: RealResult): string {
   const p = (v: { p50: number; p99: number; max: number }): string => `p50 ${f1(v.p50)} µs, p99 ${f1(v.p99)} µs, max ${f1(v.max)} µs`;
-  return `   ${x.daemons} real peers: precision (master and them, steady, from round ${x.steadyFromRound ?? 'never'}, ${x.roundsAfterConvergence} rounds) ${p(x.precisionUs)}; clock error against the master ${p(x.clockErrorUs)}; within 1 ms after round ${x.convergeRounds.ms1 ?? 'never'}, 100 µs after round ${x.convergeRounds.us100 ?? 'never'}; ${x.samples} samples, ${x.failures} failed`;
+  return `   ${x.daemons} real peers: precision (master and them, steady, from round ${x.steadyFromRound ?? 'never'}, ${x.roundsAfterConvergence} rounds) ${p(x.precisionUs)}; clock error against the master ${p(x.clockErrorUs)}; within 1 ms after round ${x.convergeRounds.ms1 ?? 'never'}, 100 µs after round ${x.convergeRounds.us100 ?? 'never'}; ${x.samples} samples, ${x.failures} failed; their CPU while sampled (a status 5 times a second) ${x.cpuPct.map((c) => `${c.toFixed(2)} %`).join(', ')}`;
 }
