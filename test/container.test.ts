@@ -41,8 +41,8 @@ maybe(`the README's service blocks, reload, restart, stop and a group of two und
 
   // 1. The build block, verbatim, in a fresh clone (of this checkout's HEAD).
   const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
-  const build = blockAfter(readme, 'runs this block verbatim in a fresh clone');
-  const install = blockAfter(readme, 'runs this block verbatim, as root, in a Debian container');
+  const build = blockAfter(readme, 'test/container.test.ts runs this block verbatim in a fresh clone');
+  const install = blockAfter(readme, 'test/container.test.ts runs this block verbatim, as root, in a Debian container');
   const clone = await run('git', ['clone', '-q', ROOT, join(work, 'clone')]);
   t.is(clone.code, 0, clone.stderr);
   const env: NodeJS.ProcessEnv = {};
