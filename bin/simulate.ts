@@ -30,6 +30,8 @@ export function simulateCommand(): Command {
     .option('--crash-master <round>', 'crash the master at the start of this round (use with --master none to see an election)', int(1, 100000, 'crash round'))
     .addOption(new Option('--partition <spec>', 'cut the first K nodes off from the rest from the A-th to the B-th round completed in the group (by any master): K@A-B, e.g. 2@5-10').argParser(partitionSpec))
     .option('--fault <spec>', 'a fault of one node, repeatable: NODE:drift=PPM, NODE:jump=DURATION@ROUND, NODE:lie=DURATION, NODE:mute@ROUND (e.g. n3:drift=2000, n3:jump=5ms@20, n3:lie=3ms, n3:mute@10)', (v: string, prev: Fault[] = []) => [...prev, faultSpec(v)])
+    .addOption(new Option('--receive-cost <duration>', 'model a busy receiver: each unicast datagram a node receives (on the master: every request and report) occupies it this long, one after another (a real master: about 13us; default 0, off)').argParser(duration))
+    .addOption(new Option('--receive-queue <duration>', 'with --receive-cost: a datagram that would wait longer than this is dropped, as a full receive buffer drops it').argParser(positiveDuration).default(35_000_000n, '35ms'))
     .option('--seed <n>', 'seed of the random choices (same seed, same run)', int(0, 2 ** 32 - 1, 'seed'), d.seed)
     .option('--json', 'print one JSON object as the last line of standard output')
     .option('--quiet', 'no per-round report: only the heading and the summary')
@@ -68,6 +70,8 @@ export function simulateCommand(): Command {
         partition: opts.partition ?? null,
         seed: opts.seed,
         faults,
+        receiveCostNs: opts.receiveCost ?? 0n,
+        receiveQueueNs: opts.receiveQueue,
       };
       process.stdout.write(await reportInWorker({ options: o, rounds: !opts.quiet, json: opts.json === true }));
     });

@@ -7,6 +7,8 @@
 import test from 'ava';
 import { DEFAULT_MAX_MEMBERS, EXCHANGES_PER_SECOND, exchangesOf, fastStartFits, probesFor } from '../lib/core/load.js';
 import { validateOptions, DEFAULTS } from '../lib/core/options.js';
+import { summarize } from '../lib/sim/report.js';
+import { runSimulation, SIM_DEFAULTS } from '../lib/sim/simulator.js';
 import { nodeIdOf } from '../lib/wire/ids.js';
 import { MessageType, type AdjustMessage, type SyncMessage } from '../lib/wire/messages.js';
 import {
@@ -208,4 +210,16 @@ test('a master that had to shed requests expects that many requesters and runs n
   const next = only(sends(m.fire('round'), MessageType.Sync), 'SYNC').msg as SyncMessage;
   t.is(next.collectMs, 500, 'round 2 at the full interval');
   t.is(next.probes, probesFor(3_000, SECOND, 12));
+});
+
+test("the simulator's receive model: a master that can answer its group holds it; one ten times too slow loses its tables", (t) => {
+  const run = (cost: bigint) => summarize(runSimulation({ ...SIM_DEFAULTS, nodes: 400, rounds: 18, driftPpm: 50, receiveCostNs: cost, seed: 5 }));
+  const fast = run(13_000n).load;
+  // 400 members run full bursts (the budget allows 12 probes up to 615): 400 x (13 exchanges + a report) at 13 µs is 73 ms a round.
+  t.true(fast.tableRows.median! >= 390, JSON.stringify(fast));
+  // 1.5 ms a datagram: 400 reports alone are 0.6 s of a 0.5 s window.
+  const slow = run(1_500_000n).load;
+  t.true(slow.tableRows.median! < 200, JSON.stringify(slow));
+  t.true(slow.receiveDrops > 0 || slow.staleRequests > 0);
+  t.log(`13 µs: rows min ${fast.tableRows.min}, median ${fast.tableRows.median}; 1.5 ms: median ${slow.tableRows.median}, ${slow.receiveDrops} dropped, ${slow.staleRequests} shed`);
 });

@@ -40,6 +40,13 @@ export interface SimSummary {
     rateErrorPpm: number | null;
   };
   flagged: { node: string; reason: string | null; round: number }[];
+  /**
+   * What the group asked of its master: the table's rows per round after the
+   * fast start (min and median; a member missing from a table lost its
+   * round), the requests it shed, and, with the receive model
+   * (--receive-cost), the unicast datagrams dropped at full queues.
+   */
+  load: { receiveCostNs: number; receiveDrops: number; staleRequests: number; tableRows: { min: number | null; median: number | null } };
   conditions: {
     intervalNs: number;
     driftPpm: number;
@@ -76,6 +83,7 @@ export function summarize(r: SimResult): SimSummary {
     faults: o.faults.map(formatFault),
     good: goodFigures(r),
     flagged: r.flags.map((f) => ({ node: f.node, reason: f.reason, round: f.round })),
+    load: loadFigures(r),
     conditions: {
       intervalNs: Number(o.intervalNs),
       driftPpm: o.driftPpm,
@@ -87,6 +95,16 @@ export function summarize(r: SimResult): SimSummary {
       master: o.master,
     },
     wallMs: r.wallMs,
+  };
+}
+
+function loadFigures(r: SimResult): SimSummary['load'] {
+  const rows = r.rounds.slice(FAST_START_ROUNDS).map((x) => x.table.length).sort((a, b) => a - b);
+  return {
+    receiveCostNs: Number(r.options.receiveCostNs ?? 0n),
+    receiveDrops: Object.values(r.receiveDrops).reduce((a, b) => a + b, 0),
+    staleRequests: r.statuses.reduce((a, st) => a + (st.dropped['stale-request'] ?? 0), 0),
+    tableRows: { min: rows[0] ?? null, median: rows.length ? rows[rows.length >> 1]! : null },
   };
 }
 
@@ -157,6 +175,13 @@ export function formatReport(r: SimResult, s: SimSummary, show: { rounds: boolea
         ? ''
         : `; steady state from round ${s.steadyFromRound}: p50 ${us(st.p50)}, p99 ${us(st.p99)}, max ${us(st.max)}`),
   );
+  if (s.load.receiveCostNs > 0) {
+    const l = s.load;
+    lines.push(
+      `receive model: ${magnitude(BigInt(l.receiveCostNs))} per unicast datagram; after the fast start the tables held ${l.tableRows.min ?? '-'} rows at least, ${l.tableRows.median ?? '-'} in the median round; ` +
+        `${l.receiveDrops} datagrams dropped at full receive queues, ${l.staleRequests} requests shed`,
+    );
+  }
   if (s.faults.length) {
     const g = s.good;
     const gp = g.precisionSteadyNs;

@@ -52,6 +52,16 @@ export interface SimOptions {
   samplesPerInterval: number;
   /** Per-node faults (berkeleyd simulate --fault). */
   faults: Fault[];
+  /**
+   * A model of a busy receiver (off when 0 or absent): every unicast datagram
+   * a node receives (on the master: every request and report) occupies it
+   * for receiveCostNs, one after another; one that would wait longer than
+   * receiveQueueNs (the receive buffer, in time) is dropped, as the kernel
+   * drops a full socket's datagrams. The kernel's arrival stamp stays the
+   * arrival time; the node handles it when its turn comes.
+   */
+  receiveCostNs?: bigint;
+  receiveQueueNs?: bigint;
 }
 
 /**
@@ -99,10 +109,13 @@ interface SimNode {
   clock: VirtualClock;
   alive: boolean;
   timers: Map<TimerName, Timer>;
+  /** The receive model: busy with earlier datagrams until then, and datagrams dropped. */
+  busyUntil: bigint;
+  receiveDrops: number;
 }
 
 type Scheduled =
-  | { kind: 'event'; node: SimNode; event: Event }
+  | { kind: 'event'; node: SimNode; event: Event; serviced?: boolean }
   | { kind: 'timer'; node: SimNode; timer: TimerName; state: Timer }
   | { kind: 'sample' }
   | { kind: 'multicast'; batch: Multicast };
@@ -207,6 +220,8 @@ export interface SimResult {
   /** Members the master named faulty (reason) or recovered (null), with the group's round (1-based) of the table that did it. */
   flags: { node: string; reason: string | null; round: number; atNs: bigint }[];
   statuses: NodeStatus[];
+  /** Unicast datagrams dropped by the receive model (receiveCostNs), per node name; empty without it. */
+  receiveDrops: Record<string, number>;
   startOffsetsNs: bigint[];
   driftsPpm: number[];
   wallMs: number;
@@ -287,7 +302,7 @@ class Simulation {
         unicast: { address: '0.0.0.0', port: address.port },
       };
       const node = new Node(options, clock, { random: () => rng.random(), nonce: () => rng.nonce() });
-      const sn: SimNode = { name, index: i, address, node, clock, alive: true, timers: new Map() };
+      const sn: SimNode = { name, index: i, address, node, clock, alive: true, timers: new Map(), busyUntil: 0n, receiveDrops: 0 };
       this.byId.set(node.id, i);
       this.nodes.push(sn);
       this.byAddress.set(address.address, sn);
@@ -331,6 +346,7 @@ class Simulation {
       events: this.events,
       flags: this.flags,
       statuses: this.nodes.map((n) => n.node.status()),
+      receiveDrops: Object.fromEntries(this.nodes.filter((n) => n.receiveDrops > 0).map((n) => [n.name, n.receiveDrops])),
       startOffsetsNs: this.startOffsetsNs,
       driftsPpm: this.driftsPpm,
       wallMs: Date.now() - started,
@@ -387,9 +403,22 @@ class Simulation {
         if (!item.node.alive) return;
         return this.deliver(item.node, { type: 'timer', timer: item.timer, monoNs: this.now });
       }
-      case 'event':
-        if (!item.node.alive) return;
-        return this.deliver(item.node, item.event);
+      case 'event': {
+        const n = item.node;
+        if (!n.alive) return;
+        const cost = this.o.receiveCostNs ?? 0n;
+        if (cost > 0n && item.event.type === 'datagram' && !item.serviced) {
+          // Its turn comes when the node is done with the datagrams before it; past the queue's length, the kernel drops it.
+          const start = n.busyUntil > this.now ? n.busyUntil : this.now;
+          if (start - item.event.rxMonoNs > (this.o.receiveQueueNs ?? 35_000_000n)) {
+            n.receiveDrops += 1;
+            return;
+          }
+          n.busyUntil = start + cost;
+          if (start > this.now) return this.schedule(start, { ...item, serviced: true });
+        }
+        return this.deliver(n, item.event);
+      }
     }
   }
 
