@@ -15,91 +15,16 @@
  * parts of at most 1,400 bytes, decode), so a lost part loses its entries.
  */
 import { createSimulatedClock, type VirtualClock } from '../clock/index.js';
-import { Node, type NodeStatus } from '../core/node.js';
+import { Node } from '../core/node.js';
 import { DEFAULTS, type NodeOptions } from '../core/options.js';
-import type { Action, Address, Event, Notice, RoundRow, TimerName } from '../core/types.js';
+import type { Action, Address, Event, Notice, TimerName } from '../core/types.js';
 import { decode, encode, splitAdjust } from '../wire/codec.js';
 import { MessageType, type Message } from '../wire/messages.js';
+import type { Fault, RoundRecord, SimInternals, SimOptions, SimResult, TruthSample } from './options.js';
 import { Prng } from './prng.js';
+import { deliveryOrder, Heap, type QueueEntry } from './queue.js';
 
-export interface SimOptions {
-  nodes: number;
-  rounds: number;
-  intervalNs: bigint;
-  collectTimeoutNs: bigint;
-  /** Starting offsets of n0, n1, ... (nodes beyond the list draw one within ±offsetSpreadNs). */
-  offsetsNs: bigint[];
-  offsetSpreadNs: bigint;
-  /** Pinned master, or null: the nodes elect one. */
-  master: string | null;
-  /** Each node's drift is drawn uniformly within ±driftPpm. */
-  driftPpm: number;
-  delayNs: bigint;
-  jitterNs: bigint;
-  asymmetryNs: bigint;
-  /** Probability that a datagram is lost, per receiver, 0..1. */
-  loss: number;
-  toleranceNs: bigint;
-  probes: number;
-  maxSlewPpm: number;
-  stepThresholdNs: bigint;
-  seed: number;
-  /** Crash (silently stop) the master at the start of this round, or null. */
-  crashMasterAtRound: number | null;
-  /** Cut nodes [0, partitionSize) off from the rest during [from, to) rounds, or null. */
-  partition: { size: number; fromRound: number; toRound: number } | null;
-  /** Samples of the ground truth per interval. */
-  samplesPerInterval: number;
-  /** Per-node faults (berkeleyd simulate --fault). */
-  faults: Fault[];
-  /**
-   * A model of a busy receiver (off when 0 or absent): every unicast datagram
-   * a node receives (on the master: every request and report) occupies it
-   * for receiveCostNs, one after another; one that would wait longer than
-   * receiveQueueNs (the receive buffer, in time) is dropped, as the kernel
-   * drops a full socket's datagrams. The kernel's arrival stamp stays the
-   * arrival time; the node handles it when its turn comes.
-   */
-  receiveCostNs?: bigint;
-  receiveQueueNs?: bigint;
-}
-
-/**
- * A fault of one node, as `--fault` spells it:
- *   n3:drift=2000   its oscillator runs 2000 ppm off (no frequency limit can follow it)
- *   n3:jump=5ms@20  its clock is stepped by 5 ms from outside when the group's 20th round starts
- *   n3:lie=3ms      every REPORT it sends says its offset is 3 ms more than measured
- *   n3:mute@10      from the group's 10th round on it sends nothing
- */
-export type Fault =
-  | { node: string; kind: 'drift'; ppm: number }
-  | { node: string; kind: 'jump'; ns: bigint; round: number }
-  | { node: string; kind: 'lie'; ns: bigint }
-  | { node: string; kind: 'mute'; round: number };
-
-export const SIM_DEFAULTS: SimOptions = {
-  nodes: 4,
-  rounds: 10,
-  intervalNs: DEFAULTS.intervalNs,
-  collectTimeoutNs: DEFAULTS.collectTimeoutNs,
-  offsetsNs: [],
-  offsetSpreadNs: 1_000_000_000n,
-  master: 'n0',
-  driftPpm: 0,
-  delayNs: 100_000n,
-  jitterNs: 10_000n,
-  asymmetryNs: 0n,
-  loss: 0,
-  toleranceNs: DEFAULTS.toleranceNs,
-  probes: DEFAULTS.probes,
-  maxSlewPpm: 500,
-  stepThresholdNs: DEFAULTS.stepThresholdNs,
-  seed: 1,
-  crashMasterAtRound: null,
-  partition: null,
-  samplesPerInterval: 20,
-  faults: [],
-};
+export { SIM_DEFAULTS, type Fault, type RoundRecord, type SimInternals, type SimOptions, type SimResult, type TruthSample } from './options.js';
 
 interface SimNode {
   name: string;
@@ -173,71 +98,8 @@ interface Timer {
   queued: Entry | null;
 }
 
-/** A queue entry: ordered by (at, seq); t is Number(at), compared first because it is cheaper (see Heap). */
-interface Entry {
-  at: bigint;
-  t: number;
-  seq: number;
-  item: Scheduled;
-}
-
-/** What the simulator saw; the report is built from it. */
-export interface RoundRecord {
-  /** 1-based count of rounds completed in the group (any master). */
-  index: number;
-  master: string;
-  epoch: number;
-  round: number;
-  averageNs: bigint;
-  quorum: boolean;
-  table: (RoundRow & { name: string })[];
-  /** The synchronized time (the master's group clock plus the average) and the true (virtual) time when the round was collected. */
-  groupTimeNs: bigint;
-  trueTimeNs: bigint;
-  /** Largest disagreement between two group clocks at the last sample before the next round completed. */
-  spreadAfterNs: bigint | null;
-}
-
-/** One ground-truth sample: all live clocks, and the good ones (no fault) alone. */
-export interface TruthSample {
-  label: number;
-  /** True (virtual) time of the sample. */
-  atNs: bigint;
-  spreadNs: bigint;
-  /** Spread of the live clocks without a fault. */
-  goodSpreadNs: bigint;
-  /** Mean of (group clock − true time) over the live clocks without a fault, ns. */
-  goodMeanOffsetNs: number;
-}
-
-export interface SimResult {
-  options: SimOptions;
-  rounds: RoundRecord[];
-  /** Every ground-truth sample. */
-  samples: TruthSample[];
-  /** Every notice of every node, in order (empty when run with keepEvents: false). */
-  events: { atNs: bigint; node: string; notice: Notice }[];
-  /** Members the master named faulty (reason) or recovered (null), with the group's round (1-based) of the table that did it. */
-  flags: { node: string; reason: string | null; round: number; atNs: bigint }[];
-  statuses: NodeStatus[];
-  /** Unicast datagrams dropped by the receive model (receiveCostNs), per node name; empty without it. */
-  receiveDrops: Record<string, number>;
-  startOffsetsNs: bigint[];
-  driftsPpm: number[];
-  wallMs: number;
-}
-
-/** How to run, beside what to simulate: neither changes what happens in the group. */
-export interface SimInternals {
-  /** Deliver every part of every ADJUST table to every receiver (the reference the tests compare with; see Multicast). */
-  deliverAll?: boolean;
-  /**
-   * Keep every notice of every node in SimResult.events (default true). The
-   * report never reads them, and at 10,000 nodes they are millions of
-   * records (most of them 'dropped'): `berkeleyd simulate` leaves them out.
-   */
-  keepEvents?: boolean;
-}
+/** A queue entry of the simulation (queue.ts). */
+type Entry = QueueEntry<Scheduled>;
 
 export function runSimulation(opts: SimOptions, internals: SimInternals = {}): SimResult {
   return new Simulation(opts, internals).run();
@@ -246,7 +108,7 @@ export function runSimulation(opts: SimOptions, internals: SimInternals = {}): S
 class Simulation {
   private now = 0n;
   private seq = 0;
-  private readonly queue = new Heap();
+  private readonly queue = new Heap<Scheduled>();
   private readonly nodes: SimNode[] = [];
   private readonly byAddress = new Map<string, SimNode>();
   private readonly net: Prng;
@@ -604,132 +466,5 @@ class Simulation {
     this.samples.push({ label: this.rounds.length, atNs: this.now, spreadNs, goodSpreadNs: spread(good), goodMeanOffsetNs });
     const last = this.rounds[this.rounds.length - 1];
     if (last) last.spreadAfterNs = spreadNs;
-  }
-}
-
-/**
- * Receiver indices sorted by (delay, index): the order in which one event
- * per receiver, scheduled in index order, would leave the queue.
- */
-function deliveryOrder(delays: readonly number[]): Uint32Array {
-  const n = delays.length;
-  const order = new Uint32Array(n);
-  let max = 0;
-  let sorted = true;
-  for (let k = 0; k < n; k++) {
-    const d = delays[k]!;
-    if (d > max) max = d;
-    if (k > 0 && d < delays[k - 1]!) sorted = false;
-    order[k] = k;
-  }
-  if (sorted) return order;
-  // Delay and index packed into one exact double, sorted natively; a comparator beyond 2^53.
-  const width = 2 ** Math.ceil(Math.log2(n + 1));
-  if ((max + 1) * width <= Number.MAX_SAFE_INTEGER) {
-    const keys = new Float64Array(n);
-    for (let k = 0; k < n; k++) keys[k] = delays[k]! * width + k;
-    keys.sort();
-    for (let k = 0; k < n; k++) order[k] = keys[k]! % width;
-    return order;
-  }
-  return order.sort((a, b) => delays[a]! - delays[b]! || a - b);
-}
-
-/**
- * A binary min-heap of queue entries by (at, seq). Number(at) is compared
- * first: the conversion never reverses an order, so unequal Numbers decide;
- * equal ones below 2^53 are equal bigints, and beyond that the exact bigints
- * decide; then seq. The keys live in typed arrays beside the entries, so
- * that sifting reads contiguous memory instead of one object per level.
- */
-class Heap {
-  private entries: (Entry | undefined)[] = [];
-  private ts = new Float64Array(1024);
-  private seqs = new Float64Array(1024);
-  private n = 0;
-
-  get size(): number {
-    return this.n;
-  }
-
-  peek(): Entry | undefined {
-    return this.entries[0];
-  }
-
-  static less(a: Entry, b: Entry): boolean {
-    if (a.t !== b.t) return a.t < b.t;
-    if (a.t <= Number.MAX_SAFE_INTEGER) return a.seq < b.seq;
-    if (a.at !== b.at) return a.at < b.at;
-    return a.seq < b.seq;
-  }
-
-  /** Entry e before the entry at index i? */
-  private before(e: Entry, i: number): boolean {
-    const t = this.ts[i]!;
-    if (e.t !== t) return e.t < t;
-    if (t <= Number.MAX_SAFE_INTEGER) return e.seq < this.seqs[i]!;
-    return Heap.less(e, this.entries[i]!);
-  }
-
-  /** The entry at index i before the one at j? */
-  private beforeAt(i: number, j: number): boolean {
-    const ti = this.ts[i]!;
-    const tj = this.ts[j]!;
-    if (ti !== tj) return ti < tj;
-    if (ti <= Number.MAX_SAFE_INTEGER) return this.seqs[i]! < this.seqs[j]!;
-    return Heap.less(this.entries[i]!, this.entries[j]!);
-  }
-
-  private put(i: number, e: Entry): void {
-    this.entries[i] = e;
-    this.ts[i] = e.t;
-    this.seqs[i] = e.seq;
-  }
-
-  private move(from: number, to: number): void {
-    this.entries[to] = this.entries[from];
-    this.ts[to] = this.ts[from]!;
-    this.seqs[to] = this.seqs[from]!;
-  }
-
-  push(e: Entry): void {
-    if (this.n === this.ts.length) {
-      const ts = new Float64Array(this.n * 2);
-      ts.set(this.ts);
-      this.ts = ts;
-      const seqs = new Float64Array(this.n * 2);
-      seqs.set(this.seqs);
-      this.seqs = seqs;
-    }
-    let i = this.n++;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!this.before(e, p)) break;
-      this.move(p, i);
-      i = p;
-    }
-    this.put(i, e);
-  }
-
-  pop(): Entry | undefined {
-    if (this.n === 0) return undefined;
-    const top = this.entries[0]!;
-    const n = --this.n;
-    const last = this.entries[n]!;
-    this.entries[n] = undefined;
-    if (n > 0) {
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        if (l >= n) break;
-        const r = l + 1;
-        const m = r < n && this.beforeAt(r, l) ? r : l;
-        if (this.before(last, m)) break;
-        this.move(m, i);
-        i = m;
-      }
-      this.put(i, last);
-    }
-    return top;
   }
 }
