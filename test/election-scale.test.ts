@@ -6,8 +6,11 @@
  */
 import test from 'ava';
 import { ClaimBook, compareCredentials, rankFraction } from '../lib/core/election.js';
+import { electionAfterCrash } from '../lib/sim/report.js';
 import { runSimulation, SIM_DEFAULTS } from '../lib/sim/simulator.js';
 import { nodeIdOf } from '../lib/wire/ids.js';
+import { MessageType, type ClaimMessage } from '../lib/wire/messages.js';
+import { armed, FakeTime, fakeMaster, makeNode, MASTER_ADDR, S, sends, syncFrom } from './helpers/core-harness.js';
 
 test('rankFraction: a better node (higher priority, then lower id) ranks earlier; within [0, 1)', (t) => {
   const ids = Array.from({ length: 500 }, (_, i) => nodeIdOf(`n${i}`));
@@ -39,16 +42,44 @@ test('ClaimBook: a claim is worth sending only if it beats every claim heard for
 for (const nodes of [50, 200]) {
   test(`the master of ${nodes} nodes dies: one new master within 3 intervals, a handful of claims`, (t) => {
     const crash = 16;
-    const r = runSimulation({ ...SIM_DEFAULTS, nodes, rounds: crash + 5, master: null, crashMasterAtRound: crash, seed: 3 });
-    const crashed = r.events.find((e) => e.notice.kind === 'role' && e.notice.why === 'crashed (simulated)');
-    if (!crashed) return t.fail('the master did not crash');
-    const after = r.events.filter((e) => e.atNs >= crashed.atNs && e.notice.kind === 'role');
-    const claims = after.filter((e) => e.notice.kind === 'role' && e.notice.role === 'candidate').length;
-    const masters = after.filter((e) => e.notice.kind === 'role' && e.notice.role === 'master');
-    const takeover = masters.length ? Number(masters[0]!.atNs - crashed.atNs) / Number(SIM_DEFAULTS.intervalNs) : Infinity;
-    t.log(`${nodes} nodes: ${claims} claims after the crash, new master ${masters[0]?.node} after ${takeover.toFixed(2)} intervals`);
-    t.is(masters.length, 1, 'one new master');
-    t.true(takeover <= 3, `took ${takeover} intervals`);
-    t.true(claims <= 10, `${claims} claims`);
+    const e = electionAfterCrash(runSimulation({ ...SIM_DEFAULTS, nodes, rounds: crash + 5, master: null, crashMasterAtRound: crash, seed: 3 }));
+    if (!e) return t.fail('the master did not crash');
+    t.log(`${nodes} nodes: ${e.claims} claims after the crash, new master ${e.masters[0]} after ${e.takeoverIntervals?.toFixed(2)} intervals`);
+    t.is(e.masters.length, 1, 'one new master');
+    t.true(e.takeoverIntervals! <= 3, `took ${e.takeoverIntervals} intervals`);
+    t.true(e.claims <= 10, `${e.claims} claims`);
   });
 }
+
+/** A peer (priority 100) that followed a master, which then went quiet: past FRESH_MASTER, so it competes for the next epoch. */
+function quietPeer() {
+  const time = new FakeTime();
+  const p = makeNode(time, 'p', { priority: 100 });
+  p.handle({ type: 'start', monoNs: time.ns });
+  p.receive(syncFrom(fakeMaster(time), 1, 1), MASTER_ADDR);
+  time.advance(2n * S);
+  return { time, p };
+}
+
+test('a node waiting to answer a worse claim stays silent when a better one comes first, and a second worse claim does not push its turn back', (t) => {
+  const { time, p } = quietPeer();
+  const claim = (name: string, priority: number): ClaimMessage => ({ type: MessageType.Claim, domain: 0, sender: nodeIdOf(name), epoch: 2, round: 0, priority, name });
+  const first = armed(p.receive(claim('worse', 50), { address: '10.0.0.7', port: 9123 }), 'election');
+  t.is(first.length, 1, 'a worse claim: p answers at its turn');
+  time.advance(first[0]! / 2n);
+  t.is(armed(p.receive(claim('worse-too', 40), { address: '10.0.0.8', port: 9123 }), 'election').length, 0, 'a second worse claim leaves the turn where it was');
+  p.receive(claim('better', 200), { address: '10.0.0.9', port: 9123 });
+  time.advance(first[0]!);
+  const fired = p.fire('election');
+  t.is(sends(fired, MessageType.Claim).length, 0, 'a better claim came first: no claim of its own');
+  t.is(p.node.status().role, 'peer');
+});
+
+test('a node whose turn comes with only worse claims heard claims', (t) => {
+  const { time, p } = quietPeer();
+  const worse: ClaimMessage = { type: MessageType.Claim, domain: 0, sender: nodeIdOf('worse'), epoch: 2, round: 0, priority: 50, name: 'worse' };
+  const turn = armed(p.receive(worse, { address: '10.0.0.7', port: 9123 }), 'election')[0]!;
+  time.advance(turn);
+  t.is(sends(p.fire('election'), MessageType.Claim).length, 1);
+  t.is(p.node.status().role, 'candidate');
+});

@@ -206,7 +206,6 @@ export class Node {
     if (seen && rxMonoNs - seen.monoNs > FENCE_INTERVALS * BigInt(msg.intervalMs) * 1_000_000n) this.fence.delete(msg.sender);
     else if (seen && (msg.epoch < seen.epoch || (msg.epoch === seen.epoch && msg.round <= seen.round))) return ctx.drop('stale-round', msg, from);
     const theirs: Credentials = { epoch: msg.epoch, priority: msg.priority, node: msg.sender };
-    if (msg.priority > 0) this.claims.heard(theirs);
     if (this.role === 'master') {
       if (this.opts.pinnedMaster && msg.pinned) {
         // Two pinned masters: a configuration error. Outbidding each other
@@ -342,6 +341,8 @@ export class Node {
     if (msg.epoch <= this.epoch) return ctx.drop('stale-epoch', msg, from);
     if (msg.epoch > MAX_EPOCH) return ctx.drop('bad-sync', msg, from);
     const theirs: Credentials = { epoch: msg.epoch, priority: msg.priority, node: msg.sender };
+    // Priority 0 never claims, so such a claim counts for nothing (see election.ts).
+    if (msg.priority > 0) this.claims.heard(theirs);
     if (this.role === 'master') {
       // A live master keeps its place: a SYNC now makes the claimants stand down.
       if (msg.epoch > this.assertedFor) {
@@ -362,7 +363,9 @@ export class Node {
     const f = this.followed;
     if (f && rxMonoNs - f.lastSyncMonoNs < span(f.intervalNs, FRESH_MASTER)) return;
     if (this.opts.priority > 0 && this.claims.worthClaiming(ours)) {
-      // Better than every claim so far: answer at our rank's turn within the claim window, unless a better one comes first.
+      // Better than every claim so far: answer at our rank's turn within the claim window, unless a better one comes
+      // first. Already waiting to answer this epoch: another worse claim does not push our turn back.
+      if (this.pendingClaim === msg.epoch) return;
       this.pendingClaim = msg.epoch;
       ctx.arm('election', span(this.intervalNs, 0, RESPONSE_WINDOW, this.rank));
       return;

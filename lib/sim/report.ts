@@ -204,3 +204,23 @@ export function formatReport(r: SimResult, s: SimSummary, show: { rounds: boolea
 function us(ns: number): string {
   return `${(ns / 1000).toFixed(1)} µs`;
 }
+
+/**
+ * The election after a simulated crash of the master (--crash-master): the
+ * CLAIMs sent from the crash on (a node turning candidate sends one), the
+ * nodes that became master, and how long after the crash the first did, in
+ * intervals. Null without a crash, or when the run kept no events.
+ */
+export function electionAfterCrash(r: SimResult): { claims: number; masters: string[]; takeoverIntervals: number | null } | null {
+  const crashed = r.events.find((e) => e.notice.kind === 'role' && e.notice.why === 'crashed (simulated)');
+  if (!crashed) return null;
+  const roles = r.events.filter((e) => e.atNs >= crashed.atNs && e.notice.kind === 'role');
+  const claims = roles.filter((e) => e.notice.kind === 'role' && e.notice.role === 'candidate').length;
+  const masters = roles.filter((e) => e.notice.kind === 'role' && e.notice.role === 'master');
+  return {
+    claims,
+    masters: masters.map((e) => e.node),
+    takeoverIntervals: masters.length ? Number(masters[0]!.atNs - crashed.atNs) / Number(r.options.intervalNs) : null,
+  };
+}
+
