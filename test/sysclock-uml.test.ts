@@ -31,7 +31,7 @@ import { readKernelClock, realKernelClock } from '../lib/clock/adjtimex.js';
 import type { KernelClock } from '../lib/clock/timex.js';
 import { findChrony } from '../bench/chrony.js';
 import { GUEST_DIR, GUEST_STAMPER, UmlLan, umlAvailability, type Guest } from './helpers/uml.js';
-import { buildC, probeGuest, routeLine } from './helpers/uml-probe.js';
+import { buildC, probeGuest, routeLine, type Probe } from './helpers/uml-probe.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = join(ROOT, 'dist', 'bin', 'berkeleyd.js');
@@ -51,6 +51,7 @@ const RATES_PPM = [80, -60, 30];
 let lan: UmlLan | null = null;
 let preload: string | null = null;
 let route = '';
+let probed: Probe | null = null;
 let chronyWhy = '';
 let hostBefore: ReturnType<typeof hostClock> | null = null;
 let seq = 0;
@@ -190,6 +191,7 @@ test.before(async () => {
   const shim = buildC('uml-xstate', true);
   preload = shim.ok ? shim.path : null;
   const probe = await probeGuest(preload);
+  probed = probe;
   route = routeLine(probe, preload) + (shim.ok ? '' : ` (${shim.why})`);
   process.stdout.write(`${route}\n`);
   if (!probe.ok) throw new Error(`the probe guest did not boot. ${route}. Its console:\n${probe.console}`);
@@ -213,7 +215,14 @@ test.after.always(() => {
 
 uml(`the probe guest: which kernel, which route, how long a boot takes${skipped}`, (t) => {
   t.log(route);
-  t.truthy(route);
+  t.true(probed?.ok, route);
+  t.regex(route, /kernel \d+\.\d+\S* .*route: .*booted in \d/);
+  // The library loaded and saw linux.uml's transfers: it knows both sizes, and the route follows from them.
+  if (preload) {
+    const x = probed!.xstate;
+    t.truthy(x, 'the xstate library logged no transfer: it was not loaded');
+    t.is(x!.mode, x!.uml >= x!.host ? 'passthrough' : 'adapting');
+  }
 });
 
 uml(`a UML that moves only an 832-byte FP area (x87, SSE, AVX) dies on this CPU without the xstate library, and runs with it${skipped}`, async (t) => {
