@@ -30,7 +30,7 @@ import {
 import { MasterRole, type Member } from './master.js';
 import { validateOptions, type NodeOptions } from './options.js';
 import { PeerRole } from './peer.js';
-import type { Action, Address, DropReason, Event, Role, RoundRow, TimerName } from './types.js';
+import type { Action, Address, DropReason, ErrorBound, Event, Role, RoundRow, TimerName } from './types.js';
 
 /** The master this node follows, as its last SYNC described it. */
 interface Followed extends Credentials {
@@ -416,6 +416,11 @@ export class Node {
     this.peer.cancelBurst();
     ctx.disarm('election');
     ctx.disarm('claim');
+  }
+
+  /** This node's error bound at monoNs (see ErrorBound). Not yet computed: no bound. */
+  errorBound(monoNs: bigint): ErrorBound {
+    return { state: 'none', boundNs: null, asOfMonoNs: monoNs, driftPpb: 0, why: 'not computed yet' };
   }
 
   status(): NodeStatus {

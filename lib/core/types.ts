@@ -118,3 +118,23 @@ export type Action =
   | { type: 'notice'; notice: Notice };
 
 export type { AdjustEntry };
+
+/**
+ * What a node can promise about its own clock against the group's time
+ * (docs/protocol.md, "Error bound"). At monotonic instant t ≥ asOfMonoNs,
+ * |this clock − group time| ≤ boundNs + (t − asOfMonoNs) · driftPpb / 1e9.
+ *
+ * - 'synchronized': the bound comes from a recent round and holds.
+ * - 'free-running': the group is lost; the bound still holds, but only grows.
+ * - 'none': no bound can be given (not yet synchronized, named faulty, left
+ *   out of the table, cannot follow); why says which.
+ */
+export interface ErrorBound {
+  state: 'synchronized' | 'free-running' | 'none';
+  /** ns at asOfMonoNs; null when state is 'none'. */
+  boundNs: bigint | null;
+  asOfMonoNs: bigint;
+  /** How fast the bound grows between updates, parts per billion. */
+  driftPpb: number;
+  why: string | null;
+}
