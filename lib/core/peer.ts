@@ -129,6 +129,8 @@ export class PeerRole {
    * Such a node is not synchronized, whatever its clock did before.
    */
   leftOut: 'table-full' | 'not-in-table' | null = null;
+  /** The size of the last table of the followed master, estimated from our part (parts × its entries): a new master's first round is planned for it. */
+  tableSizeSeen = 0;
   private missingRounds = 0;
 
   constructor(private readonly ctx: Context) {
@@ -316,6 +318,7 @@ export class PeerRole {
   /** One part of the table of the master we follow. */
   onAdjust(msg: AdjustMessage, from: Address, monoNs: bigint): void {
     const { ctx } = this;
+    this.tableSizeSeen = msg.parts * Math.max(1, msg.entries.length);
     const m = this.measurement;
     if (!m || m.epoch !== msg.epoch || m.round !== msg.round) return ctx.drop('no-measurement', msg, from);
     // Node.onMessage passes only the part whose range holds our id (parts cover the ids in order).
