@@ -15,6 +15,8 @@
  */
 import test from 'ava';
 import { randomInt } from 'node:crypto';
+import { parseGroup, Scopes } from '../lib/net/groups.js';
+import { parseIPv6 } from '../lib/wire/address.js';
 import { flood } from './helpers/attacker.js';
 import {
   clockJumps, delta, formatNs, liveIn, mastersIn, MS, settledMaster, spreadIn, total, withLanGroup, type LanGroup, type Sample,
@@ -159,4 +161,21 @@ test('IPv6 groups on the command line: a link-local group without --interface, a
   }
   const noIf = await cli(['run', '--group', 'ff05::b3d1', '--interface', 'no-such-if0']);
   t.regex(noIf.stderr, /--interface: no interface "no-such-if0" on this host/);
+});
+
+test('IPv6 destinations for sendto(2): the scope of "%ifname" or "%index", a link-local group scoped by the joined interface, a global address unscoped', (t) => {
+  const looked: string[] = [];
+  const scopes = new Scopes('eth0', (name) => (looked.push(name), name === 'eth0' ? 7 : 0));
+  t.deepEqual(scopes.destination('fe80::1%eth0'), { bytes: parseIPv6('fe80::1')!, scopeId: 7 });
+  t.deepEqual(scopes.destination('fe80::1%3'), { bytes: parseIPv6('fe80::1')!, scopeId: 3 });
+  t.deepEqual(scopes.destination('ff02::b3d1'), { bytes: parseIPv6('ff02::b3d1')!, scopeId: 7 }, 'a link-local group: the interface it was joined on');
+  t.deepEqual(scopes.destination('ff05::b3d1'), { bytes: parseIPv6('ff05::b3d1')!, scopeId: 0 });
+  t.deepEqual(scopes.destination('2001:db8::1'), { bytes: parseIPv6('2001:db8::1')!, scopeId: 0 });
+  t.is(scopes.destination('fe80::1%nosuch'), null, 'an unknown interface: left to Node, which reports the error');
+  t.is(scopes.destination('10.0.0.1'), null);
+  t.deepEqual(looked, ['eth0', 'nosuch'], 'each interface looked up once');
+  t.deepEqual(parseGroup('ff02::b3d1'), { family: 6, scope: 2 });
+  t.deepEqual(parseGroup('FF0E::101'), { family: 6, scope: 14 });
+  t.deepEqual(parseGroup('239.255.77.1'), { family: 4, scope: null });
+  t.throws(() => parseGroup('ff0f::1'), { message: /scope 15/ });
 });

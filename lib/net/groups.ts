@@ -103,3 +103,34 @@ export function ownAddresses(interfaceAddress: string, family: Family): Set<stri
       .map((a) => (a.address.toLowerCase().startsWith('fe80:') ? `${a.address}%${a.name}` : a.address)),
   );
 }
+
+/**
+ * IPv6 destinations for sendto(2): "addr", "addr%ifname" or "addr%index"
+ * as 16 bytes and a scope id (interface index, 0 for a global address). A
+ * link-local (or interface-local) group is scoped by the interface the group
+ * was joined on. Interface indexes are looked up once and kept.
+ */
+export class Scopes {
+  private readonly indexes = new Map<string, number>();
+
+  constructor(
+    private readonly groupInterface: string,
+    private readonly indexOf: (name: string) => number,
+  ) {}
+
+  /** null where the address is no IPv6 text or its scope names no interface: Node's send must resolve it. */
+  destination(address: string): { bytes: Buffer; scopeId: number } | null {
+    const at = address.indexOf('%');
+    const bytes = parseIPv6(at < 0 ? address : address.slice(0, at));
+    if (!bytes) return null;
+    const scope = at >= 0 ? address.slice(at + 1) : bytes[0] === 0xff && (bytes[1]! & 0x0f) <= 2 ? this.groupInterface : '';
+    if (scope === '') return { bytes, scopeId: 0 };
+    let scopeId = this.indexes.get(scope);
+    if (scopeId === undefined) {
+      scopeId = /^\d+$/.test(scope) ? Number(scope) : this.indexOf(scope);
+      if (this.indexes.size > 64) this.indexes.clear();
+      this.indexes.set(scope, scopeId);
+    }
+    return scopeId > 0 ? { bytes, scopeId } : null;
+  }
+}

@@ -28,9 +28,8 @@
  */
 import DgramAsPromised, { type SocketAsPromised } from 'dgram-as-promised';
 import type { RemoteInfo } from 'node:dgram';
-import { parseIPv6 } from '../wire/address.js';
 import { loadSocketCalls, parseIpv4, socketFd, type SocketCalls } from './ffi.js';
-import { familyOf, ownAddresses, resolveInterfaceOf, type Family } from './groups.js';
+import { familyOf, ownAddresses, resolveInterfaceOf, Scopes, type Family } from './groups.js';
 import { newStampCounters, RxStamper, type StampCounters, type StampSource } from './stamps.js';
 
 export type { StampSource };
@@ -108,7 +107,7 @@ export class Transport {
   /** IPv6: "::%ifname", what Node's dgram takes for an interface; undefined: the kernel's choice. */
   private readonly ifSpec: string | undefined;
   private own: Set<string> = new Set();
-  private readonly scopes = new Map<string, number>();
+  private readonly scopes: Scopes;
   readonly counters: TransportCounters = { rxStamps: { group: newStampCounters(), unicast: newStampCounters() }, tx: { direct: 0, node: 0 } };
 
   constructor(
@@ -119,6 +118,7 @@ export class Transport {
   ) {
     const c = calls;
     this.family = familyOf(opts.group);
+    this.scopes = new Scopes(opts.interfaceAddress, (name) => c?.ifIndex?.(name) ?? 0);
     this.ifSpec = this.family === 4 ? opts.interfaceAddress : opts.interfaceAddress ? `::%${opts.interfaceAddress}` : undefined;
     this.stamper = c ? new RxStamper({ monoNs: () => process.hrtime.bigint(), realNs: () => c.realNs(), lastRxRealNs: (fd) => c.lastRxRealNs(fd) }) : null;
   }
@@ -188,6 +188,7 @@ export class Transport {
     }
     for (const s of [g, u]) s.socket.on('error', (err) => this.onSendError(err));
     this.own = ownAddresses(o.interfaceAddress, this.family);
+    this.ownReadMs = Date.now();
     this.recvBufferBytes = Math.min(g.socket.getRecvBufferSize(), u.socket.getRecvBufferSize());
     if (this.calls) {
       this.groupFd = socketFd(g.socket);
@@ -198,10 +199,22 @@ export class Transport {
     }
   }
 
-  /** Whether a datagram's source address is one of this host's on the group's interface (our own multicast, looped back). */
+  /**
+   * Whether a datagram's source address is one of this host's on the
+   * group's interface (our own multicast, looped back). Addresses come and
+   * go (IPv6 temporary addresses, DHCP): an unknown one re-reads the
+   * interface's, at most once a second.
+   */
   isOwnAddress(address: string): boolean {
+    if (this.own.has(address)) return true;
+    const now = Date.now();
+    if (now - this.ownReadMs < 1000) return false;
+    this.ownReadMs = now;
+    this.own = ownAddresses(this.opts.interfaceAddress, this.family);
     return this.own.has(address);
   }
+
+  private ownReadMs = 0;
 
   /** Whether receive timestamps can come from the kernel (FFI loaded, descriptors known). */
   get kernelStamps(): boolean {
@@ -237,7 +250,7 @@ export class Transport {
     // nothing), so Node's send then tries again and reports errors as usual.
     const direct = this.calls && fd !== null && port > 0 && port < 65536;
     const ip = direct && this.family === 4 ? parseIpv4(address) : null;
-    const ip6 = direct && this.family === 6 && this.calls!.sendTo6 ? this.ipv6Of(address) : null;
+    const ip6 = direct && this.family === 6 && this.calls!.sendTo6 ? this.scopes.destination(address) : null;
     stamp?.();
     if ((ip !== null && this.calls!.sendTo(fd!, data, ip, port) === 0) || (ip6 !== null && this.calls!.sendTo6!(fd!, data, ip6.bytes, ip6.scopeId, port) === 0)) {
       this.counters.tx.direct += 1;
@@ -253,23 +266,6 @@ export class Transport {
     } catch (err) {
       this.onSendError(err as Error);
     }
-  }
-
-  /** An IPv6 destination ("addr", "addr%ifname" or "addr%index") for sendto(2); null where Node's send must resolve it. */
-  private ipv6Of(address: string): { bytes: Buffer; scopeId: number } | null {
-    const at = address.indexOf('%');
-    const bytes = parseIPv6(at < 0 ? address : address.slice(0, at));
-    if (!bytes) return null;
-    // A link-local group is scoped by the interface we joined on.
-    const scope = at >= 0 ? address.slice(at + 1) : bytes[0] === 0xff && (bytes[1]! & 0x0f) <= 2 ? this.opts.interfaceAddress : '';
-    if (scope === '') return { bytes, scopeId: 0 };
-    let scopeId = this.scopes.get(scope);
-    if (scopeId === undefined) {
-      scopeId = /^\d+$/.test(scope) ? Number(scope) : (this.calls?.ifIndex?.(scope) ?? 0);
-      if (this.scopes.size > 64) this.scopes.clear();
-      this.scopes.set(scope, scopeId);
-    }
-    return scopeId > 0 ? { bytes, scopeId } : null;
   }
 
   async stop(): Promise<void> {
