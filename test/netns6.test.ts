@@ -15,7 +15,8 @@
  */
 import test from 'ava';
 import { randomInt } from 'node:crypto';
-import { parseGroup, Scopes } from '../lib/net/groups.js';
+import { networkInterfaces } from 'node:os';
+import { parseGroup, resolveInterfaceOf, Scopes } from '../lib/net/groups.js';
 import { parseIPv6 } from '../lib/wire/address.js';
 import { flood } from './helpers/attacker.js';
 import {
@@ -178,4 +179,16 @@ test('IPv6 destinations for sendto(2): the scope of "%ifname" or "%index", a lin
   t.deepEqual(parseGroup('FF0E::101'), { family: 6, scope: 14 });
   t.deepEqual(parseGroup('239.255.77.1'), { family: 4, scope: null });
   t.throws(() => parseGroup('ff0f::1'), { message: /scope 15/ });
+});
+
+test('--interface by name or by an address of either family: the IPv4 address for an IPv4 group, the name for an IPv6 one', (t) => {
+  const lo = networkInterfaces().lo ?? [];
+  if (!lo.some((a) => a.address === '::1') || !lo.some((a) => a.address === '127.0.0.1')) return t.pass('loopback lacks ::1 or 127.0.0.1 here: nothing to resolve');
+  t.is(resolveInterfaceOf('lo', 4), '127.0.0.1');
+  t.is(resolveInterfaceOf('::1', 4), '127.0.0.1', 'an IPv6 address names its interface');
+  t.is(resolveInterfaceOf('0:0::1', 4), '127.0.0.1', 'in any spelling');
+  t.is(resolveInterfaceOf('127.0.0.1', 6), 'lo', 'an IPv4 address names its interface');
+  t.is(resolveInterfaceOf('lo', 6), 'lo');
+  t.is(resolveInterfaceOf(undefined, 6), '', 'IPv6 without --interface: the route decides');
+  t.throws(() => resolveInterfaceOf('192.0.2.77', 4), { message: /no interface "192.0.2.77" on this host \(have: .*lo \(127\.0\.0\.1\)/ });
 });
