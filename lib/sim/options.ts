@@ -6,6 +6,7 @@
 import type { NodeStatus } from '../core/node.js';
 import { DEFAULTS } from '../core/options.js';
 import type { Notice, RoundRow } from '../core/types.js';
+import type { BoundHonesty } from './honesty.js';
 
 export interface SimOptions {
   nodes: number;
@@ -130,6 +131,8 @@ export interface SimResult {
   receiveDrops: Record<string, number>;
   startOffsetsNs: bigint[];
   driftsPpm: number[];
+  /** The error bound against the ground truth (honesty.ts). */
+  bound: BoundHonesty;
   wallMs: number;
 }
 
