@@ -5,7 +5,7 @@
  */
 import type { NodeStatus } from '../core/node.js';
 import { DEFAULTS } from '../core/options.js';
-import type { Notice, RoundRow } from '../core/types.js';
+import type { ErrorBound, Notice, RoundRow } from '../core/types.js';
 import type { BoundHonesty } from './honesty.js';
 
 export interface SimOptions {
@@ -146,4 +146,6 @@ export interface SimInternals {
    * records (most of them 'dropped'): `berkeleyd simulate` leaves them out.
    */
   keepEvents?: boolean;
+  /** Called at every ground-truth sample with the group's time (null: no master) and each live node's clock and error bound (the tests). */
+  onSample?: (atNs: bigint, groupNs: bigint | null, nodes: readonly { name: string; clockNs: bigint; bound: ErrorBound }[]) => void;
 }

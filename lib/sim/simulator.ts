@@ -475,6 +475,8 @@ class Simulation {
     // Is every node's error bound honest (honesty.ts)?
     const m = this.master?.alive ? this.master.clock : null;
     const groupNs = m === null ? null : m.now() + m.pendingNs();
-    this.honesty.sample(groupNs, this.nodes.filter((n) => n.alive).map((n) => ({ clockNs: n.clock.now(), bound: n.node.errorBound(this.now), faulty: this.faultsOf.has(n.name) })));
+    const live = this.nodes.filter((n) => n.alive).map((n) => ({ name: n.name, clockNs: n.clock.now(), bound: n.node.errorBound(this.now), faulty: this.faultsOf.has(n.name) }));
+    this.honesty.sample(groupNs, live);
+    this.internals.onSample?.(this.now, groupNs, live);
   }
 }
