@@ -97,6 +97,8 @@ export interface DisciplineState {
   frequencyPpm: number;
   /** The fit's last trusted slope (ppm: what this clock must add to run at the group's rate), or null before one. */
   estimatePpm: number | null;
+  /** The standard error of that slope, ppm (null before one): the error bound's drift (bound.ts). */
+  errorPpm?: number | null;
   /** The estimate minus the common part lay beyond ±maxFrequencyPpm at the last correction: the clock cannot follow. */
   atLimit: boolean;
   /** Monotonic time of the chain's first correction, or null: no chain (at start, after a step). */
@@ -191,10 +193,11 @@ export function discipline(state: DisciplineState, ev: CorrectionEvent, opts: Di
   const f = fit(weighted(points, opts.noiseFloorNs));
   const trusted = f !== null && f.sePpm <= opts.maxErrorPpm;
   const estimatePpm = trusted ? f.slope * 1e6 : state.estimatePpm;
+  const errorPpm = trusted ? f.sePpm : (state.errorPpm ?? null);
   const { frequencyPpm, atLimit } = steer(estimatePpm, ev.commonPpm ?? 0, state, opts);
   // The frequency in force ran on to the answer; the new one starts there.
   const frequencyPhaseNs = state.frequencyPhaseNs + (state.frequencyPpm * Number(a - changed)) / 1e6;
-  return { ...state, frequencyPpm, estimatePpm, atLimit, lastMonoNs: m, frequencyPhaseNs, changedMonoNs: a, points };
+  return { ...state, frequencyPpm, estimatePpm, errorPpm, atLimit, lastMonoNs: m, frequencyPhaseNs, changedMonoNs: a, points };
 }
 
 /** The frequency to run at: the estimate less the group's common part, within ±maxFrequencyPpm; unchanged without an estimate. */

@@ -130,6 +130,8 @@ export class PeerRole {
    */
   leftOut: 'table-full' | 'not-in-table' | null = null;
   private missingRounds = 0;
+  /** The averages (the master's own adjustments) of the last two tables applied: the error bound's master slew (bound.ts). */
+  readonly averagesNs: bigint[] = [];
 
   constructor(private readonly ctx: Context) {
     this.probes = ctx.opts.probes;
@@ -333,6 +335,8 @@ export class PeerRole {
     if (entry.adjustmentNs !== msg.averageNs - m.offsetNs) return ctx.drop('wrong-report', msg, from);
     if (Math.abs(msg.commonPpb) > MAX_COMMON_PPB) return ctx.drop('implausible-adjust', msg, from);
     m.answered = true;
+    this.averagesNs.push(msg.averageNs);
+    if (this.averagesNs.length > 2) this.averagesNs.shift();
     if (entry.faulty !== this.namedFaulty) {
       this.namedFaulty = entry.faulty;
       ctx.notice({ kind: 'named-faulty', faulty: entry.faulty, round: msg.round });

@@ -20,6 +20,7 @@ import { Metrics, MetricsServer } from './metrics.js';
 import { SystemClockKeeper } from './keeper.js';
 import { BoundPublisher } from './publish.js';
 import { buildStatus, type StatusJson } from './status.js';
+import { boundJson } from './bound.js';
 import type { Counters, DaemonOptions } from './types.js';
 
 export type { Counters, DaemonOptions } from './types.js';
@@ -401,14 +402,17 @@ export class Daemon {
     if (cmd === 'metrics') return this.metrics.text().then((text) => ({ text }));
     if (cmd === 'now') {
       const mono = process.hrtime.bigint();
-      return { groupTimeNs: this.clock.at(mono).toString(), monotonicNs: mono.toString() };
+      const groupTimeNs = this.clock.at(mono);
+      return { groupTimeNs: groupTimeNs.toString(), monotonicNs: mono.toString(), ...boundJson(groupTimeNs, this.node.errorBound(mono)) };
     }
     if (cmd === 'reading') {
       // What a benchmark needs to carry this clock to another instant, without a status (megabytes on a master of thousands).
       const mono = process.hrtime.bigint();
       const c = this.clock.state();
+      const groupTimeNs = this.clock.at(mono);
       return {
-        groupTimeNs: this.clock.at(mono).toString(),
+        ...boundJson(groupTimeNs, this.node.errorBound(mono)),
+        groupTimeNs: groupTimeNs.toString(),
         monotonicNs: mono.toString(),
         frequencyPpm: this.clock.frequencyPpm(),
         clock: { simDriftPpm: c.kind === 'system' ? null : c.driftPpm, pendingNs: c.pendingNs.toString(), maxSlewPpm: c.maxSlewPpm },

@@ -8,6 +8,7 @@ import type { DaemonOptions, Counters } from './types.js';
 import { readKernelClock, kernelState, type KernelState, type SystemClock, type VirtualClock } from '../clock/index.js';
 import type { Node } from '../core/node.js';
 import type { Keyring } from '../wire/keys.js';
+import { boundJson, type BoundJson } from './bound.js';
 
 export interface MemberJson {
   nodeId: string;
@@ -41,7 +42,8 @@ export interface RoundRowJson {
   faulty: string | null;
 }
 
-export interface StatusJson {
+/** The error bound's fields (bound.ts): earliestNs, latestNs, errorBoundNs (null: no bound), boundState, boundWhy, boundDriftPpb. */
+export interface StatusJson extends BoundJson {
   schemaVersion: number;
   nodeId: string;
   role: 'master' | 'peer' | 'candidate';
@@ -129,6 +131,7 @@ export function buildStatus(
     synced: s.synced,
     groupTimeNs: groupTimeNs.toString(),
     monotonicNs: mono.toString(),
+    ...boundJson(groupTimeNs, d.node.errorBound(mono)),
     lastAdjustmentNs: str(s.lastAdjustmentNs),
     lastOffsetNs: str(s.lastOffsetNs),
     lastDelayNs: str(s.lastDelayNs),
