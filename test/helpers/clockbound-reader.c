@@ -125,8 +125,9 @@ int main(int argc, char **argv) {
 		/* raw: this kernel's CLOCK_MONOTONIC_RAW, which a test can bring to another clock's time line */
 		int64_t raw1 = now_ns(CLOCK_MONOTONIC_RAW);
 		int64_t real = now_ns(CLOCK_REALTIME);
-		int64_t coarse = now_ns(CLOCK_MONOTONIC_COARSE);
 		int64_t raw2 = now_ns(CLOCK_MONOTONIC_RAW);
+		/* after: a later monotonic reading only widens the bound */
+		int64_t coarse = now_ns(CLOCK_MONOTONIC_COARSE);
 		printf("S %lld %lld %lld %u %d %lld %u %lld %ld\n", (long long)((raw1 + raw2) / 2), (long long)real, (long long)coarse, s.generation, s.clock_status,
 		       (long long)bound_now(&s, coarse), s.max_drift, (long long)(raw2 - raw1), tries);
 		if (gap_us > 0) {
