@@ -14,6 +14,12 @@
  * 3. The kernel's view: STA_UNSYNC clear and maxerror small while
  *    synchronized; after SIGTERM STA_UNSYNC set and the learned frequency
  *    in force and in the state file; a restart starts from it.
+ * 3b. The error bound: each daemon writes ClockBound's segment in its
+ *    guest's /run; the C reader (helpers/clockbound-reader.c, written from
+ *    ClockBound's PROTOCOL.md) samples it in every guest, and every reading's
+ *    error against the group's time, on the probes' common time line, must
+ *    stay within the bound it read (helpers/uml-bound.ts). After SIGTERM the
+ *    segment says unknown.
  * 4. Refusals: without CAP_SYS_TIME (setpriv), and beside a running
  *    chronyd: exit 2 with the message, the kernel clock untouched.
  *
@@ -333,8 +339,13 @@ uml(`while synchronized the kernel says so: STA_UNSYNC clear, small maxerror; st
 uml(`the error bound each daemon writes in ClockBound's segment holds: |error| ≤ bound at every (guest, instant) read inside the guests by the C reader${skipped}`, async (t) => {
   if (cbWhy) return t.fail(`the C reader could not be built: ${cbWhy}`);
   const gs = lan!.guests;
-  const SAMPLES = 4500;
+  const SAMPLES = 5000;
   // Each guest's reader samples its segment every 2 ms; the master's sampler its slew left (the group's time is its clock plus that).
+  const one = await gs[1]!.run(`${GUEST_DIR}/clockbound-reader ${SEGMENT}`);
+  t.is(one.code, 0, one.out);
+  t.regex(one.out, /^magic 414d5a4e 43420200$/m);
+  t.regex(one.out, /^clock_status 1 synchronized$/m);
+  t.log(`g1's segment, one reading: ${one.out.split('\n').filter((l) => /^(generation|bound_ns|max_drift_ppb|clock_status|retries) /.test(l)).join(', ')}; ls: ${(await gs[1]!.run(`ls -l ${SEGMENT}`)).out.trim()}`);
   const started = performance.now();
   await gs[0]!.background(`python3 ${GUEST_DIR}/pending.py /tmp/berkeleyd.sock 30 > ${GUEST_DIR}/pending-g0.txt`, '/tmp/pending.log');
   await Promise.all(gs.map((g) => g.background(`${GUEST_DIR}/clockbound-reader ${SEGMENT} sample ${SAMPLES} 2000 > ${GUEST_DIR}/cb-${g.name}.txt`, `/tmp/cb-reader.log`)));
@@ -374,6 +385,8 @@ uml(`SIGTERM: STA_UNSYNC set, the learned frequency kept in the kernel and the s
   t.true(Math.abs(saved.frequencyPpm - RATES_PPM[2]!) > 1e-3, `a frequency was learned (started from ${RATES_PPM[2]} ppm)`);
   t.false(saved.synchronized);
   t.regex((await g.run('cat /tmp/daemon.log')).out, /system clock left running at -?\d+\.\d{3} ppm, STA_UNSYNC set, frequency saved/);
+  // Nobody vouches for the clock any more: the segment says so, and stays for the readers that map it.
+  t.regex((await g.run(`${GUEST_DIR}/clockbound-reader ${SEGMENT}`)).out, /^clock_status 0 unknown$/m);
   // Another frequency in the kernel meanwhile: the restart must take the saved one, not the kernel's.
   await g.run('busybox adjtimex -f 0 >/dev/null');
   await g.background(daemonCmd(g), '/tmp/restart.log');
