@@ -25,7 +25,7 @@ import {
 import { ClockBoundWriter, coarseMonotonicNs, decideAuto } from '../lib/clock/clockbound.js';
 import { ClockBoundReader } from '../lib/clock/clockbound-reader.js';
 import type { ErrorBound } from '../lib/core/types.js';
-import { BoundPublisher, VALIDITY_NS, recordFor } from '../lib/daemon/publish.js';
+import { BoundPublisher, VALIDITY_NS, publishedAt, recordFor } from '../lib/daemon/publish.js';
 import { cleanEnv, cli, Proc, testGroup, waitFor, BERKELEYD_JS } from './helpers/group.js';
 import { buildC } from './helpers/uml-probe.js';
 
@@ -325,12 +325,14 @@ withReader(`publisher: a fake bound source's states reach the segment, and stop 
   t.is(c.fields['clock_status'], '1 synchronized');
   t.true(Number(c.fields['bound_ns']) >= 12_000 && Number(c.fields['bound_ns']) < 13_000, c.text);
   t.is(c.fields['max_drift_ppb'], '1000');
+  t.like(publishedAt(p, process.hrtime.bigint()), { path, status: 1, writes: 2 });
   state = { ...state, state: 'free-running' };
   p.update();
   t.is(readC(path).fields['clock_status'], '2 free-running');
   p.stop();
   t.like(readC(path).fields, { clock_status: '0 unknown' });
   t.is(p.path, null);
+  t.is(publishedAt(p, process.hrtime.bigint()), null);
 });
 
 test('auto: the default path unless a clockbound process runs or another user\'s file there was written in the last 10 s', (t) => {

@@ -331,6 +331,7 @@ uml(`while synchronized the kernel says so: STA_UNSYNC clear, small maxerror; st
     t.true(k.maxerror < 100_000, `${g.name}: maxerror ${k.maxerror} µs`);
     const s = JSON.parse((await g.run(`node ${CLI} status --json --control /tmp/berkeleyd.sock`)).out);
     t.like(s.clock, { kind: 'system', synchronized: true, kernel: { synchronized: true } });
+    t.like(s.clockbound, { path: SEGMENT, status: 1 }, `${g.name}: status --json names the segment it writes`);
   }
   const text = (await lan!.guests[1]!.run(`node ${CLI} status --control /tmp/berkeleyd.sock`)).out;
   t.regex(text, /^Kernel clock +: [+-]\d+\.\d{3} ppm .*maxerror \d+ µs/m);

@@ -166,3 +166,9 @@ export class BoundPublisher {
     this.writer = null;
   }
 }
+
+/** What status --json says of the segment (null: none written). */
+export function publishedAt(p: BoundPublisher | null, monoNs: bigint): { path: string; writes: number; lastWriteAgeS: number | null; status: number | null } | null {
+  if (!p || p.path === null) return null;
+  return { path: p.path, writes: p.writes, lastWriteAgeS: p.lastWriteMonoNs === null ? null : Number(monoNs - p.lastWriteMonoNs) / 1e9, status: p.lastRecord?.status ?? null };
+}
