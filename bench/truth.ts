@@ -94,7 +94,7 @@ export function boundPairs(statuses: readonly BoundStatus[]): BoundPair[] {
 }
 
 /** Honesty (|error| > bound counts as a violation) and tightness over a run's pairs. */
-export function boundFigures(pairs: readonly BoundPair[]): { samples: number; violations: number; none: number; freeRunning: number; medianBoundUs: number | null; medianErrorUs: number | null; ratio: number | null; boundUs: { p50: number; p99: number; max: number } } {
+export function boundFigures(pairs: readonly BoundPair[]): { samples: number; violations: number; none: number; freeRunning: number; medianBoundUs: number | null; medianErrorUs: number | null; ratio: number | null; worstFraction: number | null; boundUs: { p50: number; p99: number; max: number } } {
   const kept = pairs.filter((p) => p.boundNs !== null);
   const med = (xs: number[]): number | null => (xs.length ? [...xs].sort((a, b) => a - b)[xs.length >> 1]! : null);
   const mb = med(kept.map((p) => p.boundNs!));
@@ -108,6 +108,8 @@ export function boundFigures(pairs: readonly BoundPair[]): { samples: number; vi
     medianBoundUs: mb === null ? null : mb / 1000,
     medianErrorUs: me === null ? null : me / 1000,
     ratio: mb !== null && me ? mb / me : null,
+    // The largest |error| / bound (≤ 1 when honest): how close the error came.
+    worstFraction: kept.length ? Math.max(...kept.map((p) => (p.boundNs! > 0 ? p.errorNs / p.boundNs! : 0))) : null,
     boundUs: us(b),
   };
 }

@@ -165,3 +165,21 @@ test('simulator: a node left alone after its master dies runs free, its bound gr
   t.regex(n4[n4.length - 1]!.bound.why ?? '', /named faulty|cannot follow/);
   t.false(n4.some((x) => x.bound.state === 'synchronized' && x.atNs > 10n * S), 'never synchronized once its clock ran away');
 });
+
+test('a correction refused by --max-adjust leaves no bound until one is applied; a coarse step neither', async (t) => {
+  const { Context } = await import('../lib/core/context.js');
+  const { DEFAULTS } = await import('../lib/core/options.js');
+  let applied = 0n;
+  const clock = { now: () => 0n, at: (m: bigint) => m, appliedNs: () => applied };
+  const ctx = new Context({ ...DEFAULTS, name: 'x', unicast: { address: '0.0.0.0', port: 1 }, maxAdjustNs: 1_000_000n }, 1n, clock, { random: () => 0.5, nonce: () => 1n });
+  for (let i = 0; i < 5; i++) ctx.applyAdjustment(1, i + 1, 1_000n, applied, BigInt(i) * S, BigInt(i) * S + 1n, 20_000);
+  t.true(ctx.synced);
+  t.like(ctx.lastUpdate, { correctionNs: 1_000n, delayNs: 20_000n, measureMonoNs: 4n * S });
+  ctx.applyAdjustment(1, 6, 5_000_000n, applied, 5n * S, 5n * S + 1n, 20_000);
+  t.is(ctx.lastUpdate, null, 'refused: the round says the clock is beyond --max-adjust');
+  t.regex(computeBound(peer({ update: ctx.lastUpdate }), at).why ?? '', /refused/);
+  ctx.applyAdjustment(1, 7, 2_000n, applied, 6n * S, 6n * S + 1n, 20_000);
+  t.not(ctx.lastUpdate, null);
+  ctx.coarseStep(-3_000_000n);
+  t.is(ctx.lastUpdate, null);
+});

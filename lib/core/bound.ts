@@ -26,7 +26,8 @@
  *   window (the round's measurements are spread over it).
  *
  * States: 'none' with why (not yet synchronized, named faulty, left out of
- * the table, cannot follow its frequency, no correction since a step);
+ * the table, cannot follow its frequency, no correction since a coarse step
+ * or since a correction refused by --max-adjust);
  * 'free-running' when the group is lost (no master followed, or no
  * correction for LOST_INTERVALS intervals): the same formula, growing with
  * age only; 'synchronized' otherwise.
@@ -98,7 +99,7 @@ export function noBoundReason(i: BoundInputs): string | null {
   if (i.cannotFollow) return 'cannot follow its frequency (the correction it needs is beyond the limit)';
   if (i.role !== 'master' && i.leftOut !== null) return `left out of the master's table (${i.leftOut})`;
   if (!i.synced) return 'not yet synchronized';
-  if (i.update === null) return 'no correction since the clock was stepped';
+  if (i.update === null) return 'no correction since a coarse step or a refused correction (--max-adjust)';
   return null;
 }
 
