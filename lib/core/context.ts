@@ -94,7 +94,7 @@ export class Context {
     return this.disc.estimatePpm;
   }
 
-  /** The frequency fit's standard error, ppm, or null before a trusted fit (the error bound's drift). */
+  /** The most the frequency fit in force can be off, ppm, or null before a trusted fit (the error bound's drift). */
   get frequencyErrorPpm(): number | null {
     return this.disc.errorPpm ?? null;
   }
