@@ -117,7 +117,7 @@ async function main(): Promise<void> {
       const master = live.find((s) => s.nodeId === 'n0')!;
       const label = master.lastRound?.round ?? 0;
       samples.push(sampleOf(names.map((n) => live.find((s) => s.nodeId === n)!), label, Date.now() - t0));
-      pairs.push(...boundPairs(live));
+      pairs.push(...boundPairs(live).map((x) => ({ ...x, node: `${x.node}@${label}` })));
       if (label !== lastRound) {
         lastRound = label;
         for (const s of live) if (s.lastDelayNs !== null && s.role === 'peer') rtts.push(Number(s.lastDelayNs));
@@ -203,7 +203,7 @@ async function main(): Promise<void> {
     const bf = result.bound;
     log(
       `error bound: ${bf.violations} of ${bf.samples} (daemon, instant) pairs over their bound (${bf.freeRunning} free-running), ${bf.none} without a bound; ` +
-        `median bound ${bf.medianBoundUs?.toFixed(1) ?? '-'} µs, median |error| ${bf.medianErrorUs?.toFixed(2) ?? '-'} µs (ratio ${bf.ratio?.toFixed(1) ?? '-'}); bound p50 ${f(bf.boundUs.p50)} µs, p99 ${f(bf.boundUs.p99)} µs`,
+        `median bound ${bf.medianBoundUs?.toFixed(1) ?? '-'} µs, median |error| ${bf.medianErrorUs?.toFixed(2) ?? '-'} µs (ratio ${bf.ratio?.toFixed(1) ?? '-'}, the error reached ${bf.worstFraction?.toFixed(2) ?? '-'} of the bound at most${bf.worst ? `, by ${bf.worst.node} (${bf.worst.role}, node@round)` : ''}); bound p50 ${f(bf.boundUs.p50)} µs, p99 ${f(bf.boundUs.p99)} µs`,
     );
     log(`per daemon: peak RSS ${f(result.rssMb.max)} MB max; CPU idle ${result.cpuPercent.max.toFixed(2)}% max (master ${result.cpuPercent.master.toFixed(2)}%) over ${result.cpuPercent.idleWindowS} s unpolled, ${result.cpuPercent.whilePolledMax.toFixed(2)}% max while polled ${o.rate}/s`);
     if (o.metrics) log(`metrics on: ${scrapes} scrapes of /metrics, every ${Number(o.scrape) / 1e9} s to each daemon, ${scrapeBytes} bytes each`);

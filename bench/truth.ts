@@ -68,6 +68,8 @@ export interface BoundPair {
   boundNs: number | null;
   errorNs: number;
   state: string;
+  node: string;
+  role: string;
 }
 
 /**
@@ -89,17 +91,19 @@ export function boundPairs(statuses: readonly BoundStatus[]): BoundPair[] {
   const groupNs = m.groupTimeNs + (m.pendingNs ?? 0n) + BigInt(gap) + BigInt(Math.round((gap * m.rateErrorPpm) / 1e6));
   return statuses.map((s, i) => {
     const b = s.errorBoundNs === null || s.errorBoundNs === undefined ? null : Number(BigInt(s.errorBoundNs)) + (Number(at - readings[i]!.monotonicNs) * (s.boundDriftPpb ?? 0)) / 1e9;
-    return { boundNs: b, errorNs: Math.abs(Number(times[i]! - groupNs)), state: s.boundState ?? 'none' };
+    return { boundNs: b, errorNs: Math.abs(Number(times[i]! - groupNs)), state: s.boundState ?? 'none', node: s.nodeId, role: s.role };
   });
 }
 
 /** Honesty (|error| > bound counts as a violation) and tightness over a run's pairs. */
-export function boundFigures(pairs: readonly BoundPair[]): { samples: number; violations: number; none: number; freeRunning: number; medianBoundUs: number | null; medianErrorUs: number | null; ratio: number | null; boundUs: { p50: number; p99: number; max: number } } {
+export function boundFigures(pairs: readonly BoundPair[]): { samples: number; violations: number; none: number; freeRunning: number; medianBoundUs: number | null; medianErrorUs: number | null; ratio: number | null; worstFraction: number | null; worst: BoundPair | null; boundUs: { p50: number; p99: number; max: number } } {
   const kept = pairs.filter((p) => p.boundNs !== null);
   const med = (xs: number[]): number | null => (xs.length ? [...xs].sort((a, b) => a - b)[xs.length >> 1]! : null);
   const mb = med(kept.map((p) => p.boundNs!));
   const me = med(kept.map((p) => p.errorNs));
   const b = percentiles(kept.map((p) => p.boundNs!));
+  // The pair whose error came closest to its bound.
+  const worst = kept.reduce<BoundPair | null>((w, p) => (p.boundNs! > 0 && (w === null || p.errorNs / p.boundNs! > w.errorNs / w.boundNs!) ? p : w), null);
   return {
     samples: kept.length,
     violations: kept.filter((p) => p.errorNs > p.boundNs!).length,
@@ -108,6 +112,9 @@ export function boundFigures(pairs: readonly BoundPair[]): { samples: number; vi
     medianBoundUs: mb === null ? null : mb / 1000,
     medianErrorUs: me === null ? null : me / 1000,
     ratio: mb !== null && me ? mb / me : null,
+    // The largest |error| / bound (≤ 1 when honest): how close the error came.
+    worstFraction: worst ? worst.errorNs / worst.boundNs! : null,
+    worst,
     boundUs: us(b),
   };
 }

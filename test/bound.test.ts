@@ -6,7 +6,8 @@
  * bound, and that a node named faulty gives none.
  */
 import test from 'ava';
-import { boundDriftPpm, computeBound, DRIFT_FLOOR_PPM, FREQUENCY_SIGMAS, interval, LOST_INTERVALS, residualNs, type BoundInputs } from '../lib/core/bound.js';
+import { boundDriftPpm, computeBound, DRIFT_FLOOR_PPM, interval, LOST_INTERVALS, residualNs, type BoundInputs } from '../lib/core/bound.js';
+import { worstSlopeErrorPpm } from '../lib/core/discipline.js';
 import type { ErrorBound } from '../lib/core/types.js';
 import { runSimulation, SIM_DEFAULTS, type SimOptions } from '../lib/sim/simulator.js';
 
@@ -59,12 +60,12 @@ test('the residual: what remains of the last correction, 0 once run, after a ste
   t.is(residualNs({ ...u, correctionNs: 7n }, 503n), 4n);
 });
 
-test('the drift: a floor, or 3 standard errors of the frequency fit when larger', (t) => {
+test('the drift: a floor, or the most the frequency fit can be off when larger', (t) => {
   t.is(boundDriftPpm(null), DRIFT_FLOOR_PPM);
   t.is(boundDriftPpm(0.1), DRIFT_FLOOR_PPM);
-  t.is(boundDriftPpm(-5), FREQUENCY_SIGMAS * 5);
+  t.is(boundDriftPpm(-5), 5);
   t.is(boundDriftPpm(Number.NaN), DRIFT_FLOOR_PPM);
-  const b = computeBound(peer({ frequencyErrorPpm: 10 }), at);
+  const b = computeBound(peer({ frequencyErrorPpm: 30 }), at);
   t.is(b.driftPpb, 30_000);
   t.is(b.boundNs, 20_000n + 6_000n + 0n + 24_000n, '30 ppm over 800 ms');
 });
@@ -164,4 +165,44 @@ test('simulator: a node left alone after its master dies runs free, its bound gr
   t.is(n4[n4.length - 1]!.bound.state, 'none');
   t.regex(n4[n4.length - 1]!.bound.why ?? '', /named faulty|cannot follow/);
   t.false(n4.some((x) => x.bound.state === 'synchronized' && x.atNs > 10n * S), 'never synchronized once its clock ran away');
+});
+
+test('the fit\'s worst slope error: every point off by half its round trip, pushing the slope one way', (t) => {
+  // Points at 0, 1, 2 s, round trips 20 µs: errors of -10, 0, +10 µs over 2 s tilt the slope by 10 ppm.
+  t.is(worstSlopeErrorPpm([{ t: 0, x: 0, d: 20_000 }, { t: 1e9, x: 0, d: 20_000 }, { t: 2e9, x: 0, d: 20_000 }]), 10);
+  t.is(worstSlopeErrorPpm([{ t: 0, x: 0, d: 20_000 }]), null);
+  // Twice the span, a quarter of the tilt per µs of error: longer windows know the frequency better.
+  t.is(worstSlopeErrorPpm([{ t: 0, x: 0, d: 20_000 }, { t: 2e9, x: 0, d: 20_000 }, { t: 4e9, x: 0, d: 20_000 }]), 5);
+});
+
+test('a carried sample (rounds of one exchange) is chosen as before, but reports its age at the bound\'s drift', async (t) => {
+  const { RoundFilter, CARRY_DRIFT_PPB } = await import('../lib/core/carry.js');
+  const sample = (round: number, offsetNs: bigint, delayNs: bigint) => ({ epoch: 1, round, offsetNs, delayNs, appliedAtNs: 0n, monoNs: BigInt(round) * S });
+  const f = new RoundFilter();
+  f.choose(sample(1, 5_000n, 10_000n));
+  f.noteAdjust(1, 1, 0n);
+  f.noteAdjust(1, 2, 0n);
+  const c = f.choose(sample(3, 40_000n, 90_000n), 20_000n);
+  t.is(c.fromRound, 1, 'chosen at the filter\'s own 1 ppm');
+  t.is(c.delayNs, 2n * (5_000n + 2n * 20_000n), 'reported: half its round trip plus 2 s at 20 ppm');
+  f.noteAdjust(1, 3, 0n);
+  t.is(f.choose(sample(4, 40_000n, 90_000n), 1n).delayNs, 2n * (5_000n + 3n * CARRY_DRIFT_PPB), 'never below the filter\'s own drift');
+});
+
+test('a correction refused by --max-adjust leaves no bound until one is applied; a coarse step neither', async (t) => {
+  const { Context } = await import('../lib/core/context.js');
+  const { DEFAULTS } = await import('../lib/core/options.js');
+  let applied = 0n;
+  const clock = { now: () => 0n, at: (m: bigint) => m, appliedNs: () => applied };
+  const ctx = new Context({ ...DEFAULTS, name: 'x', unicast: { address: '0.0.0.0', port: 1 }, maxAdjustNs: 1_000_000n }, 1n, clock, { random: () => 0.5, nonce: () => 1n });
+  for (let i = 0; i < 5; i++) ctx.applyAdjustment(1, i + 1, 1_000n, applied, BigInt(i) * S, BigInt(i) * S + 1n, 20_000);
+  t.true(ctx.synced);
+  t.like(ctx.lastUpdate, { correctionNs: 1_000n, delayNs: 20_000n, measureMonoNs: 4n * S });
+  ctx.applyAdjustment(1, 6, 5_000_000n, applied, 5n * S, 5n * S + 1n, 20_000);
+  t.is(ctx.lastUpdate, null, 'refused: the round says the clock is beyond --max-adjust');
+  t.regex(computeBound(peer({ update: ctx.lastUpdate }), at).why ?? '', /refused/);
+  ctx.applyAdjustment(1, 7, 2_000n, applied, 6n * S, 6n * S + 1n, 20_000);
+  t.not(ctx.lastUpdate, null);
+  ctx.coarseStep(-3_000_000n);
+  t.is(ctx.lastUpdate, null);
 });

@@ -21,12 +21,14 @@
  * - residual: the part of this node's last correction not slewed yet (a
  *   slewing clock is off by what remains to slew).
  * - drift: the frequency's error against the master's, max(DRIFT_FLOOR_PPM,
- *   FREQUENCY_SIGMAS × the frequency fit's standard error), over the age of
+ *   the most the frequency fit can be off when each of its points errs by
+ *   up to half its round trip: discipline.ts, worstSlopeErrorPpm), over the age of
  *   the measurement that the last correction answered, plus one collection
  *   window (the round's measurements are spread over it).
  *
  * States: 'none' with why (not yet synchronized, named faulty, left out of
- * the table, cannot follow its frequency, no correction since a step);
+ * the table, cannot follow its frequency, no correction since a coarse step
+ * or since a correction refused by --max-adjust);
  * 'free-running' when the group is lost (no master followed, or no
  * correction for LOST_INTERVALS intervals): the same formula, growing with
  * age only; 'synchronized' otherwise.
@@ -37,11 +39,9 @@ import type { ErrorBound } from './types.js';
  * The least frequency error assumed of a disciplined clock against the
  * group, ppm: chrony's maxclockerror (1 ppm), what a quartz oscillator's
  * frequency wanders by in the minutes a fit spans (temperature). The fit's
- * own error comes on top when larger (see boundDriftPpm).
+ * own worst error replaces it when larger (see boundDriftPpm).
  */
 export const DRIFT_FLOOR_PPM = 1;
-/** How many standard errors of the frequency fit the drift allows for. */
-export const FREQUENCY_SIGMAS = 3;
 /** Without a correction for this many intervals, the group counts as lost ('free-running'). */
 export const LOST_INTERVALS = 4n;
 
@@ -71,7 +71,7 @@ export interface BoundInputs {
   appliedNowNs: bigint;
   /** The averages of the last tables this node applied or, on the master, made. */
   averagesNs: readonly bigint[];
-  /** The frequency fit's standard error, ppm, or null (none yet). */
+  /** The most the frequency fit in force can be off, ppm, or null (none yet). */
   frequencyErrorPpm: number | null;
   intervalNs: bigint;
   collectNs: bigint;
@@ -81,7 +81,7 @@ const abs = (x: bigint): bigint => (x < 0n ? -x : x);
 
 /** The drift the bound grows at, ppm. */
 export function boundDriftPpm(frequencyErrorPpm: number | null): number {
-  const fit = frequencyErrorPpm === null || !Number.isFinite(frequencyErrorPpm) ? 0 : FREQUENCY_SIGMAS * Math.abs(frequencyErrorPpm);
+  const fit = frequencyErrorPpm === null || !Number.isFinite(frequencyErrorPpm) ? 0 : Math.abs(frequencyErrorPpm);
   return Math.max(DRIFT_FLOOR_PPM, fit);
 }
 
@@ -98,7 +98,7 @@ export function noBoundReason(i: BoundInputs): string | null {
   if (i.cannotFollow) return 'cannot follow its frequency (the correction it needs is beyond the limit)';
   if (i.role !== 'master' && i.leftOut !== null) return `left out of the master's table (${i.leftOut})`;
   if (!i.synced) return 'not yet synchronized';
-  if (i.update === null) return 'no correction since the clock was stepped';
+  if (i.update === null) return 'no correction since a coarse step or a refused correction (--max-adjust)';
   return null;
 }
 

@@ -94,7 +94,7 @@ export class Context {
     return this.disc.estimatePpm;
   }
 
-  /** The frequency fit's standard error, ppm, or null before a trusted fit (the error bound's drift). */
+  /** The most the frequency fit in force can be off, ppm, or null before a trusted fit (the error bound's drift). */
   get frequencyErrorPpm(): number | null {
     return this.disc.errorPpm ?? null;
   }
@@ -135,6 +135,8 @@ export class Context {
     const max = this.opts.maxAdjustNs;
     if (this.synced && max !== null && magnitude > max) {
       this.notice({ kind: 'refused', round, correctionNs, maxAdjustNs: max });
+      // The round says this clock is farther from the group than --max-adjust: no bound holds until one is applied.
+      this.lastUpdate = null;
       return;
     }
     const allowStep = !this.synced || this.opts.stepAlways;
