@@ -27,7 +27,7 @@ import { percentiles } from '../lib/sim/stats.js';
 import { int, positiveDuration, ppm, duration } from '../bin/parse.js';
 import { ChronyGroup, findChrony } from './chrony.js';
 import { procStat } from './proc.js';
-import { precisionOf, sampleOf, type Sample } from './truth.js';
+import { boundFigures, boundPairs, precisionOf, sampleOf, type BoundPair, type Sample } from './truth.js';
 
 /** chrony's measurements from this many seconds after its start count (iburst and the first filter fills are over). */
 const CHRONY_SKIP_S = 15;
@@ -100,6 +100,8 @@ async function main(): Promise<void> {
       scraping = setInterval(scrapeAll, Number(o.scrape / 1_000_000n));
     }
     const samples: Sample[] = [];
+    // Every daemon's error bound against the ground truth, at every sample.
+    const pairs: BoundPair[] = [];
     const rtts: number[] = [];
     const cpuStart = new Map<string, { cpuS: number; atMs: number }>();
     const hwm = new Map<string, number>();
@@ -115,6 +117,7 @@ async function main(): Promise<void> {
       const master = live.find((s) => s.nodeId === 'n0')!;
       const label = master.lastRound?.round ?? 0;
       samples.push(sampleOf(names.map((n) => live.find((s) => s.nodeId === n)!), label, Date.now() - t0));
+      pairs.push(...boundPairs(live).map((x) => ({ ...x, node: `${x.node}@${label}` })));
       if (label !== lastRound) {
         lastRound = label;
         for (const s of live) if (s.lastDelayNs !== null && s.role === 'peer') rtts.push(Number(s.lastDelayNs));
@@ -187,6 +190,7 @@ async function main(): Promise<void> {
       metrics: o.metrics ? { scrapes, scrapeBytes, scrapePeriodS: Number(o.scrape) / 1e9 } : null,
       kernelStamps: { unicast: share('unicast'), group: share('group') },
       clockErrorUs: p.clockErrorUs,
+      bound: boundFigures(pairs),
       anchor: anchorResult(o.anchor, chronyVersion, chronyMeasurements, chronyTracking, chronyFailures, precision, clockErr),
       machine: { cpus: cpus().length, loadavg1: Number(loadavg()[0]!.toFixed(2)), node: process.version },
     };
@@ -196,6 +200,11 @@ async function main(): Promise<void> {
     log(`precision over ${roundsAfter} rounds of steady state (from round ${from ?? 'never'}): p50 ${f(result.precisionUs.p50)} µs, p99 ${f(result.precisionUs.p99)} µs, max ${f(result.precisionUs.max)} µs`);
     const w = result.precisionFromConvergenceUs;
     log(`  from round ${us100 ?? 'never'}, acquisition included: p50 ${f(w.p50)} µs, p99 ${f(w.p99)} µs, max ${f(w.max)} µs`);
+    const bf = result.bound;
+    log(
+      `error bound: ${bf.violations} of ${bf.samples} (daemon, instant) pairs over their bound (${bf.freeRunning} free-running), ${bf.none} without a bound; ` +
+        `median bound ${bf.medianBoundUs?.toFixed(1) ?? '-'} µs, median |error| ${bf.medianErrorUs?.toFixed(2) ?? '-'} µs (ratio ${bf.ratio?.toFixed(1) ?? '-'}, the error reached ${bf.worstFraction?.toFixed(2) ?? '-'} of the bound at most${bf.worst ? `, by ${bf.worst.node} (${bf.worst.role}, node@round)` : ''}); bound p50 ${f(bf.boundUs.p50)} µs, p99 ${f(bf.boundUs.p99)} µs`,
+    );
     log(`per daemon: peak RSS ${f(result.rssMb.max)} MB max; CPU idle ${result.cpuPercent.max.toFixed(2)}% max (master ${result.cpuPercent.master.toFixed(2)}%) over ${result.cpuPercent.idleWindowS} s unpolled, ${result.cpuPercent.whilePolledMax.toFixed(2)}% max while polled ${o.rate}/s`);
     if (o.metrics) log(`metrics on: ${scrapes} scrapes of /metrics, every ${Number(o.scrape) / 1e9} s to each daemon, ${scrapeBytes} bytes each`);
     const ks = result.kernelStamps;

@@ -59,3 +59,62 @@ export function precisionOf(samples: readonly Sample[], lastRound: number, fastS
     clockErrorUs: us(clockErr),
   };
 }
+
+/** What boundPairs needs of a status: the reading and the bound read with it. */
+export type BoundStatus = ClockStatus & { nodeId: string; role: string; errorBoundNs?: string | null; boundState?: string; boundDriftPpb?: number };
+
+/** One (daemon, instant) pair: its bound (null: none) and its distance from the group's time, ns. */
+export interface BoundPair {
+  boundNs: number | null;
+  errorNs: number;
+  state: string;
+  node: string;
+  role: string;
+}
+
+/**
+ * Each daemon's error against the group's time and its bound, at the
+ * latest reading's instant. The group's time is the master's clock with
+ * its own adjustment applied (docs/protocol.md, "Error bound"): the
+ * master's reading plus what it had yet to slew, carried at its rate. A
+ * bound read earlier is carried to that instant at its own drift, as its
+ * reader would (ErrorBound). Empty when no master answered.
+ */
+export function boundPairs(statuses: readonly BoundStatus[]): BoundPair[] {
+  const master = statuses.find((s) => s.role === 'master');
+  if (!master) return [];
+  const readings = statuses.map(readingOf);
+  const at = readings.reduce((m, r) => (r.monotonicNs > m ? r.monotonicNs : m), 0n);
+  const times = groupTimesAt(readings, at);
+  const m = readingOf(master);
+  const gap = Number(at - m.monotonicNs);
+  const groupNs = m.groupTimeNs + (m.pendingNs ?? 0n) + BigInt(gap) + BigInt(Math.round((gap * m.rateErrorPpm) / 1e6));
+  return statuses.map((s, i) => {
+    const b = s.errorBoundNs === null || s.errorBoundNs === undefined ? null : Number(BigInt(s.errorBoundNs)) + (Number(at - readings[i]!.monotonicNs) * (s.boundDriftPpb ?? 0)) / 1e9;
+    return { boundNs: b, errorNs: Math.abs(Number(times[i]! - groupNs)), state: s.boundState ?? 'none', node: s.nodeId, role: s.role };
+  });
+}
+
+/** Honesty (|error| > bound counts as a violation) and tightness over a run's pairs. */
+export function boundFigures(pairs: readonly BoundPair[]): { samples: number; violations: number; none: number; freeRunning: number; medianBoundUs: number | null; medianErrorUs: number | null; ratio: number | null; worstFraction: number | null; worst: BoundPair | null; boundUs: { p50: number; p99: number; max: number } } {
+  const kept = pairs.filter((p) => p.boundNs !== null);
+  const med = (xs: number[]): number | null => (xs.length ? [...xs].sort((a, b) => a - b)[xs.length >> 1]! : null);
+  const mb = med(kept.map((p) => p.boundNs!));
+  const me = med(kept.map((p) => p.errorNs));
+  const b = percentiles(kept.map((p) => p.boundNs!));
+  // The pair whose error came closest to its bound.
+  const worst = kept.reduce<BoundPair | null>((w, p) => (p.boundNs! > 0 && (w === null || p.errorNs / p.boundNs! > w.errorNs / w.boundNs!) ? p : w), null);
+  return {
+    samples: kept.length,
+    violations: kept.filter((p) => p.errorNs > p.boundNs!).length,
+    none: pairs.length - kept.length,
+    freeRunning: kept.filter((p) => p.state === 'free-running').length,
+    medianBoundUs: mb === null ? null : mb / 1000,
+    medianErrorUs: me === null ? null : me / 1000,
+    ratio: mb !== null && me ? mb / me : null,
+    // The largest |error| / bound (≤ 1 when honest): how close the error came.
+    worstFraction: worst ? worst.errorNs / worst.boundNs! : null,
+    worst,
+    boundUs: us(b),
+  };
+}

@@ -16,6 +16,8 @@ import { NetError, resolveInterface } from '../lib/net/transport.js';
 import { parseGroup } from '../lib/net/groups.js';
 import { parseKeyFile, type Keyring } from '../lib/wire/keys.js';
 import { DEFAULT_METRICS_PORT, MetricsError } from '../lib/daemon/metrics.js';
+import { SegmentError } from '../lib/daemon/publish.js';
+import { CLOCKBOUND_DEFAULT_PATH } from '../lib/clock/clockbound-layout.js';
 import { formatDurationNs } from '../lib/units.js';
 import { duration, int, listenAddress, positiveDuration, ppm, signedDuration } from './parse.js';
 import { UsageError } from './usage.js';
@@ -75,6 +77,7 @@ export function runCommand(): Command {
     .addOption(env(new Option('--clock <kind>', 'the clock to discipline: "system", the host\'s own CLOCK_REALTIME through adjtimex (needs CAP_SYS_TIME; what the shipped unit selects), or "virtual", a clock inside this process that touches nothing').choices(['system', 'virtual']).default('virtual'), 'CLOCK'))
     .option('--force', `--clock system: go on although another time service (chronyd, ntpd, systemd-timesyncd, phc2sys, or the kernel's own discipline) seems to discipline the clock (env ${FLAGS.force}=1)`)
     .addOption(env(new Option('--state-file <path>', `--clock system: where the learned frequency is kept across restarts (default: ${defaultStateFile({})}, in $STATE_DIRECTORY under systemd)`), 'STATE_FILE'))
+    .addOption(env(new Option('--clockbound <path|auto|off>', `--clock system: publish this node's error bound in ClockBound's shared-memory segment (protocol v2) at PATH, for ClockBound's clients and berkeleyd/client; "auto": at ClockBound's default path ${CLOCKBOUND_DEFAULT_PATH} unless a clockbound daemon owns it (what the shipped unit sets); off by default`), 'CLOCKBOUND'))
     .addOption(env(new Option('--sim-offset <duration>', 'simulated clock: start this far from the system clock (demo, tests)').argParser(signedDuration), 'SIM_OFFSET'))
     .addOption(env(new Option('--sim-drift <ppm>', 'simulated clock: run fast (+) or slow (-) by this much').argParser(ppm), 'SIM_DRIFT'))
     .action(async (o, cmd: Command) => {
@@ -90,6 +93,7 @@ export function runCommand(): Command {
       try {
         await daemon.start();
       } catch (err) {
+        if (err instanceof SegmentError) throw new UsageError(`--clockbound: ${err.message}`);
         if (err instanceof NetError || err instanceof ControlError || err instanceof MetricsError) {
           throw new UsageError(err instanceof NetError ? `${err.option}: ${err.message}` : err instanceof MetricsError ? `--metrics: ${err.message}` : `--control: ${err.message}`);
         }
@@ -119,6 +123,7 @@ function resolve(o: Record<string, any>): DaemonOptions {
   const force = o.force ?? envFlag(FLAGS.force) ?? false;
   const system = o.clock === 'system';
   if (system && (o.simOffset !== undefined || o.simDrift !== undefined)) throw new UsageError('--sim-offset and --sim-drift simulate a clock; they do not go with --clock system');
+  const clockbound = resolveClockbound(o.clockbound, system);
   const intervalNs: bigint = o.interval;
   const collectTimeoutNs: bigint = o.collectTimeout ?? intervalNs / 2n;
   if (collectTimeoutNs >= intervalNs) throw new UsageError(`--collect-timeout must be shorter than --interval`);
@@ -168,7 +173,21 @@ function resolve(o: Record<string, any>): DaemonOptions {
     },
     keys: o.keyFile ? readKeys(o.keyFile) : null,
     metrics: o.metrics ?? null,
+    clockbound,
   };
+}
+
+/** --clockbound: off, auto (the default path unless taken) or a path; an explicit path needs the system clock. */
+function resolveClockbound(v: string | undefined, system: boolean): DaemonOptions['clockbound'] {
+  if (v === undefined || v === '' || v === 'off') return null;
+  if (v === 'auto') return { path: CLOCKBOUND_DEFAULT_PATH, auto: true };
+  if (!system) {
+    throw new UsageError(
+      `--clockbound ${v}: ClockBound's segment bounds the error of CLOCK_REALTIME, the system clock, which only --clock system disciplines; ` +
+        'with a virtual clock the bound would describe a clock inside this process that no application reads (berkeleyd now reads that one)',
+    );
+  }
+  return { path: v, auto: false };
 }
 
 /** Options a reload may change; the others need a restart. */

@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { defaultControlPath, query } from '../lib/daemon/control.js';
 import { formatStatus, formatNow } from '../lib/daemon/format.js';
 import type { StatusJson } from '../lib/daemon/status.js';
+import type { BoundJson } from '../lib/daemon/bound.js';
 import { UsageError } from './usage.js';
 
 /** The service's socket (RuntimeDirectory=berkeleyd): asked when no daemon of one's own answers at the default path. */
@@ -47,11 +48,11 @@ export function statusCommand(): Command {
 
 export function nowCommand(): Command {
   return new Command('now')
-    .description("print the group clock of a running daemon")
+    .description("print the group clock of a running daemon, with the interval the group's time lies in: earliest, latest and the error bound (see docs/protocol.md, \"Error bound\")")
     .addOption(controlOption())
-    .option('--json', 'one JSON object: groupTimeNs and monotonicNs as decimal strings')
+    .option('--json', 'one JSON object: groupTimeNs, monotonicNs, earliestNs, latestNs and errorBoundNs as decimal strings (the last three null without a bound), boundState (synchronized, free-running or none), boundWhy, boundDriftPpb')
     .action(async (o) => {
-      const r = (await ask(o.control, 'now')) as { groupTimeNs: string; monotonicNs: string };
-      process.stdout.write(o.json ? JSON.stringify(r) + '\n' : formatNow(BigInt(r.groupTimeNs)) + '\n');
+      const r = (await ask(o.control, 'now')) as { groupTimeNs: string; monotonicNs: string } & Partial<BoundJson>;
+      process.stdout.write(o.json ? JSON.stringify(r) + '\n' : formatNow(BigInt(r.groupTimeNs), r.boundState === undefined ? undefined : (r as BoundJson)) + '\n');
     });
 }

@@ -70,6 +70,9 @@ maybe(`the README's service blocks, reload, restart, stop and a group of two und
       t.regex(await a.ok('journalctl -t berkeleyd -p warning --no-pager -o cat'), /warning: no IPv4 interface besides loopback/);
     }
   }
+  // ClockBound's default path leads into the runtime directory (BERKELEYD_CLOCKBOUND=auto); with the container's virtual clock nothing is written there, and the journal says why.
+  t.is((await a.ok('readlink /run/clockbound')).trim(), 'berkeleyd');
+  t.regex(await a.ok('journalctl -t berkeleyd --no-pager -o cat'), /--clockbound auto: not publishing the error bound: .*virtual clock/);
   t.is((await a.ok('test -x /usr/bin/berkeleyd && readlink -f /usr/bin/berkeleyd')).trim(), '/usr/lib/node_modules/berkeleyd/dist/bin/berkeleyd.js');
   const installed = (await a.ok('cd /usr/lib/node_modules/berkeleyd && ls; ls dist; ls node_modules')).split(/\s+/);
   t.false(installed.includes('test') || installed.includes('bench') || installed.includes('typescript') || installed.includes('ava'), `installed: ${installed}`);
@@ -157,6 +160,7 @@ EOF
   await b.ok('systemctl stop berkeleyd');
   t.is((await b.ok('systemctl show -P ExecMainStatus berkeleyd')).trim(), '0');
   t.is((await b.ok('ls /run/berkeleyd 2>&1 || true')).trim(), 'ls: cannot access \'/run/berkeleyd\': No such file or directory');
+  t.is((await b.ok('ls -d /run/clockbound 2>&1 || true')).trim(), 'ls: cannot access \'/run/clockbound\': No such file or directory', 'the link to it too');
   t.is((await b.ok('ps -eo args | grep -c "[b]erkeleyd run" || true')).trim(), '0');
   await until('the master drops b', async () => (await status(a)).members.length === 0, 10_000);
   step('stop: exit 0, runtime directory and process gone');

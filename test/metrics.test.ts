@@ -14,7 +14,9 @@ const promtool = findPromtool();
 function peerStatus(over: Partial<StatusJson> = {}): StatusJson {
   return {
     schemaVersion: 1, nodeId: 'p', role: 'peer', masterId: null, epoch: 0, round: 0, synced: false,
-    groupTimeNs: '1', monotonicNs: '1', lastAdjustmentNs: null, lastOffsetNs: null, lastDelayNs: null, frequencyPpm: 0, lastCorrectionAgeS: null,
+    groupTimeNs: '1', monotonicNs: '1',
+    earliestNs: null, latestNs: null, errorBoundNs: null, boundState: 'none', boundWhy: 'not yet synchronized', boundDriftPpb: 1000,
+    lastAdjustmentNs: null, lastOffsetNs: null, lastDelayNs: null, frequencyPpm: 0, lastCorrectionAgeS: null,
     clock: {
       kind: 'virtual', state: 'free-running', pendingNs: '0', appliedNs: '0', steps: 0, maxSlewPpm: 500, stepThresholdNs: '100000', simDriftPpm: null, simOffsetNs: null,
       startFrequencyPpm: null, disciplinedFrequencyPpm: null, synchronized: null,
@@ -53,7 +55,9 @@ test('a fresh peer: values it does not have are absent, not 0', async (t) => {
   t.true(text.endsWith('\n'));
   t.regex(text, /^berkeleyd_master_known 0$/m);
   t.regex(text, /^berkeleyd_clock_state\{state="free_running"\} 1$/m);
-  for (const absent of ['berkeleyd_offset_seconds', 'berkeleyd_round_trip_seconds', 'berkeleyd_send_key_id', 'berkeleyd_group_spread_seconds', 'berkeleyd_master_info', 'berkeleyd_last_correction_age_seconds']) {
+  t.regex(text, /^berkeleyd_error_bound_state\{state="none"\} 1$/m);
+  t.regex(text, /^berkeleyd_error_bound_state\{state="synchronized"\} 0$/m);
+  for (const absent of ['berkeleyd_error_bound_seconds', 'berkeleyd_offset_seconds', 'berkeleyd_round_trip_seconds', 'berkeleyd_send_key_id', 'berkeleyd_group_spread_seconds', 'berkeleyd_master_info', 'berkeleyd_last_correction_age_seconds']) {
     t.notRegex(text, new RegExp(`^${absent}[ {]`, 'm'), absent);
   }
   if (promtool) t.is(spawnSync(promtool, ['check', 'metrics'], { input: text }).status, 0);
@@ -66,6 +70,7 @@ test('a master: faulty members, spread, bounded member series, rejected by reaso
   }));
   const s = peerStatus({
     role: 'master', masterId: 'p', members,
+    earliestNs: '-11999', latestNs: '12001', errorBoundNs: '12000', boundState: 'synchronized', boundWhy: null, boundDriftPpb: 3000,
     lastRound: {
       epoch: 1, round: 9, averageNs: '0', quorum: true, commonPpm: 0.5, marginNs: '10000',
       table: [
@@ -92,6 +97,9 @@ test('a master: faulty members, spread, bounded member series, rejected by reaso
   t.regex(text, /^berkeleyd_group_spread_seconds 0\.0000025$/m);
   t.regex(text, /^berkeleyd_datagrams_rejected_total\{reason="bad-tag"\} 3$/m);
   t.regex(text, /^berkeleyd_role\{role="master"\} 1$/m);
+  t.regex(text, /^berkeleyd_error_bound_seconds 0\.000012$/m);
+  t.regex(text, /^berkeleyd_error_bound_state\{state="synchronized"\} 1$/m);
+  t.regex(text, /^berkeleyd_error_bound_drift_ratio 0\.000003$/m);
   if (promtool) {
     const r = spawnSync(promtool, ['check', 'metrics'], { input: text, encoding: 'utf8' });
     t.is(r.status, 0, r.stdout + r.stderr);

@@ -14,6 +14,12 @@
  * 3. The kernel's view: STA_UNSYNC clear and maxerror small while
  *    synchronized; after SIGTERM STA_UNSYNC set and the learned frequency
  *    in force and in the state file; a restart starts from it.
+ * 3b. The error bound: each daemon writes ClockBound's segment in its
+ *    guest's /run; the C reader (helpers/clockbound-reader.c, written from
+ *    ClockBound's PROTOCOL.md) samples it in every guest, and every reading's
+ *    error against the group's time, on the probes' common time line, must
+ *    stay within the bound it read (helpers/uml-bound.ts). After SIGTERM the
+ *    segment says unknown.
  * 4. Refusals: without CAP_SYS_TIME (setpriv), and beside a running
  *    chronyd: exit 2 with the message, the kernel clock untouched.
  *
@@ -24,7 +30,7 @@
  * cannot run for reasons outside the project (not root, no linux.uml ...).
  */
 import test from 'ava';
-import { copyFileSync, cpSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readKernelClock, realKernelClock } from '../lib/clock/adjtimex.js';
@@ -32,6 +38,7 @@ import type { KernelClock } from '../lib/clock/timex.js';
 import { findChrony } from '../bench/chrony.js';
 import { GUEST_DIR, GUEST_STAMPER, UmlLan, umlAvailability, type Guest } from './helpers/uml.js';
 import { buildC, probeGuest, routeLine, type Probe } from './helpers/uml-probe.js';
+import { boundSamplesFrom, PENDING_SAMPLER, tallyBound } from './helpers/uml-bound.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = join(ROOT, 'dist', 'bin', 'berkeleyd.js');
@@ -45,6 +52,8 @@ const skipped = avail.ok ? '' : ` (skipped: ${avail.why})`;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const STATE = '/tmp/berkeleyd/clock.json';
+/** ClockBound's segment in each guest: its /run is a tmpfs (its / is this machine's, read-only). */
+const SEGMENT = '/run/clockbound/shm0';
 const OFFSETS_S = [2, -1, 1];
 const RATES_PPM = [80, -60, 30];
 
@@ -53,6 +62,7 @@ let preload: string | null = null;
 let route = '';
 let probed: Probe | null = null;
 let chronyWhy = '';
+let cbWhy = '';
 let hostBefore: ReturnType<typeof hostClock> | null = null;
 let seq = 0;
 /** Probe number → this machine's CLOCK_MONOTONIC just before it was sent, ns, and performance.now(). */
@@ -174,7 +184,7 @@ function masterRounds(lines: ReadonlyArray<{ atMs: number; text: string }>, n: n
 }
 
 function daemonCmd(g: Guest, extra = ''): string {
-  return `DEBUG=berkeleyd:clock,berkeleyd:round node ${CLI} run --clock system --node-id ${g.name} --interface eth0 --interval 1s --state-file ${STATE} --control /tmp/berkeleyd.sock ${extra}`;
+  return `DEBUG=berkeleyd:clock,berkeleyd:round node ${CLI} run --clock system --node-id ${g.name} --interface eth0 --interval 1s --state-file ${STATE} --control /tmp/berkeleyd.sock --clockbound ${SEGMENT} ${extra}`;
 }
 
 /** busybox adjtimex, parsed. */
@@ -196,6 +206,11 @@ test.before(async () => {
   process.stdout.write(`${route}\n`);
   if (!probe.ok) throw new Error(`the probe guest did not boot. ${route}. Its console:\n${probe.console}`);
   lan = await UmlLan.start({ guests: 3, preload });
+  // The segment's reader (from PROTOCOL.md) and the master's slew sampler, where the guests see them (/mnt).
+  const cb = buildC('clockbound-reader', false);
+  cbWhy = cb.ok ? '' : cb.why;
+  if (cb.ok) copyFileSync(cb.path, join(lan.dir, 'clockbound-reader'));
+  writeFileSync(join(lan.dir, 'pending.py'), PENDING_SAMPLER);
   // chronyd for the refusal: the Debian package unpacked (never installed, as bench --anchor chrony does), or a stand-in named chronyd.
   const found = findChrony();
   chronyWhy = found.ok ? `chronyd ${found.version}` : found.why;
@@ -316,9 +331,48 @@ uml(`while synchronized the kernel says so: STA_UNSYNC clear, small maxerror; st
     t.true(k.maxerror < 100_000, `${g.name}: maxerror ${k.maxerror} µs`);
     const s = JSON.parse((await g.run(`node ${CLI} status --json --control /tmp/berkeleyd.sock`)).out);
     t.like(s.clock, { kind: 'system', synchronized: true, kernel: { synchronized: true } });
+    t.like(s.clockbound, { path: SEGMENT, status: 1 }, `${g.name}: status --json names the segment it writes`);
   }
   const text = (await lan!.guests[1]!.run(`node ${CLI} status --control /tmp/berkeleyd.sock`)).out;
   t.regex(text, /^Kernel clock +: [+-]\d+\.\d{3} ppm .*maxerror \d+ µs/m);
+});
+
+uml(`the error bound each daemon writes in ClockBound's segment holds: |error| ≤ bound at every (guest, instant) read inside the guests by the C reader${skipped}`, async (t) => {
+  if (cbWhy) return t.fail(`the C reader could not be built: ${cbWhy}`);
+  const gs = lan!.guests;
+  const SAMPLES = 5000;
+  // Each guest's reader samples its segment every 2 ms; the master's sampler its slew left (the group's time is its clock plus that).
+  const one = await gs[1]!.run(`${GUEST_DIR}/clockbound-reader ${SEGMENT}`);
+  t.is(one.code, 0, one.out);
+  t.regex(one.out, /^magic 414d5a4e 43420200$/m);
+  t.regex(one.out, /^clock_status 1 synchronized$/m);
+  t.log(`g1's segment, one reading: ${one.out.split('\n').filter((l) => /^(generation|bound_ns|max_drift_ppb|clock_status|retries) /.test(l)).join(', ')}; ls: ${(await gs[1]!.run(`ls -l ${SEGMENT}`)).out.trim()}`);
+  const started = performance.now();
+  await gs[0]!.background(`python3 ${GUEST_DIR}/pending.py /tmp/berkeleyd.sock 30 > ${GUEST_DIR}/pending-g0.txt`, '/tmp/pending.log');
+  await Promise.all(gs.map((g) => g.background(`${GUEST_DIR}/clockbound-reader ${SEGMENT} sample ${SAMPLES} 2000 > ${GUEST_DIR}/cb-${g.name}.txt`, `/tmp/cb-reader.log`)));
+  const files = gs.map((g) => join(lan!.dir, `cb-${g.name}.txt`));
+  const lines = (f: string): number => (existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter((l) => l.startsWith('S ')).length : 0);
+  const deadline = Date.now() + 60_000;
+  while (files.some((f) => lines(f) < SAMPLES) && Date.now() < deadline) await sleep(250);
+  const tookS = (performance.now() - started) / 1000;
+  await gs[0]!.run('pkill -f pending.py; true');
+  const read = (f: string): string => (existsSync(f) ? readFileSync(f, 'utf8') : '');
+  for (const g of gs) if (lines(files[g.index]!) < SAMPLES) t.log(`${g.name}'s reader: ${(await g.run('cat /tmp/cb-reader.log')).out}`);
+  const samples = boundSamplesFrom(files.map(read), read(join(lan!.dir, 'pending-g0.txt')), delayBases());
+  const r = tallyBound(samples);
+  t.log(`${SAMPLES} readings per guest in ${tookS.toFixed(1)} s; ${r.pairs} (guest, instant) pairs with a bound (${r.perGuest.join(', ')} per guest; status ${JSON.stringify(r.statuses)}), ${r.skipped} instants left out (${r.skipReasons})`);
+  t.log(`|error| ≤ bound at ${r.pairs - r.violations} of ${r.pairs} pairs; median bound ${us(r.medianBoundNs)}, median |error| ${(r.medianErrorNs / 1000).toFixed(1)} µs (ratio ${(r.medianBoundNs / r.medianErrorNs).toFixed(1)}); |error| p99 ${us(r.p99ErrorNs)}, max ${us(r.maxErrorNs)}; largest |error| / bound ${r.worstFraction.toFixed(2)}`);
+  if (r.violations > 0) {
+    t.log(`violations (first 10): ${JSON.stringify(r.examples)}`);
+    if (process.env.BERKELEYD_UML_KEEP) {
+      mkdirSync(process.env.BERKELEYD_UML_KEEP, { recursive: true });
+      for (const f of [...files, join(lan!.dir, 'pending-g0.txt')]) if (existsSync(f)) copyFileSync(f, join(process.env.BERKELEYD_UML_KEEP, f.split('/').at(-1)!));
+      writeFileSync(join(process.env.BERKELEYD_UML_KEEP, 'bases.json'), JSON.stringify(delayBases().map(String)));
+      for (const g of gs) writeFileSync(join(process.env.BERKELEYD_UML_KEEP, `log-${g.name}.txt`), (await g.run('cat /tmp/daemon.log')).out);
+    }
+  }
+  t.true(r.pairs >= 10_000, `only ${r.pairs} pairs with a bound`);
+  t.is(r.violations, 0);
 });
 
 uml(`SIGTERM: STA_UNSYNC set, the learned frequency kept in the kernel and the state file; a restart starts from it${skipped}`, async (t) => {
@@ -332,6 +386,8 @@ uml(`SIGTERM: STA_UNSYNC set, the learned frequency kept in the kernel and the s
   t.true(Math.abs(saved.frequencyPpm - RATES_PPM[2]!) > 1e-3, `a frequency was learned (started from ${RATES_PPM[2]} ppm)`);
   t.false(saved.synchronized);
   t.regex((await g.run('cat /tmp/daemon.log')).out, /system clock left running at -?\d+\.\d{3} ppm, STA_UNSYNC set, frequency saved/);
+  // Nobody vouches for the clock any more: the segment says so, and stays for the readers that map it.
+  t.regex((await g.run(`${GUEST_DIR}/clockbound-reader ${SEGMENT}`)).out, /^clock_status 0 unknown$/m);
   // Another frequency in the kernel meanwhile: the restart must take the saved one, not the kernel's.
   await g.run('busybox adjtimex -f 0 >/dev/null');
   await g.background(daemonCmd(g), '/tmp/restart.log');

@@ -142,8 +142,8 @@ function uncommentedDefaults(): string {
   return readFileSync(defaultsPath, 'utf8').replace(/^#([A-Z_][A-Z0-9_]*=)/gm, '$1');
 }
 
-test('the example /etc/default/berkeleyd sets only the system clock as shipped', (t) => {
-  t.deepEqual(readEnvironmentFile(defaultsPath), { BERKELEYD_CLOCK: 'system' });
+test('the example /etc/default/berkeleyd sets only the system clock and its error bound in ClockBound\'s segment as shipped', (t) => {
+  t.deepEqual(readEnvironmentFile(defaultsPath), { BERKELEYD_CLOCK: 'system', BERKELEYD_CLOCKBOUND: 'auto' });
 });
 
 test('the example /etc/default/berkeleyd documents BERKELEYD_* variables and DEBUG', (t) => {

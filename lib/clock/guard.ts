@@ -55,8 +55,8 @@ export interface TimeDaemon {
 
 const DAEMONS = new Set(['chronyd', 'ntpd', 'systemd-timesyn', 'phc2sys', 'timed', 'openntpd']);
 
-/** Running processes that discipline the system clock, found through procRoot. */
-export function findTimeDaemons(procRoot = '/proc', selfPid = process.pid): TimeDaemon[] {
+/** Running processes that discipline the system clock (or have another of these names: comm, 15 bytes), found through procRoot. */
+export function findTimeDaemons(procRoot = '/proc', selfPid = process.pid, names: ReadonlySet<string> = DAEMONS): TimeDaemon[] {
   let entries: string[];
   try {
     entries = readdirSync(procRoot);
@@ -72,7 +72,7 @@ export function findTimeDaemons(procRoot = '/proc', selfPid = process.pid): Time
     } catch {
       continue; // gone, or hidden
     }
-    if (!DAEMONS.has(comm)) continue;
+    if (!names.has(comm)) continue;
     if (comm === 'chronyd') {
       try {
         const args = readFileSync(join(procRoot, e, 'cmdline'), 'utf8').split('\0');

@@ -73,9 +73,15 @@ export class RoundFilter {
     this.averages.clear();
   }
 
-  /** This round's sample; returns it, or an earlier one carried to its instant if that one's bound is smaller. */
-  choose(s: RoundSample): Carried {
+  /**
+   * This round's sample; returns it, or an earlier one carried to its instant if that one's bound is smaller.
+   * The choice ages samples at CARRY_DRIFT_PPB; the round trip reported for a carried one ages it at
+   * driftPpb when larger (the frequency error the clock may have: the error bound's drift, bound.ts), so
+   * that the selection, the frequency fit and the error bound see how far it may really be off.
+   */
+  choose(s: RoundSample, driftPpb = CARRY_DRIFT_PPB): Carried {
     if (s.epoch !== this.epoch) this.restart(s.epoch);
+    const drift = driftPpb > CARRY_DRIFT_PPB ? driftPpb : CARRY_DRIFT_PPB;
     let best: Carried = { offsetNs: s.offsetNs, delayNs: s.delayNs, fromRound: s.round };
     let bestBound = s.delayNs / 2n;
     for (const k of this.kept) {
@@ -86,7 +92,8 @@ export class RoundFilter {
       const bound = k.delayNs / 2n + (ageNs * CARRY_DRIFT_PPB) / 1_000_000_000n;
       if (bound >= bestBound) continue;
       bestBound = bound;
-      best = { offsetNs: k.offsetNs + (s.appliedAtNs - k.appliedAtNs) - master, delayNs: 2n * bound, fromRound: k.round };
+      const honest = k.delayNs / 2n + (ageNs * drift) / 1_000_000_000n;
+      best = { offsetNs: k.offsetNs + (s.appliedAtNs - k.appliedAtNs) - master, delayNs: 2n * honest, fromRound: k.round };
     }
     this.kept = [...this.kept.filter((k) => k.round > s.round - CARRY_ROUNDS && k.round < s.round), s];
     return best;

@@ -7,6 +7,7 @@
  */
 import type { Header, Message } from '../wire/messages.js';
 import { DEFAULT_DISCIPLINE, discipline, initialDiscipline, type DisciplineState } from './discipline.js';
+import type { BoundUpdate } from './bound.js';
 import type { NodeOptions } from './options.js';
 import type { Action, Address, Destination, DropReason, Notice, TimerName } from './types.js';
 
@@ -46,6 +47,8 @@ export class Context {
   /** Corrections applied from rounds. */
   updates = 0;
   lastAdjustmentNs: bigint | null = null;
+  /** The last correction from a round, for the error bound (bound.ts); null before one and after a coarse step. */
+  lastUpdate: BoundUpdate | null = null;
   /** The last correction was beyond the step threshold (see applyAdjustment). */
   private lastWasLarge = false;
   private disc: DisciplineState = initialDiscipline();
@@ -91,6 +94,11 @@ export class Context {
     return this.disc.estimatePpm;
   }
 
+  /** The most the frequency fit in force can be off, ppm, or null before a trusted fit (the error bound's drift). */
+  get frequencyErrorPpm(): number | null {
+    return this.disc.errorPpm ?? null;
+  }
+
   /** The last correction asked for more frequency than the clock may apply. */
   get atFrequencyLimit(): boolean {
     return this.disc.atLimit;
@@ -100,6 +108,7 @@ export class Context {
   coarseStep(correctionNs: bigint): void {
     this.disc = discipline(this.disc, { adjustmentNs: correctionNs, appliedAtMeasureNs: this.clock.appliedNs(), measureMonoNs: 0n, applyMonoNs: 0n, stepped: true });
     this.out.push({ type: 'correct', correctionNs, allowStep: true });
+    this.lastUpdate = null;
     this.notice({ kind: 'coarse-step', correctionNs });
   }
 
@@ -126,6 +135,8 @@ export class Context {
     const max = this.opts.maxAdjustNs;
     if (this.synced && max !== null && magnitude > max) {
       this.notice({ kind: 'refused', round, correctionNs, maxAdjustNs: max });
+      // The round says this clock is farther from the group than --max-adjust: no bound holds until one is applied.
+      this.lastUpdate = null;
       return;
     }
     const allowStep = !this.synced || this.opts.stepAlways;
@@ -150,6 +161,7 @@ export class Context {
       this.notice({ kind: 'cannot-follow', atLimit: this.disc.atLimit, estimatePpm: this.disc.estimatePpm ?? 0, commonPpm });
     }
     this.out.push({ type: 'correct', correctionNs, allowStep });
+    this.lastUpdate = { measureMonoNs, applyMonoNs: monoNs, correctionNs, appliedAtNs: this.clock.appliedNs(), delayNs: BigInt(Math.round(delayNs)) };
     if (after !== before) this.out.push({ type: 'frequency', ppm: after });
     this.updates += 1;
     if (this.updates >= INITIAL_STEP_UPDATES) this.synced = true;

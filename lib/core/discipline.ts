@@ -97,6 +97,8 @@ export interface DisciplineState {
   frequencyPpm: number;
   /** The fit's last trusted slope (ppm: what this clock must add to run at the group's rate), or null before one. */
   estimatePpm: number | null;
+  /** The most that slope can be off, ppm (worstSlopeErrorPpm; null before one): the error bound's drift (bound.ts). */
+  errorPpm?: number | null;
   /** The estimate minus the common part lay beyond ±maxFrequencyPpm at the last correction: the clock cannot follow. */
   atLimit: boolean;
   /** Monotonic time of the chain's first correction, or null: no chain (at start, after a step). */
@@ -171,6 +173,32 @@ export function fit(points: readonly Point[]): { slope: number; sePpm: number } 
   return den > 0 ? { slope: num / den, sePpm: 1e6 / Math.sqrt(den) } : null;
 }
 
+/**
+ * The most the fit's slope can be off (ppm) when each point's error is at
+ * most half its round trip, whatever the errors' signs and correlation
+ * (carried samples are not independent): Σ w·|t − t̄|·d/2 / Σ w·(t − t̄)²,
+ * the errors all pushing the slope one way. The error bound's drift
+ * (bound.ts); null for fewer than 2 points.
+ */
+export function worstSlopeErrorPpm(points: readonly Point[]): number | null {
+  if (points.length < 2) return null;
+  let sw = 0;
+  let st = 0;
+  for (const p of points) {
+    sw += p.w ?? 1;
+    st += (p.w ?? 1) * p.t;
+  }
+  const mt = st / sw;
+  let num = 0;
+  let den = 0;
+  for (const p of points) {
+    const w = p.w ?? 1;
+    num += w * Math.abs(p.t - mt) * ((p.d ?? 0) / 2);
+    den += w * (p.t - mt) ** 2;
+  }
+  return den > 0 ? (1e6 * num) / den : null;
+}
+
 /** The state after a correction. */
 export function discipline(state: DisciplineState, ev: CorrectionEvent, opts: DisciplineOptions = DEFAULT_DISCIPLINE): DisciplineState {
   const { measureMonoNs: m, applyMonoNs: a } = ev;
@@ -188,13 +216,15 @@ export function discipline(state: DisciplineState, ev: CorrectionEvent, opts: Di
   const atMeasure = state.frequencyPhaseNs + (state.frequencyPpm * Number(m - changed)) / 1e6;
   const x = Number(phase - state.baseNs) + atMeasure;
   const points = [...state.points, { t: Number(m - start), x, d: ev.delayNs ?? 0 }].slice(-opts.window);
-  const f = fit(weighted(points, opts.noiseFloorNs));
+  const w = weighted(points, opts.noiseFloorNs);
+  const f = fit(w);
   const trusted = f !== null && f.sePpm <= opts.maxErrorPpm;
   const estimatePpm = trusted ? f.slope * 1e6 : state.estimatePpm;
+  const errorPpm = trusted ? worstSlopeErrorPpm(w) : (state.errorPpm ?? null);
   const { frequencyPpm, atLimit } = steer(estimatePpm, ev.commonPpm ?? 0, state, opts);
   // The frequency in force ran on to the answer; the new one starts there.
   const frequencyPhaseNs = state.frequencyPhaseNs + (state.frequencyPpm * Number(a - changed)) / 1e6;
-  return { ...state, frequencyPpm, estimatePpm, atLimit, lastMonoNs: m, frequencyPhaseNs, changedMonoNs: a, points };
+  return { ...state, frequencyPpm, estimatePpm, errorPpm, atLimit, lastMonoNs: m, frequencyPhaseNs, changedMonoNs: a, points };
 }
 
 /** The frequency to run at: the estimate less the group's common part, within ±maxFrequencyPpm; unchanged without an estimate. */

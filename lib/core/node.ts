@@ -13,6 +13,7 @@ import {
   type Message,
   type SyncMessage,
 } from '../wire/messages.js';
+import { computeBound } from './bound.js';
 import { Context, type ClockReader, type Randomness } from './context.js';
 import {
   CLAIM_WINDOW,
@@ -429,9 +430,26 @@ export class Node {
     ctx.disarm('claim');
   }
 
-  /** This node's error bound at monoNs (see ErrorBound). Not yet computed: no bound. */
+  /** This node's error bound at monoNs, which must be now (see ErrorBound and bound.ts). */
   errorBound(monoNs: bigint): ErrorBound {
-    return { state: 'none', boundNs: null, asOfMonoNs: monoNs, driftPpb: 0, why: 'not computed yet' };
+    const { ctx } = this;
+    return computeBound(
+      {
+        role: this.role,
+        synced: ctx.synced,
+        namedFaulty: this.role !== 'master' && this.peer.namedFaulty,
+        leftOut: this.peer.leftOut,
+        cannotFollow: ctx.atFrequencyLimit,
+        following: this.followed !== null,
+        update: ctx.lastUpdate,
+        appliedNowNs: ctx.clock.appliedNs(),
+        averagesNs: this.master ? (this.master.lastAverageNs === null ? [] : [this.master.lastAverageNs]) : this.peer.averagesNs,
+        frequencyErrorPpm: ctx.frequencyErrorPpm,
+        intervalNs: this.intervalNs,
+        collectNs: this.opts.collectTimeoutNs,
+      },
+      monoNs,
+    );
   }
 
   status(): NodeStatus {

@@ -19,6 +19,7 @@ import type { Context } from './context.js';
 import { DEFAULT_DISCIPLINE } from './discipline.js';
 import { exchangesOf, probeTimeoutNs, REPORT_BY, SLOT_JITTER, SLOT_SPAN, SLOT_START, WARMUP_FROM } from './load.js';
 import { bestOfBurst, exchange, type Sample } from './measure.js';
+import { boundDriftPpm } from './bound.js';
 import { CARRY_BELOW_SAMPLES, RoundFilter } from './carry.js';
 import type { Address } from './types.js';
 
@@ -135,6 +136,8 @@ export class PeerRole {
   /** Samples of earlier rounds, for rounds of one or two exchanges (carry.ts). */
   private readonly filter = new RoundFilter();
   private missingRounds = 0;
+  /** The averages (the master's own adjustments) of the last two tables applied: the error bound's master slew (bound.ts). */
+  readonly averagesNs: bigint[] = [];
 
   constructor(private readonly ctx: Context) {
     this.probes = ctx.opts.probes;
@@ -296,7 +299,11 @@ export class PeerRole {
     const { ctx } = this;
     // A burst of one or two exchanges (a large group) reports the best of this and recent rounds' samples, carried to now.
     if (!ctx.synced || b.fallback) this.filter.reset();
-    const carried = this.filter.choose({ epoch: b.epoch, round: b.round, offsetNs: chosen.best.offsetNs, delayNs: chosen.best.delayNs, appliedAtNs: chosen.appliedAtNs, monoNs: chosen.monoNs });
+    const carried = this.filter.choose(
+      { epoch: b.epoch, round: b.round, offsetNs: chosen.best.offsetNs, delayNs: chosen.best.delayNs, appliedAtNs: chosen.appliedAtNs, monoNs: chosen.monoNs },
+      // What the frequency may be off by runs on a carried sample: the error bound's drift.
+      BigInt(Math.ceil(boundDriftPpm(ctx.frequencyErrorPpm) * 1000)),
+    );
     const best = ctx.synced && chosen.samples < CARRY_BELOW_SAMPLES ? carried : chosen.best;
     this.measurement = { epoch: b.epoch, round: b.round, offsetNs: best.offsetNs, appliedAtNs: chosen.appliedAtNs, monoNs: chosen.monoNs, delayNs: best.delayNs, answered: false };
     this.lastOffsetNs = best.offsetNs;
@@ -343,6 +350,8 @@ export class PeerRole {
     if (entry.adjustmentNs !== msg.averageNs - m.offsetNs) return ctx.drop('wrong-report', msg, from);
     if (Math.abs(msg.commonPpb) > MAX_COMMON_PPB) return ctx.drop('implausible-adjust', msg, from);
     m.answered = true;
+    this.averagesNs.push(msg.averageNs);
+    if (this.averagesNs.length > 2) this.averagesNs.shift();
     if (entry.faulty !== this.namedFaulty) {
       this.namedFaulty = entry.faulty;
       ctx.notice({ kind: 'named-faulty', faulty: entry.faulty, round: msg.round });

@@ -18,7 +18,9 @@ import { ControlServer } from './control.js';
 import { log, warner } from './log.js';
 import { Metrics, MetricsServer } from './metrics.js';
 import { SystemClockKeeper } from './keeper.js';
+import { BoundPublisher } from './publish.js';
 import { buildStatus, type StatusJson } from './status.js';
+import { boundJson } from './bound.js';
 import type { Counters, DaemonOptions } from './types.js';
 
 export type { Counters, DaemonOptions } from './types.js';
@@ -45,6 +47,8 @@ export class Daemon {
   metricsAddress: string | null = null;
   readonly metrics: Metrics;
   private metricsServer: MetricsServer | null = null;
+  /** --clockbound: the error bound in ClockBound's segment; null without it (or with a clock it cannot describe). */
+  readonly clockbound: BoundPublisher | null = null;
   private lastEpoch = 0;
   private readonly transport: Transport;
   private readonly control: ControlServer;
@@ -87,6 +91,12 @@ export class Daemon {
     this.control = new ControlServer(opts.controlPath, (cmd) => this.command(cmd));
     this.metrics = new Metrics(() => this.status(), !!opts.metrics);
     if (opts.metrics) this.metricsServer = new MetricsServer(this.metrics, opts.metrics);
+    // The segment describes CLOCK_REALTIME: only the system clock has a bound there (bin/run.ts refuses an explicit path otherwise).
+    if (opts.clockbound && c.kind === 'system') {
+      this.clockbound = new BoundPublisher({ ...opts.clockbound, bound: (mono) => this.node.errorBound(mono), info: this.say.info, warn: this.say.warn });
+    } else if (opts.clockbound) {
+      this.say.info(`--clockbound auto: not publishing the error bound: ClockBound's segment describes CLOCK_REALTIME, and this daemon keeps a ${c.kind === 'system' ? 'system' : 'virtual'} clock of its own (--clock system publishes it)`);
+    }
   }
 
   /** Binds, joins, listens; rejects with NetError or ControlError when it cannot. */
@@ -99,12 +109,14 @@ export class Daemon {
     }
     try {
       await this.transport.start();
+      this.clockbound?.start();
       if (this.metricsServer) {
         await this.metricsServer.start();
         this.metricsAddress = `${this.opts.metrics!.host}:${this.metricsServer.port}`;
         log.net('metrics on http://%s/metrics', this.metricsAddress);
       }
     } catch (err) {
+      this.clockbound?.stop();
       await this.transport.stop();
       await this.control.stop();
       this.metrics.stop();
@@ -144,6 +156,7 @@ export class Daemon {
       this.metrics.stop();
       await this.control.stop();
     } finally {
+      this.clockbound?.stop();
       // Whatever failed above, the kernel must not keep saying it is synchronized.
       if (this.keeper) {
         const { ppm, saved } = this.keeper.close();
@@ -311,6 +324,8 @@ export class Daemon {
   }
 
   private notice(n: Notice): void {
+    // What moves the bound or its state: the segment follows at once, not at the next refresh.
+    if (this.clockbound && n.kind !== 'dropped' && n.kind !== 'measured' && n.kind !== 'member-joined' && n.kind !== 'member-left') this.clockbound.soon();
     switch (n.kind) {
       case 'round':
         log.round('round %d/%d: average %s%s', n.epoch, n.round, formatDurationNs(n.averageNs), n.quorum ? '' : ' (no majority: following the master)');
@@ -392,14 +407,17 @@ export class Daemon {
     if (cmd === 'metrics') return this.metrics.text().then((text) => ({ text }));
     if (cmd === 'now') {
       const mono = process.hrtime.bigint();
-      return { groupTimeNs: this.clock.at(mono).toString(), monotonicNs: mono.toString() };
+      const groupTimeNs = this.clock.at(mono);
+      return { groupTimeNs: groupTimeNs.toString(), monotonicNs: mono.toString(), ...boundJson(groupTimeNs, this.node.errorBound(mono)) };
     }
     if (cmd === 'reading') {
       // What a benchmark needs to carry this clock to another instant, without a status (megabytes on a master of thousands).
       const mono = process.hrtime.bigint();
       const c = this.clock.state();
+      const groupTimeNs = this.clock.at(mono);
       return {
-        groupTimeNs: this.clock.at(mono).toString(),
+        ...boundJson(groupTimeNs, this.node.errorBound(mono)),
+        groupTimeNs: groupTimeNs.toString(),
         monotonicNs: mono.toString(),
         frequencyPpm: this.clock.frequencyPpm(),
         clock: { simDriftPpm: c.kind === 'system' ? null : c.driftPpm, pendingNs: c.pendingNs.toString(), maxSlewPpm: c.maxSlewPpm },

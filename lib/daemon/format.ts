@@ -3,6 +3,7 @@
  */
 import { magnitude } from '../table.js';
 import { formatDurationNs } from '../units.js';
+import { formatBound, type BoundJson } from './bound.js';
 import type { StatusJson } from './status.js';
 
 /** 2026-11-26T07:40:01.123456789Z from nanoseconds since the epoch. */
@@ -12,8 +13,12 @@ export function isoNs(ns: bigint): string {
   return new Date(Number(ms)).toISOString().replace(/\.\d{3}Z$/, `.${frac.toString().padStart(9, '0')}Z`);
 }
 
-export function formatNow(groupTimeNs: bigint): string {
-  return `${isoNs(groupTimeNs)}  (${groupTimeNs} ns since 1970)`;
+/** The group clock; with the bound's fields (a daemon's `now`), the interval [earliest, latest] and the bound on lines of their own. */
+export function formatNow(groupTimeNs: bigint, b?: BoundJson): string {
+  const line = `${isoNs(groupTimeNs)}  (${groupTimeNs} ns since 1970)`;
+  if (!b) return line;
+  const edge = (s: string | null): string => (s === null ? '-' : isoNs(BigInt(s)));
+  return [line, `earliest ${edge(b.earliestNs)}`, `latest   ${edge(b.latestNs)}`, `bound    ${formatBound(b)}`].join('\n');
 }
 
 const dur = (s: string | null): string => (s === null ? '-' : formatDurationNs(BigInt(s)));
@@ -72,6 +77,7 @@ export function formatStatus(s: StatusJson): string {
     `Role             : ${role}`,
     `Synchronized     : ${s.synced ? 'yes' : 'no'}`,
     `Group time       : ${isoNs(BigInt(s.groupTimeNs))}`,
+    `Error bound      : ${s.boundState === undefined ? '-' : formatBound(s)}`,
     `Last offset      : ${dur(s.lastOffsetNs)}${s.lastDelayNs === null ? '' : ` (round trip ${mag(s.lastDelayNs)})`}`,
     `Last adjustment  : ${dur(s.lastAdjustmentNs)}`,
     `Frequency        : ${s.frequencyPpm >= 0 ? '+' : ''}${s.frequencyPpm.toFixed(3)} ppm`,

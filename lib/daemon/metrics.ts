@@ -15,6 +15,7 @@ import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { readFileSync } from 'node:fs';
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { StatusJson } from './status.js';
+import { BOUND_STATES } from './bound.js';
 
 /** Default TCP port of --metrics: beside the group's UDP 7737, outside the 9100-9999 exporter range (full). */
 export const DEFAULT_METRICS_PORT = 7738;
@@ -157,6 +158,10 @@ export class Metrics {
     gauge('berkeleyd_synchronized', '1 once the first corrections are done (the fast start), else 0.', (s) => s.synced);
     gauges('berkeleyd_clock_state', 'Clock state: 1 for the current one. free_running: never corrected; locked: corrected within the last 3 intervals; holdover: corrected before, not lately.', ['state'], (s) =>
       (['free_running', 'locked', 'holdover'] as const).map((state) => [{ state }, Number(s.clock.state === state.replace('_', '-'))]));
+    gauge('berkeleyd_error_bound_seconds', 'How far this clock may be from the group\'s time now (docs/protocol.md, "Error bound"); absent when there is no bound (berkeleyd_error_bound_state).', (s) => ns(s.errorBoundNs));
+    gauges('berkeleyd_error_bound_state', 'The error bound\'s state: 1 for the current one. synchronized: the bound holds; free_running: the group is lost, the bound holds and grows; none: no bound (why: status).', ['state'], (s) =>
+      BOUND_STATES.map((state) => [{ state: state.replace('-', '_') }, Number(s.boundState === state)]));
+    gauge('berkeleyd_error_bound_drift_ratio', 'How fast the error bound grows from the reading on (the drift assumed), as a ratio.', (s) => s.boundDriftPpb * 1e-9);
     gauge('berkeleyd_last_correction_age_seconds', 'Time since this node last applied a correction (absent before the first).', (s) => s.lastCorrectionAgeS);
     gauge('berkeleyd_offset_seconds', 'This node\'s clock minus the master\'s at its last measurement (positive: ahead). Absent on the master.', (s) => ns(s.lastOffsetNs));
     gauge('berkeleyd_round_trip_seconds', 'Round trip of this node\'s last measurement.', (s) => ns(s.lastDelayNs));

@@ -8,6 +8,8 @@ import type { DaemonOptions, Counters } from './types.js';
 import { readKernelClock, kernelState, type KernelState, type SystemClock, type VirtualClock } from '../clock/index.js';
 import type { Node } from '../core/node.js';
 import type { Keyring } from '../wire/keys.js';
+import { publishedAt, type BoundPublisher } from './publish.js';
+import { boundJson, type BoundJson } from './bound.js';
 
 export interface MemberJson {
   nodeId: string;
@@ -41,7 +43,8 @@ export interface RoundRowJson {
   faulty: string | null;
 }
 
-export interface StatusJson {
+/** The error bound's fields (bound.ts): earliestNs, latestNs, errorBoundNs (null: no bound), boundState, boundWhy, boundDriftPpb. */
+export interface StatusJson extends BoundJson {
   schemaVersion: number;
   nodeId: string;
   role: 'master' | 'peer' | 'candidate';
@@ -95,6 +98,8 @@ export interface StatusJson {
   membership: { inTable: boolean | null; leftOut: string | null; probes: number; maxMembers: number; refused: number; full: boolean };
   counters: Counters & { dropped: Record<string, number> };
   config: { keyIds: number[]; metrics: string | null; group: string; port: number; interface: string; unicastPort: number; domain: number; intervalMs: number; collectTimeoutMs: number; probes: number; toleranceNs: string; maxAdjustNs: string | null; priority: number; pinnedMaster: boolean; authenticated: boolean };
+  /** --clockbound: the segment written, how many writes, seconds since the last, and the status it says (0 unknown, 1 synchronized, 2 free running); null when none is written. */
+  clockbound?: { path: string; writes: number; lastWriteAgeS: number | null; status: number | null } | null;
   uptimeS: number;
   pid: number;
 }
@@ -106,7 +111,7 @@ export function clockState(lastCorrectionMonoNs: bigint | null, monoNs: bigint, 
 }
 
 export function buildStatus(
-  d: { clock: VirtualClock | SystemClock; node: Node; counters: Counters; startedMonoNs: bigint; lastCorrectionMonoNs: bigint | null; keys: Keyring | null; metricsAddress: string | null },
+  d: { clock: VirtualClock | SystemClock; node: Node; counters: Counters; startedMonoNs: bigint; lastCorrectionMonoNs: bigint | null; keys: Keyring | null; metricsAddress: string | null; clockbound?: BoundPublisher | null },
   opts: DaemonOptions,
   unicastPort: number,
 ): StatusJson {
@@ -129,6 +134,7 @@ export function buildStatus(
     synced: s.synced,
     groupTimeNs: groupTimeNs.toString(),
     monotonicNs: mono.toString(),
+    ...boundJson(groupTimeNs, d.node.errorBound(mono)),
     lastAdjustmentNs: str(s.lastAdjustmentNs),
     lastOffsetNs: str(s.lastOffsetNs),
     lastDelayNs: str(s.lastDelayNs),
@@ -213,6 +219,7 @@ export function buildStatus(
       keyIds: d.keys ? d.keys.ids() : [],
       metrics: d.metricsAddress,
     },
+    clockbound: publishedAt(d.clockbound ?? null, mono),
     uptimeS: Number(mono - d.startedMonoNs) / 1e9,
     pid: process.pid,
   };

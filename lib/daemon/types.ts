@@ -26,6 +26,8 @@ export interface DaemonOptions {
   keys: Keyring | null;
   /** --metrics: serve /metrics here; null: no port (status --format prometheus still works). */
   metrics?: { host: string; port: number } | null;
+  /** --clockbound: ClockBound's segment at path (auto: unless someone else owns it; see lib/daemon/publish.ts); null: none. */
+  clockbound?: { path: string; auto: boolean } | null;
 }
 
 export interface Counters {

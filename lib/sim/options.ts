@@ -5,7 +5,8 @@
  */
 import type { NodeStatus } from '../core/node.js';
 import { DEFAULTS } from '../core/options.js';
-import type { Notice, RoundRow } from '../core/types.js';
+import type { ErrorBound, Notice, RoundRow } from '../core/types.js';
+import type { BoundHonesty } from './honesty.js';
 
 export interface SimOptions {
   nodes: number;
@@ -130,6 +131,8 @@ export interface SimResult {
   receiveDrops: Record<string, number>;
   startOffsetsNs: bigint[];
   driftsPpm: number[];
+  /** The error bound against the ground truth (honesty.ts). */
+  bound: BoundHonesty;
   wallMs: number;
 }
 
@@ -143,4 +146,6 @@ export interface SimInternals {
    * records (most of them 'dropped'): `berkeleyd simulate` leaves them out.
    */
   keepEvents?: boolean;
+  /** Called at every ground-truth sample with the group's time (null: no master) and each live node's clock and error bound (the tests). */
+  onSample?: (atNs: bigint, groupNs: bigint | null, nodes: readonly { name: string; clockNs: bigint; bound: ErrorBound }[]) => void;
 }

@@ -6,6 +6,7 @@ import { byName, magnitude, roundTableLines } from '../table.js';
 import { formatDurationNs } from '../units.js';
 import type { Fault, RoundRecord, SimResult } from './simulator.js';
 import { FAST_START_ROUNDS } from '../core/master.js';
+import type { BoundHonesty } from './honesty.js';
 import { convergedRound, precisionAfter, slopePpm, steadyFrom, type Percentiles } from './stats.js';
 
 export interface SimSummary {
@@ -47,6 +48,8 @@ export interface SimSummary {
    * (--receive-cost), the unicast datagrams dropped at full queues.
    */
   load: { receiveCostNs: number; receiveDrops: number; staleRequests: number; tableRows: { min: number | null; median: number | null } };
+  /** Every node's error bound against the ground truth at every sample (honesty.ts). */
+  bound: BoundHonesty;
   conditions: {
     intervalNs: number;
     driftPpm: number;
@@ -84,6 +87,7 @@ export function summarize(r: SimResult): SimSummary {
     good: goodFigures(r),
     flagged: r.flags.map((f) => ({ node: f.node, reason: f.reason, round: f.round })),
     load: loadFigures(r),
+    bound: r.bound,
     conditions: {
       intervalNs: Number(o.intervalNs),
       driftPpm: o.driftPpm,
@@ -198,7 +202,15 @@ export function formatReport(r: SimResult, s: SimSummary, show: { rounds: boolea
   } else if (s.good.ratePpm !== null) {
     lines.push(`common rate ${s.good.ratePpm.toFixed(2)} ppm against the mean drift ${s.good.meanDriftPpm.toFixed(2)} ppm (${(s.good.rateErrorPpm ?? 0).toFixed(2)} ppm apart)`);
   }
+  lines.push(boundLine(s.bound));
   return lines.join('\n');
+}
+
+/** The error bound's honesty and tightness, in one line. */
+function boundLine(b: BoundHonesty): string {
+  const tight = b.medianBoundNs === null ? '' : `; median bound ${us(b.medianBoundNs)}, median |error| ${us(b.medianErrorNs ?? 0)} (ratio ${b.ratio === null ? '-' : b.ratio.toFixed(1)})`;
+  const faulty = b.faulty.samples + b.faulty.none > 0 ? `; nodes with a fault: ${b.faulty.violations} of ${b.faulty.samples} over, ${b.faulty.none} without` : '';
+  return `error bound: ${b.violations} of ${b.samples} (node, instant) pairs over their bound (${b.freeRunning} free-running), ${b.none} without a bound${tight}${faulty}`;
 }
 
 function us(ns: number): string {

@@ -21,6 +21,7 @@ import type { Action, Address, Event, Notice, TimerName } from '../core/types.js
 import { decode, encode, splitAdjust } from '../wire/codec.js';
 import { MessageType, type Message } from '../wire/messages.js';
 import type { Fault, RoundRecord, SimInternals, SimOptions, SimResult, TruthSample } from './options.js';
+import { HonestyTally } from './honesty.js';
 import { Prng } from './prng.js';
 import { deliveryOrder, Heap, type QueueEntry } from './queue.js';
 
@@ -121,6 +122,9 @@ class Simulation {
   private readonly startOffsetsNs: bigint[] = [];
   private readonly driftsPpm: number[] = [];
   private crashed = false;
+  private readonly honesty = new HonestyTally();
+  /** The node that is master now (the group's time is its clock with its own adjustment applied), or null. */
+  private master: SimNode | null = null;
 
   private readonly byId = new Map<bigint, number>();
   private readonly keepEvents: boolean;
@@ -211,6 +215,7 @@ class Simulation {
       receiveDrops: Object.fromEntries(this.nodes.filter((n) => n.receiveDrops > 0).map((n) => [n.name, n.receiveDrops])),
       startOffsetsNs: this.startOffsetsNs,
       driftsPpm: this.driftsPpm,
+      bound: this.honesty.result(),
       wallMs: Date.now() - started,
     };
   }
@@ -330,6 +335,7 @@ class Simulation {
 
   private record(n: SimNode, notice: Notice): void {
     if (this.keepEvents) this.events.push({ atNs: this.now, node: n.name, notice });
+    if (notice.kind === 'role') this.master = notice.role === 'master' ? n : this.master === n ? null : this.master;
     // The table that names a member comes with this round's 'round' notice, right after.
     if (notice.kind === 'member-faulty') this.flags.push({ node: notice.name, reason: notice.reason, round: this.rounds.length + 1, atNs: this.now });
     if (notice.kind !== 'round' || this.rounds.length >= this.o.rounds) return;
@@ -466,5 +472,11 @@ class Simulation {
     this.samples.push({ label: this.rounds.length, atNs: this.now, spreadNs, goodSpreadNs: spread(good), goodMeanOffsetNs });
     const last = this.rounds[this.rounds.length - 1];
     if (last) last.spreadAfterNs = spreadNs;
+    // Is every node's error bound honest (honesty.ts)?
+    const m = this.master?.alive ? this.master.clock : null;
+    const groupNs = m === null ? null : m.now() + m.pendingNs();
+    const live = this.nodes.filter((n) => n.alive).map((n) => ({ name: n.name, clockNs: n.clock.now(), bound: n.node.errorBound(this.now), faulty: this.faultsOf.has(n.name) }));
+    this.honesty.sample(groupNs, live);
+    this.internals.onSample?.(this.now, groupNs, live);
   }
 }

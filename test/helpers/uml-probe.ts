@@ -29,7 +29,7 @@ const CACHE = join(tmpdir(), 'berkeleyd-uml-xstate');
 export type Built = { ok: true; path: string } | { ok: false; why: string };
 
 /** Compiles test/helpers/<name>.c (once per content) into a cache directory; shared: a .so. */
-export function buildC(name: 'uml-xstate' | 'uml-xstate-check', shared: boolean): Built {
+export function buildC(name: 'uml-xstate' | 'uml-xstate-check' | 'clockbound-reader', shared: boolean): Built {
   const src = join(SOURCES, `${name}.c`);
   if (!existsSync(src)) return { ok: false, why: `${src} is missing` };
   const text = readFileSync(src);
