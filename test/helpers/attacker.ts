@@ -164,7 +164,7 @@ function validMessage(rnd: Prng, domain: number): Message {
   const name = `n${rnd.int(1e6)}`;
   switch (rnd.int(7)) {
     case 0:
-      return { ...h, type: MessageType.Sync, masterTimeNs: rnd.i64(), priority: rnd.int(256), pinned: rnd.bool(), intervalMs: 1000, collectMs: 500, unicastAddress: '0.0.0.0', unicastPort: 1 + rnd.int(65535), probes: 1 + rnd.int(64), name };
+      return { ...h, type: MessageType.Sync, masterTimeNs: rnd.i64(), priority: rnd.int(256), pinned: rnd.bool(), intervalMs: 1000, collectMs: 500, unicastAddress: '0.0.0.0', unicastPort: 1 + rnd.int(65535), probes: 1 + rnd.int(64), steps: rnd.int(256), reference: rnd.bool(), name };
     case 1:
       return { ...h, type: MessageType.TimeRequest, nonce: rnd.u64(), originNs: rnd.i64() };
     case 2:
@@ -249,8 +249,11 @@ function junkPool(plan: FloodPlan, size: number): { data: Buffer; kind: FloodKin
 
 async function floodMain(plan: FloodPlan): Promise<void> {
   const pool = junkPool(plan, 4096);
-  const s = createSocket('udp4');
+  // IPv6 targets: a udp6 socket, its multicast sent on the host's link (a link-local group needs one).
+  const v6 = plan.targets.some((t) => t.address.includes(':'));
+  const s = createSocket(v6 ? 'udp6' : 'udp4');
   await new Promise<void>((r) => s.bind(0, r));
+  if (v6) s.setMulticastInterface('::%eth0');
   s.setSendBufferSize(4 * 1024 * 1024);
   const byKind: Record<string, number> = {};
   const expectedReasons = plan.targets.map(() => ({}) as Record<string, number>);
