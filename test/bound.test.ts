@@ -45,6 +45,11 @@ test('a synchronized peer: half its round trip + twice the largest recent averag
   t.is(b.boundNs, 20_000n + 6_000n + 3_000n + 800n);
 });
 
+test('a round trip far below the usual counts as the usual: half the median of the recent bursts\' best', (t) => {
+  t.is(computeBound(peer({ typicalDelayNs: 100_000n }), at).boundNs, 50_000n + 6_000n + 0n + 800n);
+  t.is(computeBound(peer({ typicalDelayNs: 10_000n }), at).boundNs, 20_000n + 6_000n + 0n + 800n, 'a longer one of its own stays');
+});
+
 test('the master: no round trip of its own, its last average once, its residual and drift', (t) => {
   const b = computeBound(peer({ role: 'master', following: false, averagesNs: [-4_000n] }), at);
   t.is(b.state, 'synchronized');

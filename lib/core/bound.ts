@@ -9,8 +9,10 @@
  *
  * - d/2: a peer, half the round trip of the measurement its last
  *   correction answered: its offset's error whatever the paths' asymmetry
- *   (the true offset lies in [t1 − T2, t4 − T3]). The master measured
- *   nothing: 0.
+ *   (the true offset lies in [t1 − T2, t4 − T3]), or half its usual round
+ *   trip (the median of its recent bursts' best) when that is longer: a
+ *   round trip far below the usual may have been shortened by a stamp
+ *   error, and its offset be off by more. The master measured nothing: 0.
  * - max|average|: the largest of the last two tables' averages (the
  *   master's own adjustments, which every ADJUST carries). The next table
  *   moves the group's time by the master's next adjustment, which nobody
@@ -69,6 +71,8 @@ export interface BoundInputs {
   update: BoundUpdate | null;
   /** The clock's appliedNs() now. */
   appliedNowNs: bigint;
+  /** A peer's usual round trip (the median of its recent bursts' best), or null. */
+  typicalDelayNs?: bigint | null;
   /** The averages of the last tables this node applied or, on the master, made. */
   averagesNs: readonly bigint[];
   /** The most the frequency fit in force can be off, ppm, or null (none yet). */
@@ -112,7 +116,8 @@ export function computeBound(i: BoundInputs, monoNs: bigint): ErrorBound {
   const averageNs = i.averagesNs.reduce((m, a) => (abs(a) > m ? abs(a) : m), 0n);
   const age = monoNs - u.measureMonoNs + i.collectNs;
   const driftNs = BigInt(Math.ceil((Number(age > 0n ? age : 0n) * driftPpb) / 1e9));
-  const measurementNs = master ? 0n : abs(u.delayNs) / 2n;
+  const typical = i.typicalDelayNs ?? 0n;
+  const measurementNs = master ? 0n : (abs(u.delayNs) > typical ? abs(u.delayNs) : typical) / 2n;
   const boundNs = measurementNs + (master ? averageNs : 2n * averageNs) + residualNs(u, i.appliedNowNs) + driftNs;
   const lost = i.role === 'candidate' || (i.role === 'peer' && !i.following) || monoNs - u.applyMonoNs > LOST_INTERVALS * i.intervalNs;
   if (lost) {

@@ -443,6 +443,7 @@ export class Node {
         following: this.followed !== null,
         update: ctx.lastUpdate,
         appliedNowNs: ctx.clock.appliedNs(),
+        typicalDelayNs: this.peer.typicalDelayNs,
         averagesNs: this.master ? (this.master.lastAverageNs === null ? [] : [this.master.lastAverageNs]) : this.peer.averagesNs,
         frequencyErrorPpm: ctx.frequencyErrorPpm,
         intervalNs: this.intervalNs,

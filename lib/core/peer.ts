@@ -319,6 +319,16 @@ export class PeerRole {
     });
   }
 
+  /**
+   * The median of the last bursts' best round trips (null while the history is short): the error bound takes half
+   * of it when the measurement's own round trip is shorter (bound.ts): a round trip far below the usual is the one
+   * a stamp error (a clock pairing preempted under load) may have shortened, and its offset may be off by more.
+   */
+  get typicalDelayNs(): bigint | null {
+    if (this.delays.length < DELAY_MIN_HISTORY) return null;
+    return [...this.delays].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))[this.delays.length >> 1]!;
+  }
+
   /** (DELAY_RATIO + DELAY_RELAX x rejections in a row) times the median of recent best round trips; null while the history is short. */
   private delayBound(): bigint | null {
     if (this.delays.length < DELAY_MIN_HISTORY) return null;
