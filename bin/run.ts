@@ -9,6 +9,7 @@ import { parseEnv } from 'node:util';
 import { hostname } from 'node:os';
 import { ClockRefused, defaultStateFile } from '../lib/clock/index.js';
 import { DEFAULTS, MAX_MEMBERS_LIMIT } from '../lib/core/options.js';
+import { DEFAULT_REFERENCE_MAX_ERROR_NS } from '../lib/core/reference.js';
 import { defaultControlPath, ControlError } from '../lib/daemon/control.js';
 import { Daemon, type DaemonOptions } from '../lib/daemon/daemon.js';
 import { logLine } from '../lib/daemon/log.js';
@@ -21,6 +22,14 @@ import { UsageError } from './usage.js';
 
 export const DEFAULT_GROUP = '239.255.77.1';
 export const DEFAULT_PORT = 7737;
+
+type ReferenceChoice = 'none' | 'system' | `file:${string}`;
+
+const referenceSource = (t: string): ReferenceChoice => {
+  if (t === 'none' || t === 'system') return t;
+  if (t.startsWith('file:') && t.length > 5) return t as ReferenceChoice;
+  throw new InvalidArgumentError(`"${t}": expected none, system or file:PATH`);
+};
 
 /** Boolean flags and their environment variables, parsed strictly (commander treats any defined variable as true). */
 const FLAGS = { master: 'BERKELEYD_MASTER', stepAlways: 'BERKELEYD_STEP_ALWAYS', force: 'BERKELEYD_FORCE' } as const;
@@ -71,6 +80,8 @@ export function runCommand(): Command {
     .addOption(env(new Option('--clock <kind>', 'the clock to discipline: "system", the host\'s own CLOCK_REALTIME through adjtimex (needs CAP_SYS_TIME; what the shipped unit selects), or "virtual", a clock inside this process that touches nothing').choices(['system', 'virtual']).default('virtual'), 'CLOCK'))
     .option('--force', `--clock system: go on although another time service (chronyd, ntpd, systemd-timesyncd, phc2sys, or the kernel's own discipline) seems to discipline the clock (env ${FLAGS.force}=1)`)
     .addOption(env(new Option('--state-file <path>', `--clock system: where the learned frequency is kept across restarts (default: ${defaultStateFile({})}, in $STATE_DIRECTORY under systemd)`), 'STATE_FILE'))
+    .addOption(env(new Option('--reference <source>', 'as master, bring the group to an external reference instead of its average: "system", this host\'s clock as another service (chrony, ptp4l and phc2sys, a GPS) disciplines it, read only and never set (implies --master; the group clock stays in this process, --clock virtual); "none"; or "file:PATH", a simulated reference for tests. Lost when the kernel reports STA_UNSYNC or maxerror passes --reference-max-error: the group then runs on its average and slews back when it returns').argParser(referenceSource).default('none'), 'REFERENCE'))
+    .addOption(env(new Option('--reference-max-error <duration>', '--reference: the reference counts as lost when its maximum error (the kernel\'s maxerror, which its service sets and the kernel grows by 500 ppm while it is silent) exceeds this').argParser(positiveDuration).default(DEFAULT_REFERENCE_MAX_ERROR_NS, '1s'), 'REFERENCE_MAX_ERROR'))
     .addOption(env(new Option('--sim-offset <duration>', 'simulated clock: start this far from the system clock (demo, tests)').argParser(signedDuration), 'SIM_OFFSET'))
     .addOption(env(new Option('--sim-drift <ppm>', 'simulated clock: run fast (+) or slow (-) by this much').argParser(ppm), 'SIM_DRIFT'))
     .action(async (o, cmd: Command) => {
@@ -123,6 +134,11 @@ function resolve(o: Record<string, any>): DaemonOptions {
   if (Buffer.byteLength(name) > 64 || /[\u0000-\u001f\u007f-\u009f]/.test(name) || name === '') throw new UsageError(`--node-id: "${name}" must be 1 to 64 bytes without control characters`);
   if (!(o.maxSlew > 0)) throw new UsageError(`--max-slew must be above 0 ppm`);
   if (master && o.priority === 0) throw new UsageError('--master and --priority 0 contradict each other');
+  const reference = o.reference as ReferenceChoice;
+  if (reference !== 'none') {
+    if (system) throw new UsageError('--reference and --clock system contradict each other: the reference host\'s system clock belongs to the service that disciplines it; berkeleyd reads it and keeps the group\'s clock in this process (leave --clock virtual)');
+    if (o.priority === 0) throw new UsageError('--reference makes this node the master; --priority 0 contradicts it');
+  }
   let interfaceAddress: string;
   try {
     interfaceAddress = resolveInterface(o.interface);
@@ -138,7 +154,8 @@ function resolve(o: Record<string, any>): DaemonOptions {
       name,
       domain: o.domain,
       priority: o.priority,
-      pinnedMaster: master,
+      // A reference host leads its group: pinned, as with --master (one per group; see README, "Topologies").
+      pinnedMaster: master || reference !== 'none',
       intervalNs,
       collectTimeoutNs,
       probes: o.probes,
@@ -162,6 +179,7 @@ function resolve(o: Record<string, any>): DaemonOptions {
     },
     keys: o.keyFile ? readKeys(o.keyFile) : null,
     metrics: o.metrics ?? null,
+    reference: reference === 'none' ? null : { kind: reference === 'system' ? 'system' : 'file', path: reference === 'system' ? undefined : reference.slice(5), maxErrorNs: o.referenceMaxError },
   };
 }
 

@@ -8,6 +8,7 @@
 import type { Header, Message } from '../wire/messages.js';
 import { DEFAULT_DISCIPLINE, discipline, initialDiscipline, type DisciplineState } from './discipline.js';
 import type { NodeOptions } from './options.js';
+import type { ReferenceTracker } from './reference.js';
 import type { Action, Address, Destination, DropReason, Notice, TimerName } from './types.js';
 
 /** What the engine reads of its clock (lib/clock's Clock satisfies it). */
@@ -49,6 +50,8 @@ export class Context {
   /** The last correction was beyond the step threshold (see applyAdjustment). */
   private lastWasLarge = false;
   private disc: DisciplineState = initialDiscipline();
+  /** The reference this node's group follows as master (reference.ts), or null: the Berkeley average. Set by the daemon. */
+  reference: ReferenceTracker | null = null;
 
   constructor(
     readonly opts: NodeOptions,
@@ -94,6 +97,11 @@ export class Context {
   /** The last correction asked for more frequency than the clock may apply. */
   get atFrequencyLimit(): boolean {
     return this.disc.atLimit;
+  }
+
+  /** As master: this round's target for the group's time from the reference, or null (none, or lost: the average). */
+  referenceTarget(round: number): bigint | null {
+    return this.reference?.target(this.opts.intervalNs, (state, why) => this.notice({ kind: 'reference', state, why, round })) ?? null;
   }
 
   /** A newcomer's coarse step to the master's clock, from its first burst. */

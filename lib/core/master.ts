@@ -11,6 +11,7 @@ import { faultTolerantAverage, median, type Reading } from './average.js';
 import type { Context } from './context.js';
 import { DEFAULT_DISCIPLINE } from './discipline.js';
 import { MemberLimit, REQUESTERS_PER_MEMBER, RoundLoad } from './load.js';
+import { towardReference } from './reference.js';
 import type { Address, FaultReason, RoundRow } from './types.js';
 
 /**
@@ -320,7 +321,9 @@ export class MasterRole {
     const errorOf = (r: Report): bigint => minOf(r.delayNs / 2n, capNs) + marginNs;
     const ownErrorNs = medianHalfNs + marginNs;
     const readings: Reading[] = [{ node: ctx.id, offsetNs: 0n, errorNs: ownErrorNs }, ...reports.map((r) => ({ node: r.node, offsetNs: r.offsetNs, errorNs: errorOf(r) }))];
-    const result = faultTolerantAverage(readings, ctx.opts.toleranceNs);
+    // With a reference (reference.ts) the group's time follows it, not the average; the selection still names faults.
+    const target = ctx.referenceTarget(this.round);
+    const result = towardReference(faultTolerantAverage(readings, ctx.opts.toleranceNs), target);
     const kept = new Set(result.entries.filter((e) => result.quorum && !e.outlier).map((e) => e.node));
     // The group's common frequency: the mean of what the kept clocks' estimates call for.
     const frequencyOf = (node: bigint): number | null => {
@@ -339,7 +342,8 @@ export class MasterRole {
       (f): f is number => f !== null,
     );
     const commonPpm = commonFrequency(estimates, DEFAULT_DISCIPLINE.maxFrequencyPpm);
-    const commonPpb = Math.round(commonPpm * 1000);
+    // Following a reference, every clock runs at its own estimate: each is measured against the reference's time.
+    const commonPpb = target === null ? Math.round(commonPpm * 1000) : 0;
     if (result.quorum) {
       // Far: more than twice its own interval's half-width from the point the majority agreed on.
       const far = new Set(readings.filter((r) => absOf(r.offsetNs - result.agreedNs) > 2n * r.errorNs!).map((r) => r.node));

@@ -18,6 +18,7 @@ import { ControlServer } from './control.js';
 import { log, warner } from './log.js';
 import { Metrics, MetricsServer } from './metrics.js';
 import { SystemClockKeeper } from './keeper.js';
+import { ReferenceLink } from './reference.js';
 import { buildStatus, type StatusJson } from './status.js';
 import type { Counters, DaemonOptions } from './types.js';
 
@@ -38,6 +39,8 @@ export class Daemon {
   private readonly keeper: SystemClockKeeper | null = null;
   private readonly system: OpenedSystemClock | null = null;
   readonly node: Node;
+  /** --reference: the external reference the group follows as master, or null. */
+  readonly reference: ReferenceLink | null;
   readonly counters: Counters;
   /** The keys in force: replaced whole by reload(). */
   keys: Keyring | null;
@@ -83,6 +86,7 @@ export class Daemon {
       random: Math.random,
       nonce: () => randomBytes(8).readBigUInt64BE(),
     });
+    this.reference = opts.reference ? new ReferenceLink(opts.reference, this.clock, this.node) : null;
     this.keys = opts.keys;
     this.control = new ControlServer(opts.controlPath, (cmd) => this.command(cmd));
     this.metrics = new Metrics(() => this.status(), !!opts.metrics);
@@ -120,6 +124,7 @@ export class Daemon {
     log.control('control socket %s', this.opts.controlPath);
     log.clock('%s clock, max slew %d ppm, step threshold %s', this.clock.kind, this.opts.clock.maxSlewPpm, formatDurationNs(this.opts.clock.stepThresholdNs));
     this.say.info(this.clockLine());
+    if (this.reference) this.say.info(this.reference.describe());
     for (const o of this.system?.overridden ?? []) this.say.warn(`--force: going on although ${o}`);
     for (const o of this.system?.leftovers ?? []) this.say.warn(`${o}; no time service is running, so these are taken as left behind by one that stopped: cleared`);
     this.feed({ type: 'start', monoNs: process.hrtime.bigint() });
@@ -375,6 +380,8 @@ export class Daemon {
           : this.say.warn(`the member table has room again (--max-members ${n.max}, round ${n.round})`);
       case 'named-faulty':
         return n.faulty ? this.say.warn(`the master names this node faulty in round ${n.round}`) : this.say.warn(`the master no longer names this node faulty (round ${n.round})`);
+      case 'reference':
+        return n.state === 'lost' ? this.say.warn(ReferenceLink.message(n)) : this.say.info(ReferenceLink.message(n));
       case 'dropped':
         return log.wire('ignored %s from %s:%d: %s', MessageType[n.type] ?? n.type, n.from.address, n.from.port, n.reason);
     }

@@ -8,6 +8,7 @@ import type { DaemonOptions, Counters } from './types.js';
 import { readKernelClock, kernelState, type KernelState, type SystemClock, type VirtualClock } from '../clock/index.js';
 import type { Node } from '../core/node.js';
 import type { Keyring } from '../wire/keys.js';
+import type { ReferenceJson, ReferenceLink } from './reference.js';
 
 export interface MemberJson {
   nodeId: string;
@@ -95,6 +96,8 @@ export interface StatusJson {
   membership: { inTable: boolean | null; leftOut: string | null; probes: number; maxMembers: number; refused: number; full: boolean };
   counters: Counters & { dropped: Record<string, number> };
   config: { keyIds: number[]; metrics: string | null; group: string; port: number; interface: string; unicastPort: number; domain: number; intervalMs: number; collectTimeoutMs: number; probes: number; toleranceNs: string; maxAdjustNs: string | null; priority: number; pinnedMaster: boolean; authenticated: boolean };
+  /** --reference: the external reference and its state; null without one. */
+  reference?: ReferenceJson | null;
   uptimeS: number;
   pid: number;
 }
@@ -106,7 +109,7 @@ export function clockState(lastCorrectionMonoNs: bigint | null, monoNs: bigint, 
 }
 
 export function buildStatus(
-  d: { clock: VirtualClock | SystemClock; node: Node; counters: Counters; startedMonoNs: bigint; lastCorrectionMonoNs: bigint | null; keys: Keyring | null; metricsAddress: string | null },
+  d: { clock: VirtualClock | SystemClock; node: Node; counters: Counters; startedMonoNs: bigint; lastCorrectionMonoNs: bigint | null; keys: Keyring | null; metricsAddress: string | null; reference?: ReferenceLink | null },
   opts: DaemonOptions,
   unicastPort: number,
 ): StatusJson {
@@ -213,6 +216,7 @@ export function buildStatus(
       keyIds: d.keys ? d.keys.ids() : [],
       metrics: d.metricsAddress,
     },
+    reference: d.reference?.json() ?? null,
     uptimeS: Number(mono - d.startedMonoNs) / 1e9,
     pid: process.pid,
   };
