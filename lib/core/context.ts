@@ -101,7 +101,7 @@ export class Context {
 
   /** As master: this round's target for the group's time from the reference, or null (none, or lost: the average). */
   referenceTarget(round: number): bigint | null {
-    return this.reference?.target(this.opts.intervalNs, (state, why) => this.notice({ kind: 'reference', state, why, round })) ?? null;
+    return this.reference?.target(this.opts.intervalNs, this.synced, (state, why) => this.notice({ kind: 'reference', state, why, round })) ?? null;
   }
 
   /** A newcomer's coarse step to the master's clock, from its first burst. */

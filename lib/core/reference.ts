@@ -101,9 +101,11 @@ export class ReferenceTracker {
   /**
    * This round's target for the master's own adjustment (the "average" of
    * the table), or null: the reference is lost, use the Berkeley average.
-   * change(state, why) is called when the state changes.
+   * synced: the master has synchronized (until then the distance is not
+   * limited: the first rounds step). change(state, why) is called when the
+   * state changes.
    */
-  target(intervalNs: bigint, change: (state: ReferenceState, why: string | null) => void): bigint | null {
+  target(intervalNs: bigint, synced: boolean, change: (state: ReferenceState, why: string | null) => void): bigint | null {
     const s = this.read();
     const fault = referenceFault(s, this.boundNs);
     if (!('error' in s)) {
@@ -126,7 +128,8 @@ export class ReferenceTracker {
     this.state = wanted > limit || wanted < -limit ? 'returning' : 'following';
     this.why = null;
     if (this.state !== before) change(this.state, null);
-    return clamp(wanted, limit);
+    // Before the master's first synchronization (steps are allowed then) the group goes to the reference at once.
+    return synced ? clamp(wanted, limit) : wanted;
   }
 
   status(): ReferenceStatus {
