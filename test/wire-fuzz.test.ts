@@ -11,8 +11,8 @@
 import test from 'ava';
 import {
   type AdjustEntry, type DecodeError, type DecodeOptions, type DecodeResult, type Header, type Message,
-  HEADER_BYTES, MAX_DATAGRAM_BYTES, MAX_NAME_BYTES, MessageType, TAG_BYTES,
-  adjustCapacity, decode, encode,
+  HEADER_BYTES, MAX_DATAGRAM_BYTES, MAX_NAME_BYTES, MessageType, PROTOCOL_VERSION, TAG_BYTES,
+  adjustCapacity, decode, encode, formatIPv6,
 } from '../lib/wire/index.js';
 import { KEY_1, KEY_2, KEYRING_1_2, samples } from './helpers/wire-samples.js';
 import { type Prng, mulberry32, testSeed } from './helpers/prng.js';
@@ -74,6 +74,17 @@ function randomName(prng: Prng): string {
   return name || 'x';
 }
 
+/** A unicast address of either family: no multicast, no IPv4-mapped IPv6 (the codec refuses them). */
+function randomAddress(prng: Prng): string {
+  if (prng.bool()) return [prng.pick([0, 10, 127, 192, 223, 240, 255]), prng.int(256), prng.int(256), prng.int(256)].join('.');
+  const bytes = prng.bytes(16);
+  // Runs of zeros, so that "::" compression is exercised at every position.
+  for (let at = prng.int(16), n = prng.int(12); n > 0 && at < 16; n--, at++) bytes[at] = 0;
+  if (bytes[0] === 0xff) bytes[0] = prng.pick([0x00, 0x20, 0xfe]);
+  if (bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) bytes[11] = 0;
+  return formatIPv6(bytes);
+}
+
 function randomMessage(prng: Prng, signed: boolean): Message {
   const header: Header = {
     domain: prng.bool() ? 0x1234 : prng.int(65536), sender: prng.u64(), epoch: prng.int(2 ** 32), round: prng.int(2 ** 32),
@@ -84,7 +95,8 @@ function randomMessage(prng: Prng, signed: boolean): Message {
       return {
         ...header, type: MessageType.Sync, masterTimeNs: prng.i64(), priority: prng.int(256), pinned: prng.bool(),
         intervalMs, collectMs: prng.range(1, intervalMs - 1),
-        unicastAddress: [0, 0, 0, 0].map(() => prng.int(256)).join('.'), unicastPort: prng.range(1, 65535), probes: prng.range(1, 64), name: randomName(prng),
+        unicastAddress: randomAddress(prng), unicastPort: prng.range(1, 65535), probes: prng.range(1, 64),
+        steps: prng.int(256), reference: prng.bool(), name: randomName(prng),
       };
     }
     case MessageType.TimeRequest:
@@ -155,7 +167,7 @@ test('random buffers never make decode throw', (t) => {
     // tests; half of those also with a consistent length, to reach the bodies.
     if (i % 2 === 1 && bytes.length >= 4) {
       bytes.writeUInt16BE(0x4244, 0);
-      bytes[2] = 1;
+      bytes[2] = PROTOCOL_VERSION;
       bytes[3] = prng.range(0, 8);
     }
     if (i % 4 === 3 && bytes.length >= HEADER_BYTES) {

@@ -7,7 +7,7 @@
 import test from 'ava';
 import { createHmac } from 'node:crypto';
 import {
-  type DecodeOptions, type DecodeResult, type AdjustEntry, type AdjustMessage, type Keyring, type Message,
+  type DecodeOptions, type DecodeResult, type AdjustEntry, type AdjustMessage, type Keyring, type Message, type SyncMessage,
   HEADER_BYTES, MAX_DATAGRAM_BYTES, MessageType, TAG_BYTES,
   adjustCapacity, decode, encode, encodingLength, formatNodeId, generateKeyFile, nodeIdOf, parseKeyFile, splitAdjust,
 } from '../lib/wire/index.js';
@@ -43,7 +43,7 @@ function raw(bodyHex: string, o: Raw): Buffer {
   const body = hex(bodyHex);
   const header = Buffer.alloc(HEADER_BYTES);
   header.writeUInt16BE(o.magic ?? 0x4244, 0);
-  header.writeUInt8(o.version ?? 3, 2);
+  header.writeUInt8(o.version ?? 4, 2);
   header.writeUInt8(o.type, 3);
   header.writeUInt16BE(o.domain ?? 0x1234, 4);
   header.writeUInt8(o.keyId ?? 0, 6);
@@ -59,8 +59,10 @@ function raw(bodyHex: string, o: Raw): Buffer {
 
 // Valid bodies, field by field, with the fields a test may replace.
 const NAME_ALPHA = '05 616c706861';
-const syncBody = (f: { flags?: string; interval?: string; collect?: string; port?: string; probes?: string; name?: string } = {}) =>
-  `0000000000000064 c8 ${f.flags ?? '01'} ${f.interval ?? '000007d0'} ${f.collect ?? '000005dc'} c0a80114 ${f.port ?? '3039'} ${f.probes ?? '0c'} ${f.name ?? NAME_ALPHA}`;
+const ADDRESS_V4 = '04 c0a80114';
+const ADDRESS_V6 = '06 fe800000000000000000000000000001';
+const syncBody = (f: { flags?: string; interval?: string; collect?: string; port?: string; probes?: string; steps?: string; address?: string; name?: string } = {}) =>
+  `0000000000000064 c8 ${f.flags ?? '01'} ${f.interval ?? '000007d0'} ${f.collect ?? '000005dc'} ${f.port ?? '3039'} ${f.probes ?? '0c'} ${f.steps ?? '00'} ${f.address ?? ADDRESS_V4} ${f.name ?? NAME_ALPHA}`;
 const REQUEST_BODY = 'deadbeefcafef00d fffffffffffffffe' + '00'.repeat(16);
 const REPLY_BODY = 'deadbeefcafef00d fffffffffffffffe 0000000000000001 0000000000000002';
 const reportBody = (delay = '00000000000003e8', name = '02 7031', ppb = '80000000') => `ffffffffffffffa6 ${delay} ${ppb} ${name}`;
@@ -90,7 +92,9 @@ test('golden bytes: the layout of docs/protocol.md, byte for byte', (t) => {
   const h = { domain: 0x1234, sender: 0x0102030405060708n, epoch: 7, round: 9 };
   const cases: Array<[Message, Buffer]> = [
     [{ ...h, type: T.Sync, masterTimeNs: 100n, priority: 200, pinned: true, intervalMs: 2000, collectMs: 1500,
-      unicastAddress: '192.168.1.20', unicastPort: 12345, probes: 12, name: 'alpha' }, raw(syncBody(), { type: 1 })],
+      unicastAddress: '192.168.1.20', unicastPort: 12345, probes: 12, steps: 0, reference: false, name: 'alpha' }, raw(syncBody(), { type: 1 })],
+    [{ ...h, type: T.Sync, masterTimeNs: 100n, priority: 200, pinned: true, intervalMs: 2000, collectMs: 1500,
+      unicastAddress: 'fe80::1', unicastPort: 12345, probes: 12, steps: 2, reference: true, name: 'alpha' }, raw(syncBody({ flags: '03', steps: '02', address: ADDRESS_V6 }), { type: 1 })],
     [{ ...h, type: T.TimeRequest, nonce: 0xdeadbeefcafef00dn, originNs: -2n }, raw(REQUEST_BODY, { type: 2 })],
     [{ ...h, type: T.TimeReply, nonce: 0xdeadbeefcafef00dn, originNs: -2n, receiveNs: 1n, transmitNs: 2n }, raw(REPLY_BODY, { type: 3 })],
     [{ ...h, type: T.Report, offsetNs: -90n, delayNs: 1000n, frequencyPpb: null, name: 'p1' }, raw(reportBody(), { type: 4 })],
@@ -106,7 +110,7 @@ test('golden bytes: the layout of docs/protocol.md, byte for byte', (t) => {
     t.deepEqual(encode(msg, AUTH_1), raw(bytes.subarray(HEADER_BYTES).toString('hex'), { type: msg.type, keyId: 1, key: KEY_1 }));
   }
   // Request and reply are the same size: a request cannot be amplified.
-  t.is(cases[1]![1].length, cases[2]![1].length);
+  t.is(cases[2]![1].length, cases[3]![1].length);
 });
 
 test('node ids: first 8 bytes of SHA-256, big-endian, 16 hex digits', (t) => {
@@ -140,6 +144,16 @@ test('encode throws on values out of range (our own code, not input)', (t) => {
     ['port 0', { ...sync!, unicastPort: 0 } as Message],
     ['address 256.0.0.1', { ...sync!, unicastAddress: '256.0.0.1' } as Message],
     ['address 1.2.3', { ...sync!, unicastAddress: '1.2.3' } as Message],
+    ['address with a scope', { ...sync!, unicastAddress: 'fe80::1%eth0' } as Message],
+    ['address 1::2::3', { ...sync!, unicastAddress: '1::2::3' } as Message],
+    ['address of 9 groups', { ...sync!, unicastAddress: '1:2:3:4:5:6:7:8:9' } as Message],
+    ['address a host name', { ...sync!, unicastAddress: 'localhost' } as Message],
+    ['IPv4 multicast address', { ...sync!, unicastAddress: '239.255.77.1' } as Message],
+    ['IPv6 multicast address', { ...sync!, unicastAddress: 'ff02::b3d1' } as Message],
+    ['IPv4-mapped IPv6 address', { ...sync!, unicastAddress: '::ffff:10.0.0.1' } as Message],
+    ['steps 256', { ...sync!, steps: 256 } as Message],
+    ['steps -1', { ...sync!, steps: -1 } as Message],
+    ['reference not a boolean', { ...sync!, reference: 1 } as unknown as Message],
     ['negative delay', { ...report!, delayNs: -1n } as Message],
     ['part = parts', { ...adjust!, part: 1, parts: 1 } as Message],
     ['parts 0', { ...adjust!, part: 0, parts: 0 } as Message],
@@ -179,7 +193,8 @@ const MALFORMED: Array<[string, Buffer, DecodeOptions, string]> = [
   ['byte-swapped magic', raw('0161', { type: T.Leave, magic: 0x4442 }), {}, 'bad-magic'],
   ['bad magic and bad version', raw('0161', { type: T.Leave, magic: 0, version: 9 }), {}, 'bad-magic'],
   ['version 0', raw('0161', { type: T.Leave, version: 0 }), {}, 'bad-version'],
-  ['version 4', raw('0161', { type: T.Leave, version: 4 }), {}, 'bad-version'],
+  ['version 5', raw('0161', { type: T.Leave, version: 5 }), {}, 'bad-version'],
+  ['version 3 (before IPv6 addresses and steps)', raw('0161', { type: T.Leave, version: 3 }), {}, 'bad-version'],
   ['version 2 (before burst sizes and table ranges)', raw('0161', { type: T.Leave, version: 2 }), {}, 'bad-version'],
   ['version 1 (before the frequency fields)', raw('0161', { type: T.Leave, version: 1 }), {}, 'bad-version'],
   ['type 0', raw('0161', { type: 0 }), {}, 'unknown-type'],
@@ -200,7 +215,18 @@ const MALFORMED: Array<[string, Buffer, DecodeOptions, string]> = [
   ['SYNC without its name', raw(syncBody({ name: '' }), { type: T.Sync }), {}, 'truncated'],
   ['SYNC name length past the body', raw(syncBody({ name: '06 616c706861' }), { type: T.Sync }), {}, 'truncated'],
   ['SYNC trailing byte', raw(syncBody() + '00', { type: T.Sync }), {}, 'trailing-bytes'],
-  ['SYNC flag bit 1', raw(syncBody({ flags: '03' }), { type: T.Sync }), {}, 'bad-field'],
+  ['SYNC flag bit 2', raw(syncBody({ flags: '05' }), { type: T.Sync }), {}, 'bad-field'],
+  ['SYNC flag bit 7', raw(syncBody({ flags: '80' }), { type: T.Sync }), {}, 'bad-field'],
+  ['SYNC address family 0', raw(syncBody({ address: '00 c0a80114' }), { type: T.Sync }), {}, 'bad-field'],
+  ['SYNC address family 2 (AF_INET is not the family byte)', raw(syncBody({ address: '02 c0a80114' }), { type: T.Sync }), {}, 'bad-field'],
+  ['SYNC address family 10', raw(syncBody({ address: '0a ' + '00'.repeat(16) }), { type: T.Sync }), {}, 'bad-field'],
+  ['SYNC IPv4 multicast address', raw(syncBody({ address: '04 efff4d01' }), { type: T.Sync }), {}, 'bad-field'],
+  ['SYNC IPv6 multicast address', raw(syncBody({ address: '06 ff02' + '00'.repeat(12) + 'b3d1' }), { type: T.Sync }), {}, 'bad-field'],
+  ['SYNC IPv4-mapped IPv6 address', raw(syncBody({ address: '06 ' + '00'.repeat(10) + 'ffff 0a000001' }), { type: T.Sync }), {}, 'bad-field'],
+  ['SYNC family 6 with 4 address bytes', raw(syncBody({ address: '06 c0a80114', name: '' }), { type: T.Sync }), {}, 'truncated'],
+  ['SYNC family 6 cut inside the address', raw(syncBody({ address: '06 fe80', name: '' }), { type: T.Sync }), {}, 'truncated'],
+  ['SYNC without its address', raw(syncBody({ address: '', name: '' }), { type: T.Sync }), {}, 'truncated'],
+  ['SYNC family 4 with 16 address bytes (the name reads as junk)', raw(syncBody({ address: ADDRESS_V6.replace('06', '04') }), { type: T.Sync }), {}, 'bad-field'],
   ['SYNC intervalMs 0', raw(syncBody({ interval: '00000000', collect: '00000000' }), { type: T.Sync }), {}, 'bad-field'],
   ['SYNC collectMs 0', raw(syncBody({ collect: '00000000' }), { type: T.Sync }), {}, 'bad-field'],
   ['SYNC collectMs = intervalMs', raw(syncBody({ collect: '000007d0' }), { type: T.Sync }), {}, 'bad-field'],
@@ -279,6 +305,8 @@ test('the valid counterparts of the malformed table decode', (t) => {
     ['LEAVE', anyLeave, { domain: 0x1234 }],
     ['SYNC', raw(syncBody(), { type: T.Sync }), {}],
     ['SYNC name of 64 bytes', raw(syncBody({ name: '40' + '61'.repeat(64) }), { type: T.Sync }), {}],
+    ['SYNC from an IPv6 master, steps 255, reference', raw(syncBody({ flags: '02', steps: 'ff', address: ADDRESS_V6 }), { type: T.Sync }), {}],
+    ['SYNC advertising "::"', raw(syncBody({ address: '06 ' + '00'.repeat(16) }), { type: T.Sync }), {}],
     ['name with a leading BOM', raw('04 efbbbf61', { type: T.Leave }), {}],
     ['name with a 4-byte character', raw('04 f09f9980', { type: T.Leave }), {}],
     ['ADJUST 78 entries, 1387 bytes', encode(table(78)), {}],
@@ -354,15 +382,18 @@ const HEADER_IDS = { epoch: HEADER.epoch, round: HEADER.round, sender: HEADER.se
 test('datagram sizes match the table of docs/protocol.md', (t) => {
   const h = HEADER;
   const named = (name: string): Message[] => [
-    { ...h, type: T.Sync, masterTimeNs: 0n, priority: 0, pinned: false, intervalMs: 2, collectMs: 1, unicastAddress: '0.0.0.0', unicastPort: 1, probes: 1, name },
+    { ...h, type: T.Sync, masterTimeNs: 0n, priority: 0, pinned: false, intervalMs: 2, collectMs: 1, unicastAddress: '0.0.0.0', unicastPort: 1, probes: 1, steps: 0, reference: false, name },
     { ...h, type: T.Report, offsetNs: 0n, delayNs: 0n, frequencyPpb: null, name },
     { ...h, type: T.Claim, priority: 1, name },
     { ...h, type: T.Leave, name },
   ];
   const sizes = (name: string) => named(name).map((msg) => encodingLength(msg, false));
-  t.deepEqual(sizes('a'), [53, 48, 29, 28]);
-  t.deepEqual(sizes('a'.repeat(64)), [116, 111, 92, 91]);
-  t.deepEqual(named('a').map((msg) => encodingLength(msg, true)), [85, 80, 61, 60]);
+  t.deepEqual(sizes('a'), [55, 48, 29, 28]);
+  t.deepEqual(sizes('a'.repeat(64)), [118, 111, 92, 91]);
+  t.deepEqual(named('a').map((msg) => encodingLength(msg, true)), [87, 80, 61, 60]);
+  // An IPv6 master's SYNC is 12 bytes longer.
+  t.is(encodingLength({ ...(named('a')[0] as SyncMessage), unicastAddress: '::' }, false), 67);
+  t.is(encodingLength({ ...(named('a'.repeat(64))[0] as SyncMessage), unicastAddress: '::' }, true), 162);
   t.is(encodingLength({ ...h, type: T.TimeRequest, nonce: 0n, originNs: 0n }, false), 58);
   t.is(encodingLength({ ...h, type: T.TimeReply, nonce: 0n, originNs: 0n, receiveNs: 0n, transmitNs: 0n }, true), 90);
   t.is(encodingLength(table(0), false), 61);

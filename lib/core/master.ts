@@ -228,6 +228,8 @@ export class MasterRole {
       unicastAddress: o.unicast.address,
       unicastPort: o.unicast.port,
       probes: this.load.probes,
+      steps: o.steps,
+      reference: o.reference,
       name: o.name,
     });
   }

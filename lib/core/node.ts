@@ -4,6 +4,7 @@
  * drive this class: `handle(event)` returns the actions to carry out, in
  * order, at once.
  */
+import { resolveAdvertised } from '../wire/address.js';
 import { nodeIdOf } from '../wire/ids.js';
 import {
   MessageType,
@@ -37,6 +38,9 @@ interface Followed extends Credentials {
   name: string;
   pinned: boolean;
   address: Address;
+  /** The master's steps from the top of a hierarchy, and whether its time follows a reference (SYNC). */
+  steps: number;
+  reference: boolean;
   round: number;
   intervalNs: bigint;
   /** Monotonic arrival time of its last SYNC. */
@@ -48,6 +52,9 @@ export interface NodeStatus {
   node: bigint;
   role: Role;
   masterName: string | null;
+  /** The master's steps from the top and reference flag: this node's own as master, else from the followed master's last SYNC (null: none followed). */
+  masterSteps: number | null;
+  masterReference: boolean | null;
   epoch: number;
   round: number;
   synced: boolean;
@@ -248,7 +255,7 @@ export class Node {
 
   private follow(msg: SyncMessage, from: Address, rxMonoNs: bigint): void {
     const { ctx } = this;
-    const address: Address = { address: msg.unicastAddress === '0.0.0.0' ? from.address : msg.unicastAddress, port: msg.unicastPort };
+    const address: Address = { address: resolveAdvertised(msg.unicastAddress, from.address), port: msg.unicastPort };
     const changed = this.role !== 'peer' || this.followed?.node !== msg.sender || this.followed.epoch !== msg.epoch;
     if (this.role === 'candidate') ctx.disarm('claim');
     this.livenessProbed = false;
@@ -262,6 +269,8 @@ export class Node {
       name: msg.name,
       pinned: msg.pinned,
       address,
+      steps: msg.steps,
+      reference: msg.reference,
       round: msg.round,
       intervalNs: BigInt(msg.intervalMs) * 1_000_000n,
       lastSyncMonoNs: rxMonoNs,
@@ -430,6 +439,8 @@ export class Node {
       node: this.id,
       role: this.role,
       masterName: this.role === 'master' ? this.opts.name : (this.followed?.name ?? null),
+      masterSteps: this.role === 'master' ? this.opts.steps : (this.followed?.steps ?? null),
+      masterReference: this.role === 'master' ? this.opts.reference : (this.followed?.reference ?? null),
       epoch: this.epoch,
       round: this.master?.round ?? this.followed?.round ?? 0,
       // A peer left out of the table gets no corrections: whatever it did before, it is not synchronized.

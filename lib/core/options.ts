@@ -33,8 +33,12 @@ export interface NodeOptions {
   memberTimeoutRounds: number;
   /** Largest member table; reports from more nodes are refused, counted and warned about (see load.ts). */
   maxMembers: number;
-  /** Where peers reach this node by unicast, advertised in SYNC ("0.0.0.0": the SYNC's source address). */
+  /** Where peers reach this node by unicast, advertised in SYNC ("0.0.0.0" or "::": the SYNC's source address). */
   unicast: Address;
+  /** As master: steps from the top of a hierarchy of groups, advertised in SYNC (0: this group follows no upper group). */
+  steps: number;
+  /** As master: the group's time follows an external reference or an upper group, not the average (SYNC's reference flag). */
+  reference: boolean;
 }
 
 export const DEFAULTS: Omit<NodeOptions, 'name' | 'unicast'> = {
@@ -51,6 +55,8 @@ export const DEFAULTS: Omit<NodeOptions, 'name' | 'unicast'> = {
   maxAdjustNs: null,
   memberTimeoutRounds: 5,
   maxMembers: DEFAULT_MAX_MEMBERS,
+  steps: 0,
+  reference: false,
 };
 
 /** The largest --max-members: a table of this many fits ADJUST's 16-bit part count many times over. */
@@ -76,6 +82,7 @@ export function validateOptions(o: NodeOptions): NodeOptions {
   if (o.maxAdjustNs !== null && o.maxAdjustNs <= 0n) fail('max adjust must be above 0');
   if (!Number.isInteger(o.memberTimeoutRounds) || o.memberTimeoutRounds < 1) fail('member timeout must be at least 1 round');
   if (!Number.isInteger(o.maxMembers) || o.maxMembers < 1 || o.maxMembers > MAX_MEMBERS_LIMIT) fail(`max members must be an integer from 1 to ${MAX_MEMBERS_LIMIT}`);
+  if (!Number.isInteger(o.steps) || o.steps < 0 || o.steps > 255) fail('steps must be an integer from 0 to 255');
   if (o.pinnedMaster && o.priority === 0) fail('a pinned master (--master) cannot have priority 0');
   return o;
 }

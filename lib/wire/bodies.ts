@@ -14,14 +14,19 @@
 import { type AdjustEntry, type DecodeError, type Header, type Message, MessageType } from './messages.js';
 import {
   BodyReader, BodyWriter, checkBoolean, checkI64, checkU64, checkUint,
-  nameEncodingLength, readIPv4, readName, writeIPv4, writeName,
+  addressEncodingLength, nameEncodingLength, readAddress, readName, writeAddress, writeName,
 } from './fields.js';
 
-/** SYNC: masterTimeNs(8) priority(1) flags(1) intervalMs(4) collectMs(4) address(4) port(2) probes(1), then the name. */
-export const SYNC_FIXED_BYTES = 25;
+/**
+ * SYNC: masterTimeNs(8) priority(1) flags(1) intervalMs(4) collectMs(4) port(2) probes(1) steps(1),
+ * then the address (family(1) + 4 or 16 bytes) and the name.
+ */
+export const SYNC_FIXED_BYTES = 22;
 /** SYNC probes: exchanges per burst, 1..MAX_PROBES. */
 export const MAX_PROBES = 64;
 export const SYNC_FLAG_PINNED = 0x01;
+export const SYNC_FLAG_REFERENCE = 0x02;
+const SYNC_FLAGS = SYNC_FLAG_PINNED | SYNC_FLAG_REFERENCE;
 /** TIME_REQUEST: nonce(8) originNs(8) padding(16): as long as a reply, so a request cannot be amplified. */
 export const TIME_REQUEST_BYTES = 32;
 export const TIME_REQUEST_PADDING_BYTES = 16;
@@ -70,7 +75,7 @@ function checkPpb(name: string, value: number | null): void {
 type MessageOf<T extends MessageType> = Extract<Message, { type: T }>;
 
 const sync: BodyCodec<MessageOf<MessageType.Sync>> = {
-  encodingLength: (msg) => SYNC_FIXED_BYTES + nameEncodingLength(msg.name),
+  encodingLength: (msg) => SYNC_FIXED_BYTES + addressEncodingLength(msg.unicastAddress) + nameEncodingLength(msg.name),
   encode(msg, w) {
     checkI64('masterTimeNs', msg.masterTimeNs);
     checkUint('priority', msg.priority, 8);
@@ -84,15 +89,18 @@ const sync: BodyCodec<MessageOf<MessageType.Sync>> = {
     if (msg.unicastPort === 0) throw new RangeError('unicastPort must be 1..65535');
     checkUint('probes', msg.probes, 8);
     if (msg.probes < 1 || msg.probes > MAX_PROBES) throw new RangeError(`probes must be 1..${MAX_PROBES}, got ${msg.probes}`);
+    checkUint('steps', msg.steps, 8);
+    checkBoolean('reference', msg.reference);
     w.i64(msg.masterTimeNs);                  // 0
     w.u8(msg.priority);                       // 8
-    w.u8(msg.pinned ? SYNC_FLAG_PINNED : 0);  // 9
+    w.u8((msg.pinned ? SYNC_FLAG_PINNED : 0) | (msg.reference ? SYNC_FLAG_REFERENCE : 0)); // 9
     w.u32(msg.intervalMs);                    // 10
     w.u32(msg.collectMs);                     // 14
-    writeIPv4(w, 'unicastAddress', msg.unicastAddress); // 18
-    w.u16(msg.unicastPort);                   // 22
-    w.u8(msg.probes);                         // 24
-    writeName(w, msg.name);                   // 25
+    w.u16(msg.unicastPort);                   // 18
+    w.u8(msg.probes);                         // 20
+    w.u8(msg.steps);                          // 21
+    writeAddress(w, 'unicastAddress', msg.unicastAddress); // 22: family, then 4 or 16 bytes
+    writeName(w, msg.name);                   // 27 (IPv4) or 39 (IPv6)
   },
   decode(r, header) {
     if (!r.has(SYNC_FIXED_BYTES)) return 'truncated';
@@ -101,19 +109,22 @@ const sync: BodyCodec<MessageOf<MessageType.Sync>> = {
     const flags = r.u8();
     const intervalMs = r.u32();
     const collectMs = r.u32();
-    const unicastAddress = readIPv4(r);
     const unicastPort = r.u16();
     const probes = r.u8();
-    if ((flags & ~SYNC_FLAG_PINNED) !== 0) return 'bad-field';
+    const steps = r.u8();
+    if ((flags & ~SYNC_FLAGS) !== 0) return 'bad-field';
     if (intervalMs === 0 || collectMs === 0 || collectMs >= intervalMs) return 'bad-field';
     if (unicastPort === 0) return 'bad-field';
     if (probes < 1 || probes > MAX_PROBES) return 'bad-field';
+    const address = readAddress(r);
+    if (typeof address === 'string') return address;
     const name = readName(r);
     if (typeof name === 'string') return name;
     if (!r.atEnd()) return 'trailing-bytes';
     return {
       type: MessageType.Sync, domain: header.domain, sender: header.sender, epoch: header.epoch, round: header.round,
-      masterTimeNs, priority, pinned: (flags & SYNC_FLAG_PINNED) !== 0, intervalMs, collectMs, unicastAddress, unicastPort, probes, name: name.name,
+      masterTimeNs, priority, pinned: (flags & SYNC_FLAG_PINNED) !== 0, reference: (flags & SYNC_FLAG_REFERENCE) !== 0,
+      intervalMs, collectMs, unicastAddress: address.address, unicastPort, probes, steps, name: name.name,
     };
   },
 };

@@ -1,6 +1,6 @@
 /**
  * Field-level helpers of the codec: a bounds-checked body reader, a writer,
- * range checks for encoding, and the two composite fields (name, IPv4).
+ * range checks for encoding, and the two composite fields (name, address).
  *
  * Reading: BodyReader never reads past the end of the body it was given, but
  * it does not check on every read; the body decoders call has(n) before each
@@ -9,6 +9,7 @@
  * they guard our own code, not network input.
  */
 
+import { FAMILY_IPV4, FAMILY_IPV6, addressBytes, formatAddress, unicastFault } from './address.js';
 import { MAX_NAME_BYTES, type DecodeError } from './messages.js';
 
 const I64_MIN = -(1n << 63n);
@@ -183,20 +184,31 @@ export function readName(r: BodyReader): { name: string } | DecodeError {
   return { name };
 }
 
-// --- IPv4 addresses: 4 bytes, network order ---------------------------------
+// --- Addresses: family (u8: 4 or 6), then 4 or 16 bytes, network order -------
 
-const DOTTED_QUAD = /^(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})$/;
-
-export function writeIPv4(w: BodyWriter, field: string, address: string): void {
-  const match = typeof address === 'string' ? DOTTED_QUAD.exec(address) : null;
-  const octets = match ? match.slice(1, 5).map(Number) : [];
-  if (octets.length !== 4 || octets.some((octet) => octet > 255)) {
-    throw new RangeError(`${field} must be an IPv4 dotted quad, got ${JSON.stringify(address)}`);
-  }
-  for (const octet of octets) w.u8(octet);
+/** Bytes an address field takes: the family byte and the address. */
+export function addressEncodingLength(address: string): number {
+  const wire = addressBytes(address);
+  return 1 + (wire ? wire.bytes.length : 4);
 }
 
-/** Reads 4 bytes as a dotted quad; every value is valid. Caller checked has(4). */
-export function readIPv4(r: BodyReader): string {
-  return `${r.u8()}.${r.u8()}.${r.u8()}.${r.u8()}`;
+export function writeAddress(w: BodyWriter, field: string, address: string): void {
+  const wire = addressBytes(address);
+  if (!wire) throw new RangeError(`${field} must be an IPv4 dotted quad or an IPv6 address, got ${JSON.stringify(address)}`);
+  const fault = unicastFault(wire.family, wire.bytes);
+  if (fault) throw new RangeError(`${field} must be a unicast address, got ${fault}: ${address}`);
+  w.u8(wire.family);
+  w.bytes(wire.bytes);
+}
+
+/** Reads an address field: 'truncated' past the body, 'bad-field' for an unknown family, a multicast or an IPv4-mapped address. */
+export function readAddress(r: BodyReader): { address: string } | DecodeError {
+  if (!r.has(1)) return 'truncated';
+  const family = r.u8();
+  if (family !== FAMILY_IPV4 && family !== FAMILY_IPV6) return 'bad-field';
+  const length = family === FAMILY_IPV4 ? 4 : 16;
+  if (!r.has(length)) return 'truncated';
+  const bytes = r.bytes(length);
+  if (unicastFault(family, bytes)) return 'bad-field';
+  return { address: formatAddress(family, bytes) };
 }

@@ -16,6 +16,16 @@ export {
   type DecodeOptions,
   type EncodeAuth,
 } from './codec.js';
+export {
+  FAMILY_IPV4,
+  FAMILY_IPV6,
+  formatIPv6,
+  isLinkLocalIPv6,
+  isUnspecified,
+  parseIPv4,
+  parseIPv6,
+  resolveAdvertised,
+} from './address.js';
 export { MAX_NODE_ID, formatNodeId, nodeIdOf } from './ids.js';
 export {
   KEY_ALGORITHM,

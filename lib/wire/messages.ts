@@ -7,7 +7,7 @@
  * names travel in the messages that introduce a node (SYNC, REPORT, CLAIM).
  */
 
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 /** "BD" */
 export const MAGIC = 0x4244;
 /** No datagram berkeleyd sends or accepts is longer: no IP fragmentation on a 1,500-byte MTU. */
@@ -49,7 +49,12 @@ export interface SyncMessage extends Header {
   /** The round interval and collection timeout the master runs with. */
   intervalMs: number;
   collectMs: number;
-  /** Where to send time requests and reports: IPv4 dotted quad ("0.0.0.0": the datagram's source) and UDP port. */
+  /**
+   * Where to send time requests and reports: an IPv4 dotted quad or IPv6
+   * text (RFC 5952), and UDP port. "0.0.0.0" or "::": the datagram's source.
+   * An IPv6 link-local address carries no scope: the receiver uses the
+   * interface it heard the SYNC on (resolveAdvertised in address.ts).
+   */
   unicastAddress: string;
   unicastPort: number;
   /**
@@ -58,6 +63,13 @@ export interface SyncMessage extends Header {
    * the whole group (see lib/core/load.ts).
    */
   probes: number;
+  /**
+   * Steps from the top of a hierarchy of groups (0..255; PTP's
+   * stepsRemoved): 0 when this master follows no upper group.
+   */
+  steps: number;
+  /** The master's group time follows an external reference or an upper group rather than the group's average. */
+  reference: boolean;
   name: string;
 }
 

@@ -164,7 +164,7 @@ function validMessage(rnd: Prng, domain: number): Message {
   const name = `n${rnd.int(1e6)}`;
   switch (rnd.int(7)) {
     case 0:
-      return { ...h, type: MessageType.Sync, masterTimeNs: rnd.i64(), priority: rnd.int(256), pinned: rnd.bool(), intervalMs: 1000, collectMs: 500, unicastAddress: '0.0.0.0', unicastPort: 1 + rnd.int(65535), probes: 1 + rnd.int(64), name };
+      return { ...h, type: MessageType.Sync, masterTimeNs: rnd.i64(), priority: rnd.int(256), pinned: rnd.bool(), intervalMs: 1000, collectMs: 500, unicastAddress: '0.0.0.0', unicastPort: 1 + rnd.int(65535), probes: 1 + rnd.int(64), steps: rnd.int(256), reference: rnd.bool(), name };
     case 1:
       return { ...h, type: MessageType.TimeRequest, nonce: rnd.u64(), originNs: rnd.i64() };
     case 2:

@@ -108,6 +108,8 @@ export function syncFrom(
     unicastPort: 9300,
     // The most a master asks for: the peer runs its own --probes.
     probes: 64,
+    steps: 0,
+    reference: false,
     name: master.name,
     ...over,
   };

@@ -27,11 +27,11 @@ export function samples(): Message[] {
   return [
     {
       ...HEADER, type: MessageType.Sync, masterTimeNs: 1_700_000_000_123_456_789n, priority: 200, pinned: true,
-      intervalMs: 2000, collectMs: 1500, unicastAddress: '192.168.1.20', unicastPort: 12345, probes: 12, name: 'alpha',
+      intervalMs: 2000, collectMs: 1500, unicastAddress: '192.168.1.20', unicastPort: 12345, probes: 12, steps: 0, reference: false, name: 'alpha',
     },
     {
       ...HEADER, type: MessageType.Sync, masterTimeNs: I64_MIN, priority: 0, pinned: false,
-      intervalMs: 0xffffffff, collectMs: 1, unicastAddress: '0.0.0.0', unicastPort: 65535, probes: 64, name: 'ä'.repeat(32),
+      intervalMs: 0xffffffff, collectMs: 1, unicastAddress: '0.0.0.0', unicastPort: 65535, probes: 64, steps: 255, reference: true, name: 'ä'.repeat(32),
     },
     { ...HEADER, type: MessageType.TimeRequest, nonce: U64_MAX, originNs: -1n },
     { ...HEADER, type: MessageType.TimeReply, nonce: 0x0123456789abcdefn, originNs: -1n, receiveNs: I64_MAX, transmitNs: I64_MIN },
@@ -49,5 +49,18 @@ export function samples(): Message[] {
     { ...HEADER, type: MessageType.Adjust, part: 2, parts: 3, averageNs: 0n, commonPpb: 0x7fff_ffff, rangeFirst: 1000n, rangeLast: 2000n, full: true, entries: [] },
     { ...HEADER, type: MessageType.Claim, priority: 255, name: '時計' },
     { ...HEADER, type: MessageType.Leave, name: 'z' },
+    // SYNC from IPv6 masters: link-local (the receiver adds the scope), global, and "::" (the source).
+    {
+      ...HEADER, type: MessageType.Sync, masterTimeNs: I64_MAX, priority: 1, pinned: true,
+      intervalMs: 1000, collectMs: 999, unicastAddress: 'fe80::1', unicastPort: 1, probes: 1, steps: 1, reference: true, name: 'v6',
+    },
+    {
+      ...HEADER, type: MessageType.Sync, masterTimeNs: 0n, priority: 100, pinned: false,
+      intervalMs: 1000, collectMs: 500, unicastAddress: '2001:db8:0:1:ffff:ffff:ffff:fffe', unicastPort: 9300, probes: 12, steps: 0, reference: false, name: 'v6-global',
+    },
+    {
+      ...HEADER, type: MessageType.Sync, masterTimeNs: -1n, priority: 100, pinned: false,
+      intervalMs: 1000, collectMs: 500, unicastAddress: '::', unicastPort: 9300, probes: 12, steps: 3, reference: false, name: 'v6-source',
+    },
   ];
 }
