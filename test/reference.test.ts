@@ -22,7 +22,7 @@ import { faultTolerantAverage } from '../lib/core/average.js';
 import { RETURN_PPM, ReferenceTracker, referenceFault, towardReference, type ReferenceSample } from '../lib/core/reference.js';
 import { query } from '../lib/daemon/control.js';
 import { FakeKernel } from './helpers/fake-kernel.js';
-import { sleep, testCluster, testGroup, waitFor } from './helpers/group.js';
+import { cli, sleep, testCluster, testGroup, waitFor } from './helpers/group.js';
 
 test('towardReference: the master adjusts by the target, each peer by the target less its offset; the selection still names outliers', (t) => {
   const r = faultTolerantAverage(
@@ -156,6 +156,8 @@ test('real daemons: the group follows a reference running 100 ppm fast, falls ba
   t.true(within(followed, 300n * US), `the group follows the reference: ${followed.map(fmt).join(', ')}`);
   let st = await c.status('ref');
   t.is(st.reference?.state, 'following');
+  t.is((await c.status('p1')).masterId, 'ref');
+  t.true((await c.status('p1')).masterReference, "the peers see in SYNC that their group's time follows a reference");
   // Lost: STA_UNSYNC, and the reference steps 3 ms meanwhile: the group must not follow it.
   const lostAt = process.hrtime.bigint();
   ref.change({ unsync: true, stepNs: 3_000n * US });
@@ -174,6 +176,8 @@ test('real daemons: the group follows a reference running 100 ppm fast, falls ba
   t.is(st.reference!.losses, 1);
   const metrics = (await query(c.member('ref').control, 'metrics')) as { text: string };
   t.regex(metrics.text, /berkeleyd_reference_state\{state="lost"\} 1/);
+  const text = await cli(['status', '--control', c.member('ref').control]);
+  t.regex(text.stdout, /^Reference +: file LOST \(the reference clock is unsynchronized.*the group runs on its average; group clock − reference -\d/m, text.text);
   t.regex(c.member('ref').stderr, /reference lost in round \d+: the reference clock is unsynchronized/);
   // Back: the group slews 3 ms back, each clock moving at most a few hundred µs between readings.
   ref.change({ unsync: false });

@@ -229,7 +229,8 @@ export class MasterRole {
       unicastPort: o.unicast.port,
       probes: this.load.probes,
       steps: o.steps,
-      reference: o.reference,
+      // While a reference (reference.ts) is followed, not while it is lost.
+      reference: ctx.reference ? ctx.reference.state !== 'lost' : o.reference,
       name: o.name,
     });
   }

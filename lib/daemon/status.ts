@@ -96,6 +96,9 @@ export interface StatusJson {
   membership: { inTable: boolean | null; leftOut: string | null; probes: number; maxMembers: number; refused: number; full: boolean };
   counters: Counters & { dropped: Record<string, number> };
   config: { keyIds: number[]; metrics: string | null; group: string; port: number; interface: string; unicastPort: number; domain: number; intervalMs: number; collectTimeoutMs: number; probes: number; toleranceNs: string; maxAdjustNs: string | null; priority: number; pinnedMaster: boolean; authenticated: boolean };
+  /** The master's steps from the top of a hierarchy and whether its group's time follows a reference (its SYNC; this node's own as master); null without a master. */
+  masterSteps?: number | null;
+  masterReference?: boolean | null;
   /** --reference: the external reference and its state; null without one. */
   reference?: ReferenceJson | null;
   uptimeS: number;
@@ -216,6 +219,8 @@ export function buildStatus(
       keyIds: d.keys ? d.keys.ids() : [],
       metrics: d.metricsAddress,
     },
+    masterSteps: s.masterSteps,
+    masterReference: s.masterReference,
     reference: d.reference?.json() ?? null,
     uptimeS: Number(mono - d.startedMonoNs) / 1e9,
     pid: process.pid,
