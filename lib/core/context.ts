@@ -99,9 +99,17 @@ export class Context {
     return this.disc.atLimit;
   }
 
-  /** As master: this round's target for the group's time from the reference, or null (none, or lost: the average). */
-  referenceTarget(round: number): bigint | null {
-    return this.reference?.target(this.opts.intervalNs, this.synced, (state, why) => this.notice({ kind: 'reference', state, why, round })) ?? null;
+  /**
+   * As master: this round's "average" from the reference (see reference.ts), or null (none, or lost: the
+   * average). The reference is read now; the peers measured our clock before the last sinceNs of our own
+   * correction ran, so both are stated as at their measurement: averageNs, limited per round, for the
+   * table; fitNs, the whole distance, for our own frequency fit (which must see where the reference is, not
+   * how fast we are allowed to go there).
+   */
+  referenceTarget(round: number, sinceNs: bigint): { averageNs: bigint; fitNs: bigint } | null {
+    const r = this.reference;
+    const target = r?.target(this.opts.intervalNs, this.synced, (state, why) => this.notice({ kind: 'reference', state, why, round })) ?? null;
+    return r && target !== null ? { averageNs: target + sinceNs, fitNs: r.wantedNs + sinceNs } : null;
   }
 
   /** A newcomer's coarse step to the master's clock, from its first burst. */
@@ -118,6 +126,8 @@ export class Context {
    * when appliedNs() read appliedAtMeasureNs; what was corrected since then
    * is subtracted, and the result replaces what is left of any earlier slew.
    * commonPpm is the group's common frequency (ADJUST commonPpb / 1000).
+   * fitAdjustmentNs is what the frequency fit sees, when it differs (a
+   * master following a reference: the whole distance, not this round's part).
    */
   applyAdjustment(
     epoch: number,
@@ -128,6 +138,7 @@ export class Context {
     monoNs: bigint,
     delayNs = 0,
     commonPpm = 0,
+    fitAdjustmentNs = adjustmentNs,
   ): void {
     const correctionNs = adjustmentNs - (this.clock.appliedNs() - appliedAtMeasureNs);
     const magnitude = correctionNs < 0n ? -correctionNs : correctionNs;
@@ -149,7 +160,7 @@ export class Context {
       // (--step-always) or not, means the clock was disturbed (someone stepped the host clock, or its master
       // changed): its phase history no longer describes its rate, and the fit starts again, keeping the
       // estimate it had. Large corrections in a row are a clock that runs away: the fit must see that.
-      { adjustmentNs, appliedAtMeasureNs, measureMonoNs, applyMonoNs: monoNs, stepped: this.synced && magnitude > this.opts.stepThresholdNs && !this.lastWasLarge, delayNs, commonPpm },
+      { adjustmentNs: fitAdjustmentNs, appliedAtMeasureNs, measureMonoNs, applyMonoNs: monoNs, stepped: this.synced && magnitude > this.opts.stepThresholdNs && !this.lastWasLarge, delayNs, commonPpm },
       { ...DEFAULT_DISCIPLINE, maxSpanNs },
     );
     this.lastWasLarge = magnitude > this.opts.stepThresholdNs;

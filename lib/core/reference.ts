@@ -92,6 +92,8 @@ export class ReferenceTracker {
   offsetNs: bigint | null = null;
   maxErrorNs: bigint | null = null;
   losses = 0;
+  /** The whole distance to the reference at the last reading (−offsetNs), before the per-round limit. */
+  wantedNs = 0n;
 
   constructor(
     private readonly read: ReferenceReader,
@@ -124,6 +126,7 @@ export class ReferenceTracker {
     }
     const limit = (RETURN_PPM * intervalNs) / 1_000_000n;
     const wanted = -s.offsetNs;
+    this.wantedNs = wanted;
     // Back from a loss (or the reference stepped): the group slews back, at most limit per round.
     this.state = wanted > limit || wanted < -limit ? 'returning' : 'following';
     this.why = null;
