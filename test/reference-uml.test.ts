@@ -6,7 +6,7 @@
  * steps it, and clears STA_UNSYNC again after the step, which Linux sets at
  * every step); g0 runs `berkeleyd run --reference system` and reads that
  * clock without setting it; g1 and g2 run `--clock system` and must follow
- * it. Then the reference is lost (STA_UNSYNC set, and it steps 3 ms
+ * it. Then the reference is lost (STA_UNSYNC set, and it steps 2 ms
  * meanwhile): the group must fall back and not follow; and it comes back:
  * the group slews to it without a step. The guests' CLOCK_REALTIME are
  * compared with probes every guest's kernel stamps (helpers/uml-stamps.ts).
@@ -81,15 +81,15 @@ uml(`the group follows a reference that another service disciplines, falls back 
   await g0.run('busybox adjtimex -f 2621440 >/dev/null');
   await g1.run(`busybox date -s @${hostS + 2} >/dev/null && busybox adjtimex -f ${60 * 65536} >/dev/null`);
   await g2.run(`busybox date -s @${hostS - 1} >/dev/null && busybox adjtimex -f ${-60 * 65536} >/dev/null`);
-  const common = `--interface eth0 --interval 500ms --control /tmp/berkeleyd.sock`;
+  const common = `--interface eth0 --interval 250ms --control /tmp/berkeleyd.sock`;
   await g0.background(`node ${CLI} run --reference system --node-id g0 ${common} 2>&1 | tee /tmp/daemon.log`, null);
   for (const g of [g1, g2]) await g.background(`node ${CLI} run --clock system --node-id ${g.name} --state-file /tmp/clock.json ${common}`, '/tmp/daemon.log');
   const start = await g0.waitLine(/following the system clock as a reference, read only, never set/, 20_000);
   t.log(start.text.replace(/^.*?following/, 'g0: following'));
-  // Follow: 10 s to converge (20 rounds), then 5 s of probes.
-  await sleep(10_000);
-  const following = fromRef(prober!.stampsOf(await prober!.probes(100, 50))).flat();
-  t.true(following.length > 100, `only ${following.length} measurable offsets`);
+  // Follow: 6 s to converge (24 rounds), then 4 s of probes.
+  await sleep(6_000);
+  const following = fromRef(prober!.stampsOf(await prober!.probes(80, 50))).flat();
+  t.true(following.length > 80, `only ${following.length} measurable offsets`);
   const abs = (xs: number[]): number[] => xs.map(Math.abs);
   t.log(`following (40 ppm fast): g1, g2 minus the reference ${stats(abs(following))}`);
   t.true(pct(abs(following), 99) < 1_000_000, 'the peers follow the reference within 1 ms');
@@ -98,32 +98,32 @@ uml(`the group follows a reference that another service disciplines, falls back 
   await ctl(g0, 'step 1000000');
   await ctl(g0, 'sync 1000');
   for (let i = 0; i < 4; i++) {
-    await sleep(2_000);
+    await sleep(1_000);
     const r = JSON.parse((await g0.run(`node ${CLI} status --json --control /tmp/berkeleyd.sock`)).out).reference;
     const o = fromRef(prober!.stampsOf(await prober!.probes(3, 50))).flat();
-    t.log(`+${2 * i + 2} s: g0 ${r.state}, group clock − reference ${(Number(r.offsetNs) / 1000).toFixed(0)} µs; peers − reference ${o.map((x) => us(x)).join(' ')}`);
+    t.log(`+${i + 1} s: g0 ${r.state}, group clock − reference ${(Number(r.offsetNs) / 1000).toFixed(0)} µs; peers − reference ${o.map((x) => us(x)).join(' ')}`);
   }
   const stepped = fromRef(prober!.stampsOf(await prober!.probes(40, 50))).flat();
   t.log(`after a 1 ms step of the reference: ${stats(abs(stepped))}`);
   t.true(pct(abs(stepped), 50) < 300_000, 'the group went to the stepped reference');
-  // Lost: STA_UNSYNC, and a 3 ms step meanwhile that the group must not follow.
+  // Lost: STA_UNSYNC, and a 2 ms step meanwhile that the group must not follow.
   const mark = g0.lines.length;
   const lostMs = performance.now();
   await ctl(g0, 'unsync');
-  await ctl(g0, 'step 3000000');
+  await ctl(g0, 'step 2000000');
   const said = await g0.waitLine(/reference lost in round \d+: the reference clock is unsynchronized/, 5_000, mark);
-  const lost = prober!.stampsOf(await prober!.probes(60, 50));
+  const lost = prober!.stampsOf(await prober!.probes(40, 50));
   const lostOffsets = fromRef(lost);
   const peerSpread = lostOffsets.map((o) => Math.abs(o[0]! - o[1]!));
-  t.log(`lost: said ${(said.atMs - lostMs).toFixed(0)} ms after STA_UNSYNC was set (interval 500 ms); spread g1-g2 while lost ${stats(peerSpread)}; peers minus the reference ${us(pct(lostOffsets.flat(), 50))} (it stepped 3 ms)`);
-  t.true(lostOffsets.flat().every((o) => o < -2_000_000), 'while lost, the group does not follow the reference');
+  t.log(`lost: said ${(said.atMs - lostMs).toFixed(0)} ms after STA_UNSYNC was set (interval 250 ms); spread g1-g2 while lost ${stats(peerSpread)}; peers minus the reference ${us(pct(lostOffsets.flat(), 50))} (it stepped 2 ms)`);
+  t.true(lostOffsets.flat().every((o) => o < -1_200_000), 'while lost, the group does not follow the reference');
   const st = JSON.parse((await g0.run(`node ${CLI} status --json --control /tmp/berkeleyd.sock`)).out);
   t.is(st.reference.state, 'lost');
-  // Back: the service says synchronized again; the group slews 3 ms back.
+  // Back: the service says synchronized again; the group slews 2 ms back (250 ppm: 8 s).
   const mark2 = g0.lines.length;
   await ctl(g0, 'sync 1000');
   await g0.waitLine(/reference back in round \d+: the group slews to it/, 5_000, mark2);
-  const back = fromRef(prober!.stampsOf(await prober!.probes(360, 50)));
+  const back = fromRef(prober!.stampsOf(await prober!.probes(240, 50)));
   let largest = 0;
   for (let i = 1; i < back.length; i++) for (let k = 0; k < 2; k++) largest = Math.max(largest, Math.abs(back[i]![k]! - back[i - 1]![k]!));
   const tail = back.slice(-40).flat();

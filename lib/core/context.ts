@@ -152,6 +152,9 @@ export class Context {
     const before = this.disc.frequencyPpm;
     const wasAtLimit = this.disc.atLimit;
     // Spans of several intervals still count (missed rounds); longer gaps restart the fit.
+    // What the fit sees decides whether the clock was disturbed (a reference that stepped, limited per round in the correction).
+    const fitNs = fitAdjustmentNs - (this.clock.appliedNs() - appliedAtMeasureNs);
+    const large = (magnitude > (fitNs < 0n ? -fitNs : fitNs) ? magnitude : fitNs < 0n ? -fitNs : fitNs) > this.opts.stepThresholdNs;
     const maxSpanNs = 4n * this.opts.intervalNs > DEFAULT_DISCIPLINE.maxSpanNs ? 4n * this.opts.intervalNs : DEFAULT_DISCIPLINE.maxSpanNs;
     this.disc = discipline(
       this.disc,
@@ -160,10 +163,10 @@ export class Context {
       // (--step-always) or not, means the clock was disturbed (someone stepped the host clock, or its master
       // changed): its phase history no longer describes its rate, and the fit starts again, keeping the
       // estimate it had. Large corrections in a row are a clock that runs away: the fit must see that.
-      { adjustmentNs: fitAdjustmentNs, appliedAtMeasureNs, measureMonoNs, applyMonoNs: monoNs, stepped: this.synced && magnitude > this.opts.stepThresholdNs && !this.lastWasLarge, delayNs, commonPpm },
+      { adjustmentNs: fitAdjustmentNs, appliedAtMeasureNs, measureMonoNs, applyMonoNs: monoNs, stepped: this.synced && large && !this.lastWasLarge, delayNs, commonPpm },
       { ...DEFAULT_DISCIPLINE, maxSpanNs },
     );
-    this.lastWasLarge = magnitude > this.opts.stepThresholdNs;
+    this.lastWasLarge = large;
     const after = this.disc.frequencyPpm;
     if (this.disc.atLimit !== wasAtLimit) {
       this.notice({ kind: 'cannot-follow', atLimit: this.disc.atLimit, estimatePpm: this.disc.estimatePpm ?? 0, commonPpm });
