@@ -203,3 +203,17 @@ test('real daemons: the group follows a reference running 100 ppm fast, falls ba
   t.true(largest < 1_000n * US, `no step on return: the largest move between readings was ${fmt(largest)}`);
   t.regex(c.member('ref').stderr, /reference back in round \d+: the group slews to it/);
 });
+
+test('run --reference: system with --clock system, with --priority 0, or an unknown source: exit 2 naming it', async (t) => {
+  const g = await testGroup();
+  const bad: Array<[string[], RegExp]> = [
+    [['--reference', 'system', '--clock', 'system'], /--reference and --clock system contradict each other.*leave --clock virtual/],
+    [['--reference', 'system', '--priority', '0'], /--reference makes this node the master; --priority 0 contradicts it/],
+    [['--reference', 'ntp'], /"ntp": expected none, system or file:PATH/],
+  ];
+  for (const [args, message] of bad) {
+    const r = await cli(['run', ...g.args, ...args]);
+    t.is(r.code, 2, r.text);
+    t.regex(r.stderr, message, r.text);
+  }
+});

@@ -62,7 +62,10 @@ export class Daemon {
     const c = opts.clock;
     const common = { maxSlewPpm: c.maxSlewPpm, stepThresholdNs: c.stepThresholdNs };
     this.say = warner(opts.node.name);
-    if (c.kind === 'system') {
+    if (opts.shared) {
+      // A boundary host's own group (boundary.ts): the clock belongs to its upper engine.
+      this.clock = opts.shared.clock;
+    } else if (c.kind === 'system') {
       // Refuses (ClockRefused) without CAP_SYS_TIME or beside another time service, before anything is opened.
       this.system = openSystemClock({ ...common, stateFile: c.stateFile ?? null, force: c.force ?? false, onError: (err) => this.say.warn(`system clock: ${err.message}`) });
       this.clock = this.system.clock;
@@ -274,11 +277,13 @@ export class Daemon {
         return;
       }
       case 'correct': {
+        if (this.opts.shared) return log.clock('not correcting by %s: the upper group disciplines this clock', formatDurationNs(a.correctionNs));
         const kind = this.clock.correct(a.correctionNs, a.allowStep);
         log.clock('%s %s', kind === 'step' ? 'stepped' : 'slewing', formatDurationNs(a.correctionNs));
         return;
       }
       case 'frequency':
+        if (this.opts.shared) return;
         this.clock.setFrequencyPpm(a.ppm);
         log.clock('frequency %s ppm', a.ppm.toFixed(3));
         return;

@@ -6,6 +6,7 @@
 import type { NodeOptions } from '../core/options.js';
 import type { TransportCounters, TransportOptions } from '../net/transport.js';
 import type { Keyring } from '../wire/keys.js';
+import type { SystemClock, VirtualClock } from '../clock/index.js';
 import type { ReferenceOptions } from './reference.js';
 
 export interface DaemonOptions {
@@ -27,6 +28,8 @@ export interface DaemonOptions {
   keys: Keyring | null;
   /** --metrics: serve /metrics here; null: no port (status --format prometheus still works). */
   metrics?: { host: string; port: number } | null;
+  /** A boundary host's own group (boundary.ts): the clock its upper engine disciplines, never corrected by this one. */
+  shared?: { clock: VirtualClock | SystemClock } | null;
   /** --reference: follow an external reference as master (reference.ts); null or absent: the Berkeley average. */
   reference?: ReferenceOptions | null;
 }
