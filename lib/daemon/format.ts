@@ -88,7 +88,7 @@ export function formatStatus(s: StatusJson): string {
   if (s.config.keyIds?.length) lines.push(`Keys             : ${s.config.keyIds.join(', ')} (signing with ${s.config.keyIds[0]}); reloads ${s.counters.reloads.ok} ok, ${s.counters.reloads.refused} refused`);
   if (s.config.metrics) lines.push(`Metrics          : http://${s.config.metrics}/metrics`);
   if (s.reference) lines.push(`Reference        : ${referenceLine(s.reference)}`);
-  else if (s.masterReference) lines.push(`Reference        : the master's group time follows an external reference`);
+  else if (s.masterReference) lines.push(`Reference        : the group's time follows an external reference or an upper group (${s.masterSteps ?? 0} step(s) from the top)`);
   if (s.role === 'master') {
     lines.push('', `Members (${s.members.length}):`, `  ${'Node'.padEnd(24)}${'Offset'.padStart(16)}${'Round trip'.padStart(16)}${'Last round'.padStart(12)}  Faulty`);
     for (const m of [...s.members].sort((a, b) => a.nodeId.localeCompare(b.nodeId, 'en', { numeric: true }))) {
