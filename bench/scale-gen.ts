@@ -141,7 +141,8 @@ export class Generator {
   }
 
   private startRound(msg: SyncMessage, source: string): void {
-    if (this.master && msg.sender !== this.master.node) return; // one master: the first heard
+    // One master at a time: the first heard, until another wins an election (a later epoch).
+    if (this.master && msg.sender !== this.master.node && msg.epoch <= this.epoch) return;
     if (this.master && (msg.epoch < this.epoch || (msg.epoch === this.epoch && msg.round <= this.round))) return;
     const rx = nowMs();
     this.finishRound(false);

@@ -40,6 +40,8 @@ export class RealPeers {
     private readonly cluster: Cluster,
     private readonly count: number,
     private readonly common: string[],
+    /** Their --priority: 0 (never claim) while a pinned master is measured; null: the default, candidates for a failover. */
+    private readonly priority: number | null = 0,
   ) {}
 
   get names(): string[] {
@@ -51,7 +53,7 @@ export class RealPeers {
     for (const name of this.names) {
       const offset = Math.round((Math.random() * 2 - 1) * OFFSET_SPREAD_NS);
       const drift = (Math.random() * 2 - 1) * DRIFT_PPM;
-      await this.cluster.add({ name, args: [...this.common, '--sim-offset', `${offset}ns`, '--sim-drift', drift.toFixed(3), '--priority', '0'] });
+      await this.cluster.add({ name, args: [...this.common, '--sim-offset', `${offset}ns`, '--sim-drift', drift.toFixed(3), ...(this.priority === null ? [] : ['--priority', String(this.priority)])] });
     }
   }
 

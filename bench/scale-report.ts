@@ -4,6 +4,7 @@
  * start of one group size, and the text table that compares sizes (pure).
  */
 import { percentiles } from '../lib/sim/stats.js';
+import type { FailoverResult } from './scale-failover.js';
 import type { RealResult } from './scale-real.js';
 import type { GenRound } from './scale-types.js';
 
@@ -129,6 +130,7 @@ export interface SizeResult {
   machine: { cpus: number; loadavgStart: number[]; loadavgEnd: number[] };
   /** With --real: the real peers' precision. */
   real?: RealResult;
+  failover?: FailoverResult;
   error?: string;
   rounds: (GenRound & { masterCpuMs: number | null })[];
 }

@@ -25,12 +25,15 @@ import { query } from '../lib/daemon/control.js';
 import type { StatusJson } from '../lib/daemon/status.js';
 import { freeUdpPort } from '../lib/net/transport.js';
 import { machineTicks, procStat, runqueueWaitS, udpDrops, udpSockets } from './proc.js';
+import { failoverLine, measureFailover, type HeardSync } from './scale-failover.js';
 import { RealPeers } from './scale-real.js';
 import { formatResults, windowOf, type SizeResult, type SyncSample } from './scale-report.js';
 import type { FromGen, GenConfig, GenRound, ToGen } from './scale-types.js';
 
 const WORKER_JS = fileURLToPath(new URL('./scale-worker.js', import.meta.url));
 const MAX_MEMBERS_FLAG = 20_000;
+/** --failover: rounds of the new master watched after the takeover. */
+const WATCH_ROUNDS = 5;
 
 function memberList(text: string): number[] {
   const sizes = text.split(',').map((t) => int(0, MAX_MEMBERS_FLAG, '--members')(t));
@@ -49,6 +52,7 @@ interface Opts {
   pause: bigint;
   real: number;
   rate: number;
+  failover?: boolean;
   json?: boolean;
 }
 
@@ -73,9 +77,10 @@ async function runSize(members: number, o: Opts): Promise<SizeResult> {
   const group = `239.255.${1 + Math.floor(Math.random() * 254)}.${1 + Math.floor(Math.random() * 254)}`;
   // Bounded: the fast start, the steady rounds, and slack for a master that falls behind.
   const budgetMs = fast * intervalMs + (o.rounds + 1) * intervalMs * 2 + 30_000;
+  const failoverMs = o.failover ? (10 + WATCH_ROUNDS * 2) * intervalMs + 15_000 : 0;
   const config: GenConfig = {
     group, port, interfaceAddress: '127.0.0.1', domain: 0, members, namePrefix: 'gen-', probes: o.probes, sockets: o.sockets,
-    maxDelayMs: 50, offsetSpreadNs: Number(o.offsetSpread), maxRunMs: budgetMs + 10_000,
+    maxDelayMs: 50, offsetSpreadNs: Number(o.offsetSpread), maxRunMs: budgetMs + failoverMs + 10_000,
   };
   const result: SizeResult = {
     members, intervalMs, steady: null, fastStart: null,
@@ -86,6 +91,7 @@ async function runSize(members: number, o: Opts): Promise<SizeResult> {
   };
   const records: GenRound[] = [];
   const samples = new Map<number, SyncSample>();
+  const syncs: HeardSync[] = [];
   const cluster = new Cluster();
   const child: ChildProcess = fork(WORKER_JS, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   let masterPid: number | null = null;
@@ -104,7 +110,7 @@ async function runSize(members: number, o: Opts): Promise<SizeResult> {
       else if (m.ev === 'error') failed(new Error(m.message));
       else if (m.ev === 'round') records.push(m.round);
       else if (m.ev === 'done') doneMsg = m;
-      else if (m.ev === 'sync' && !samples.has(m.round)) {
+      else if (m.ev === 'sync' && (syncs.push({ epoch: m.epoch, round: m.round, atMs: performance.now() }), !samples.has(m.round))) {
         lastRound = m.round;
         // The master may send its first SYNC before its control socket answers (cluster.add resolves).
         masterPid ??= cluster.members[0]?.proc?.pid ?? null;
@@ -135,7 +141,7 @@ async function runSize(members: number, o: Opts): Promise<SizeResult> {
     if (o.real > 0) {
       // After the master, so that the generator's first SYNC samples find its pid (bench starts the peers first;
       // they follow a pinned master from its first SYNC either way).
-      real = new RealPeers(cluster, o.real, common);
+      real = new RealPeers(cluster, o.real, common, o.failover ? null : 0);
       await real.start();
       real.sample(m.control, () => lastRound, o.rate, budgetMs);
     }
@@ -152,6 +158,13 @@ async function runSize(members: number, o: Opts): Promise<SizeResult> {
     result.master.members = status.members.length;
     result.master.dropped = status.counters.dropped;
     result.master.rejected = status.counters.rejected;
+    if (o.failover && real) {
+      log(`bench:scale: ${members}: killing the master (SIGKILL) after round ${lastRound}`);
+      result.failover = await measureFailover({
+        cluster, masterName: 'master', realNames: real.names, intervalMs, watchRounds: WATCH_ROUNDS, syncs, records, killedAfterRound: lastRound, signal: interrupted.signal,
+      });
+      log(failoverLine(result.failover, members));
+    }
   } catch (err) {
     result.error = (err as Error).message;
     log(`bench:scale: ${members}: ${result.error}`);
@@ -189,10 +202,16 @@ async function main(): Promise<void> {
     .addOption(new Option('--pause <duration>', 'between sizes, for the machine to settle').argParser(duration).default(2_000_000_000n, '2s'))
     .option('--real <n>', 'also run n real daemons as peers inside the group, and measure their precision as bench does; a size 0 (them alone) is added to --members', int(0, 64, '--real'), 0)
     .option('--rate <n>', 'with --real: ground-truth samples per second', int(1, 50, '--rate'), 5)
+    .option('--failover', 'with --real (2 or more): after the steady rounds kill the master (SIGKILL); the real daemons, which may then claim, elect a new one; report the intervals to the takeover, the CLAIMs sent, and the new master\'s first rounds')
     .option('--json', 'one JSON object as the last line of standard output (per-round records included)')
     .parse(process.argv)
     .opts<Opts>();
   log(`bench:scale: ${cpus().length} cores, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}, node ${process.version}`);
+  if (o.failover && o.real < 2) {
+    log('bench:scale: --failover needs --real 2 or more: the real daemons are the candidates');
+    process.exitCode = 2;
+    return;
+  }
   if (o.real > 0 && !o.members.includes(0)) o.members.unshift(0);
   const results: SizeResult[] = [];
   const stop = (): void => interrupted.abort();
@@ -204,6 +223,7 @@ async function main(): Promise<void> {
     results.push(await runSize(members, o));
   }
   for (const line of formatResults(results)) log(line);
+  for (const r of results) if (r.failover) log(failoverLine(r.failover, r.members));
   if (o.json) process.stdout.write(JSON.stringify({ intervalMs: Number(o.interval / 1_000_000n), probes: o.probes, sockets: o.sockets, node: process.version, results }) + '\n');
   if (results.some((r) => r.error)) process.exitCode = interrupted.signal.aborted ? 130 : 1;
 }

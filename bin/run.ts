@@ -15,6 +15,7 @@ import { Boundary, type UpstreamOptions } from '../lib/daemon/boundary.js';
 import { Daemon, type DaemonOptions } from '../lib/daemon/daemon.js';
 import { logLine } from '../lib/daemon/log.js';
 import { NetError, resolveInterface } from '../lib/net/transport.js';
+import { parseGroup } from '../lib/net/groups.js';
 import { parseKeyFile, type Keyring } from '../lib/wire/keys.js';
 import { DEFAULT_METRICS_PORT, MetricsError } from '../lib/daemon/metrics.js';
 import { formatDurationNs } from '../lib/units.js';
@@ -31,7 +32,14 @@ const upstreamGroup = (t: string): { group: string; port: number | null } => {
   if (!m) throw new InvalidArgumentError(`"${t}": expected GROUP or GROUP:PORT`);
   const port = m[2] === undefined ? null : Number(m[2]);
   if (port !== null && (port < 1 || port > 65535)) throw new InvalidArgumentError(`port ${port} is not 1 to 65535`);
-  return { group: ipv4Multicast(m[1]!), port };
+  let family: number;
+  try {
+    family = parseGroup(m[1]!).family;
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+  if (family !== 4) throw new InvalidArgumentError(`"${m[1]}": the upper group must be IPv4 (an IPv6 upper group is not supported yet)`);
+  return { group: m[1]!, port };
 };
 
 const referenceSource = (t: string): ReferenceChoice => {
@@ -51,10 +59,13 @@ function envFlag(name: string): boolean | undefined {
   throw new UsageError(`${name}=${v}: expected 1, true, yes or on, or 0, false, no or off`);
 }
 
-const ipv4Multicast = (t: string): string => {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(t);
-  if (!m || m.slice(1).some((x) => Number(x) > 255)) throw new InvalidArgumentError(`"${t}" is not an IPv4 address`);
-  if (Number(m[1]) < 224 || Number(m[1]) > 239) throw new InvalidArgumentError(`"${t}" is not a multicast address (224.0.0.0 to 239.255.255.255; use 239.255.x.y on a LAN)`);
+/** An IPv4 or IPv6 multicast group (lib/net/groups.ts says which). */
+const multicastGroup = (t: string): string => {
+  try {
+    parseGroup(t);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
   return t;
 };
 
@@ -66,10 +77,10 @@ export function runCommand(): Command {
     .option('--master', `pin this node as master (env ${FLAGS.master}=1)`)
     .addOption(env(new Option('--priority <n>', 'election priority, 0 to 255; higher wins; 0 never becomes master').argParser(int(0, 255, 'priority')).default(d.priority), 'PRIORITY'))
     .addOption(env(new Option('--node-id <name>', 'this node\'s name in the group (default: the host name)'), 'NODE_ID'))
-    .addOption(env(new Option('--group <address>', 'IPv4 multicast group').argParser(ipv4Multicast).default(DEFAULT_GROUP), 'GROUP'))
+    .addOption(env(new Option('--group <address>', 'multicast group: IPv4 (239.255.x.y on a LAN) or IPv6 (on one link ff02::/16, e.g. ff02::b3d1, with --interface naming the link; across links ff05::/16); the group runs over its family').argParser(multicastGroup).default(DEFAULT_GROUP), 'GROUP'))
     .addOption(env(new Option('--port <n>', 'UDP port of the group').argParser(int(1, 65535, 'port')).default(DEFAULT_PORT), 'PORT'))
     .addOption(env(new Option('--unicast-port <n>', 'UDP port for exchanges and reports (0: any free port)').argParser(int(0, 65535, 'unicast port')).default(0), 'UNICAST_PORT'))
-    .addOption(env(new Option('--interface <name|address>', 'interface to join the group on (default: the first non-loopback IPv4 interface)'), 'INTERFACE'))
+    .addOption(env(new Option('--interface <name|address>', 'interface to join the group on, by name or by an address of either family (default: IPv4, the first non-loopback IPv4 interface; IPv6, the route\'s; a link-local ff02:: group needs it)'), 'INTERFACE'))
     .addOption(env(new Option('--domain <n>', 'group domain, 0 to 65535: groups sharing an address and port ignore each other').argParser(int(0, 65535, 'domain')).default(d.domain), 'DOMAIN'))
     .addOption(env(new Option('--interval <duration>', 'time between rounds, 40ms to 1h').argParser(positiveDuration).default(d.intervalNs, '1s'), 'INTERVAL'))
     .addOption(env(new Option('--collect-timeout <duration>', 'how long the master waits for reports after SYNC (default: half the interval)').argParser(positiveDuration), 'COLLECT_TIMEOUT'))
@@ -82,7 +93,7 @@ export function runCommand(): Command {
     .option('--step-always', `allow steps after the first synchronization too (env ${FLAGS.stepAlways}=1)`)
     .addOption(env(new Option('--max-adjust <duration>', 'after the first synchronization, refuse corrections larger than this').argParser(positiveDuration), 'MAX_ADJUST'))
     .addOption(env(new Option('--key-file <path>', 'authenticate every datagram with the HMAC-SHA256 keys in this file (see berkeleyd keygen)'), 'KEY_FILE'))
-    .addOption(env(new Option('--ttl <n>', 'multicast TTL (1: this LAN only)').argParser(int(1, 255, 'ttl')).default(1), 'TTL'))
+    .addOption(env(new Option('--ttl <n>', 'multicast TTL, or IPv6 hop limit (1: this LAN only)').argParser(int(1, 255, 'ttl')).default(1), 'TTL'))
     .addOption(env(new Option('--control <path>', `control socket (default: ${defaultControlPath()})`), 'CONTROL'))
     .addOption(env(new Option('--metrics <[addr:]port>', `serve Prometheus metrics at http://ADDR:PORT/metrics (a bare port listens on every address; ADDR alone: port ${DEFAULT_METRICS_PORT}); off by default`).argParser(listenAddress), 'METRICS'))
     .addOption(new Option('--reload-env-file <path>', 'on SIGHUP, read the reloadable settings from this environment file (the unit passes /etc/default/berkeleyd); without it, SIGHUP re-reads the key file only'))
@@ -145,6 +156,8 @@ function resolve(o: Record<string, any>): DaemonOptions & { upstream: UpstreamOp
   if (Buffer.byteLength(name) > 64 || /[\u0000-\u001f\u007f-\u009f]/.test(name) || name === '') throw new UsageError(`--node-id: "${name}" must be 1 to 64 bytes without control characters`);
   if (!(o.maxSlew > 0)) throw new UsageError(`--max-slew must be above 0 ppm`);
   if (master && o.priority === 0) throw new UsageError('--master and --priority 0 contradict each other');
+  const group = parseGroup(o.group);
+  if (group.scope === 2 && !o.interface) throw new UsageError(`--group ${o.group} is link-local (ff02::/16): name the link with --interface (e.g. --interface eth0)`);
   const reference = o.reference as ReferenceChoice;
   let upstream: UpstreamOptions | null = null;
   if (o.upstream) {
@@ -153,7 +166,7 @@ function resolve(o: Record<string, any>): DaemonOptions & { upstream: UpstreamOp
     if (reference !== 'none') throw new UsageError('--upstream and --reference contradict each other: a group follows one time, its upper group\'s or a reference\'s');
     if (o.priority === 0) throw new UsageError('--upstream makes this node the master of its own group; --priority 0 contradicts it');
     try {
-      upstream = { group: o.upstream.group, port, interfaceAddress: resolveInterface(o.upstreamInterface ?? o.interface) };
+      upstream = { group: o.upstream.group, port, interfaceAddress: resolveInterface(o.upstreamInterface ?? o.interface, 4) };
     } catch (err) {
       throw new UsageError(`--upstream-interface: ${(err as Error).message}`);
     }
@@ -164,7 +177,7 @@ function resolve(o: Record<string, any>): DaemonOptions & { upstream: UpstreamOp
   }
   let interfaceAddress: string;
   try {
-    interfaceAddress = resolveInterface(o.interface);
+    interfaceAddress = resolveInterface(o.interface, group.family);
   } catch (err) {
     throw new UsageError(`--interface: ${(err as Error).message}`);
   }

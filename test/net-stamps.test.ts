@@ -121,13 +121,21 @@ const calls = loadSocketCalls();
 const realTest = calls ? test : test.skip;
 const noFfi = calls ? '' : ' (skipped: no koffi/libc here)';
 
-realTest(`loopback: every datagram of a burst gets its own kernel stamp, taken inside its sender's send call${noFfi}`, async (t) => {
+/** The two families on loopback: the group the sockets join, the interface, and where the burst goes. */
+const LOOPBACK = {
+  4: { group: '239.255.250.1', interfaceAddress: '127.0.0.1', to: '127.0.0.1' },
+  6: { group: 'ff05::b3d1:fa01', interfaceAddress: 'lo', to: '::1' },
+} as const;
+
+const burstTest = test.macro(async (t, family: 4 | 6) => {
   const real = calls!;
+  const { to, ...where } = LOOPBACK[family];
   // A spy on the real calls: the raw CLOCK_REALTIME kernel stamps, in arrival order.
   const kernelStamps: bigint[] = [];
   const spy: SocketCalls = {
     realNs: () => real.realNs(),
     sendTo: (fd, d, ip, p) => real.sendTo(fd, d, ip, p),
+    sendTo6: (fd, d, ip, scope, p) => real.sendTo6!(fd, d, ip, scope, p),
     lastRxRealNs: (fd) => {
       const k = real.lastRxRealNs(fd);
       if (k !== null) kernelStamps.push(k);
@@ -136,7 +144,7 @@ realTest(`loopback: every datagram of a burst gets its own kernel stamp, taken i
   };
   const got: { seq: number; rxMonoNs: bigint; source: string }[] = [];
   const port = await freeUdpPort();
-  const opts = { group: '239.255.250.1', port, interfaceAddress: '127.0.0.1', ttl: 0 };
+  const opts = { ...where, port, ttl: 0 };
   const rx = new Transport({ ...opts, unicastPort: 0 }, (d, _f, rx) => got.push({ seq: d.readUInt32BE(0), rxMonoNs: rx(), source: rx.source! }), (e) => t.fail(e.message), spy);
   const tx = new Transport({ ...opts, unicastPort: 0 }, () => undefined, (e) => t.fail(e.message), real);
   t.teardown(async () => {
@@ -148,7 +156,7 @@ realTest(`loopback: every datagram of a burst gets its own kernel stamp, taken i
   t.true(rx.kernelStamps);
   // Warm up: the first socket to ask switches the kernel's receive stamping on, from a work queue.
   for (let i = 0; i < 20 && got.length === 0; i++) {
-    tx.sendTo(Buffer.from([0xff, 0xff, 0xff, 0xff]), '127.0.0.1', rx.unicastPort);
+    tx.sendTo(Buffer.from([0xff, 0xff, 0xff, 0xff]), to, rx.unicastPort);
     await sleep(50);
   }
   got.length = 0;
@@ -161,7 +169,7 @@ realTest(`loopback: every datagram of a burst gets its own kernel stamp, taken i
     const b = Buffer.alloc(48);
     b.writeUInt32BE(i, 0);
     sentReal.push(real.realNs());
-    tx.sendTo(b, '127.0.0.1', rx.unicastPort);
+    tx.sendTo(b, to, rx.unicastPort);
   }
   sentReal.push(real.realNs());
   for (let i = 0; i < 100 && got.length < N; i++) await sleep(20);
@@ -184,6 +192,9 @@ realTest(`loopback: every datagram of a burst gets its own kernel stamp, taken i
   for (let i = 1; i < N; i++) t.true(got[i]!.rxMonoNs > got[i - 1]!.rxMonoNs, `monotonic order at ${i}`);
   t.is(tx.counters.tx.node, 0, 'every send went straight to sendto(2)');
 });
+
+realTest(`loopback: every datagram of a burst gets its own kernel stamp, taken inside its sender's send call${noFfi}`, burstTest, 4);
+realTest(`loopback, IPv6 (udp6 sockets, sendto(2) to a sockaddr_in6): the same${noFfi}`, burstTest, 6);
 
 realTest(`loopback: an arrival time asked for after the receive callback returned is the user-space stamp, and is not counted${noFfi}`, async (t) => {
   const kept: RxTime[] = [];

@@ -212,6 +212,33 @@ test('a master that had to shed requests expects that many requesters and runs n
   t.is(next.probes, probesFor(3_000, SECOND, 12));
 });
 
+test('a peer that takes over a large group plans its first round for the table it followed: no fast start, the burst the budget allows', (t) => {
+  const time = new FakeTime();
+  const p = makeNode(time, 'p1');
+  const master = fakeMaster(time);
+  p.handle({ type: 'start', monoNs: time.ns });
+  // Our part of a table of 130 parts, 77 entries each (about 10,000 members).
+  const others = [...Array(76).keys()].map((i) => ({ node: p.id + BigInt(i + 1), adjustmentNs: 0n, outlier: false, faulty: false }));
+  for (let r = 1; r <= 3; r++) {
+    reported(time, p, master, r);
+    const part = adjustFor(master.id, 1, r, [{ node: p.id, adjustmentNs: 0n, outlier: false, faulty: false }, ...others], p);
+    p.receive({ ...part, parts: 130 }, { address: '10.0.0.1', port: 9123 });
+    time.advance(S / 2n);
+  }
+  // The master falls silent: p claims, and wins.
+  let sync: SyncMessage | null = null;
+  for (let k = 0; k < 6 && sync === null; k++) {
+    time.advance(2n * S);
+    const out = [...p.fire('election'), ...p.fire('claim')];
+    sync = (sends(out, MessageType.Sync)[0]?.msg as SyncMessage | undefined) ?? null;
+  }
+  t.truthy(sync, 'p never became master');
+  t.is(p.node.status().role, 'master');
+  t.is(sync!.collectMs, 500, 'round 1 at the full interval, not a quarter of it');
+  t.is(sync!.probes, probesFor(130 * 77, SECOND, 12));
+  t.is(sync!.probes, 1);
+});
+
 test("the simulator's receive model: a master that can answer its group holds it; one ten times too slow loses its tables", (t) => {
   const run = (cost: bigint) => summarize(runSimulation({ ...SIM_DEFAULTS, nodes: 400, rounds: 18, driftPpm: 50, receiveCostNs: cost, seed: 5 }));
   const fast = run(13_000n).load;

@@ -32,7 +32,7 @@ import type { KernelClock } from '../lib/clock/timex.js';
 import { findChrony } from '../bench/chrony.js';
 import { GUEST_DIR, GUEST_STAMPER, UmlLan, umlAvailability, type Guest } from './helpers/uml.js';
 import { buildC, probeGuest, routeLine, type Probe } from './helpers/uml-probe.js';
-import { pct, Prober, spreadNs, stats, us } from './helpers/uml-stamps.js';
+import { pct, Prober, sleep, spreadNs, stats, us } from './helpers/uml-stamps.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = join(ROOT, 'dist', 'bin', 'berkeleyd.js');
@@ -307,6 +307,57 @@ uml(`refusals: without CAP_SYS_TIME, and beside a running chronyd: exit 2 with t
   t.is((await adjtimex(g)).status & 0x1, 0, 'the PLL is off');
   t.log(`STA_PLL left on (as systemd-timesyncd leaves it), no time service running: ${/warning: .*/.exec(left.out)?.[0]}`);
   await g.run('kill -TERM $(pidof node | tr " " "\\n" | while read p; do grep -q -- "leftover" /proc/$p/cmdline && echo $p; done); sleep 0.5');
+});
+
+uml(`a member left out of a full table (--max-members) knows it, and so does its kernel: STA_UNSYNC set; the master warns and counts the refusal${skipped}`, async (t) => {
+  const [g0, g1, g2] = lan!.guests as [Guest, Guest, Guest];
+  const ask = async (g: Guest) => JSON.parse((await g.run(`node ${CLI} status --json --control /tmp/berkeleyd.sock`)).out);
+  const killDaemon = (g: Guest) => g.run('kill -TERM $(pidof node | tr " " "\\n" | while read p; do grep -q -- "--clock" /proc/$p/cmdline && echo $p; done) 2>/dev/null; sleep 0.5');
+  // g1 still follows g0; g2 joins again, until both peers are synchronized (STA_UNSYNC clear in both kernels).
+  await g2.background(daemonCmd(g2), '/tmp/member.log');
+  const waitSynced = async (g: Guest): Promise<boolean> => {
+    for (let i = 0; i < 40; i++) {
+      if (((await adjtimex(g)).status & 0x40) === 0) return true;
+      await sleep(250);
+    }
+    return false;
+  };
+  t.true(await waitSynced(g2), 'g2 synchronized again');
+  t.is((await adjtimex(g1)).status & 0x40, 0, 'g1 synchronized');
+  // The master comes back with room for one member: one of the two synchronized peers is left out.
+  await killDaemon(g0);
+  await g0.background(`${daemonCmd(g0, '--master --max-members 1')}`, '/tmp/full.log');
+  let out: Guest | null = null;
+  for (let i = 0; i < 60 && out === null; i++) {
+    await sleep(250);
+    for (const g of [g1, g2]) {
+      const m = (await ask(g)).membership;
+      if (m?.inTable === false) out = g;
+    }
+  }
+  t.not(out, null, 'no peer was left out of a one-member table');
+  const kept = out === g1 ? g2 : g1;
+  const s = await ask(out!);
+  t.like(s.membership, { inTable: false, leftOut: 'table-full' });
+  t.false(s.synced, 'the left-out node says it is not synchronized');
+  // The kernel is told: STA_UNSYNC set (by the table notice, or by the watchdog if it came first), and it stays set.
+  let k = await adjtimex(out!);
+  for (let i = 0; i < 20 && (k.status & 0x40) === 0; i++) {
+    await sleep(250);
+    k = await adjtimex(out!);
+  }
+  t.is(k.status & 0x40, 0x40, `${out!.name}: STA_UNSYNC set while left out`);
+  await sleep(2000);
+  t.is((await adjtimex(out!)).status & 0x40, 0x40, `${out!.name}: STA_UNSYNC still set two rounds later`);
+  t.is((await adjtimex(kept)).status & 0x40, 0, `${kept.name}, in the table: STA_UNSYNC clear`);
+  const log = (await out!.run(`cat ${out === g2 ? '/tmp/member.log' : '/tmp/daemon.log'}`)).out;
+  t.regex(log, /the master's table is full \(its --max-members\) and this node is not in it/);
+  t.regex(log, /no longer synchronized \(.*\): STA_UNSYNC set/);
+  const m = (await ask(g0)).membership;
+  t.true(m.full && m.refused >= 1 && m.maxMembers === 1, JSON.stringify(m));
+  t.regex((await g0.run('cat /tmp/full.log')).out, /the member table is full \(--max-members 1\): refusing/);
+  t.log(`${out!.name} left out: status ${JSON.stringify(s.membership)}, kernel status ${k.status} (STA_UNSYNC set); ${kept.name} in the table, STA_UNSYNC clear; the master counts ${m.refused} refusal(s); ${/no longer synchronized \([^)]*\)/.exec(log)?.[0]}`);
+  await Promise.all([g0, g1, g2].map(killDaemon));
 });
 
 uml(`this machine's clock was not touched${skipped}`, async (t) => {

@@ -93,6 +93,8 @@ export class RoundLoad {
   shed = 0;
   private shedThisRound = 0;
   private timeoutNs = 0n;
+  /** Members expected before any has asked (a new master of a group it followed): used by the first plan only. */
+  private hint = 0;
 
   constructor(private readonly opts: { probes: number; intervalNs: bigint; collectTimeoutNs: bigint; maxDelayNs: bigint }) {
     this.probes = opts.probes;
@@ -103,9 +105,15 @@ export class RoundLoad {
    * round; the ones shed count too (an overloaded round hides how many
    * asked), and a round that had to shed ends the fast start.
    */
+  /** A new master that followed a table of n members as a peer: its first round is planned for them. */
+  expect(n: number): void {
+    this.hint = n;
+  }
+
   plan(divisor: bigint, members: number, requesters: number): { divisor: bigint; collectNs: bigint } {
     const o = this.opts;
-    const expected = Math.max(members, requesters + this.shedThisRound);
+    const expected = Math.max(members, requesters + this.shedThisRound, this.hint);
+    this.hint = 0;
     if (divisor > 1n && (this.shedThisRound > 0 || !fastStartFits(expected, o.intervalNs / divisor, o.probes))) divisor = 1n;
     this.shedThisRound = 0;
     const collectNs = o.collectTimeoutNs / divisor;

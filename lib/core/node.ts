@@ -414,6 +414,8 @@ export class Node {
     ctx.disarm('election');
     ctx.disarm('claim');
     this.master = new MasterRole(ctx, epoch);
+    // A group this node followed as a peer: its first round is planned for that many members, not as a fast start for none.
+    this.master.load.expect(this.peer.tableSizeSeen);
     ctx.notice({ kind: 'role', role: 'master', epoch, masterName: this.opts.name, why });
     this.master.startRound();
   }

@@ -19,6 +19,7 @@ import type { Context } from './context.js';
 import { DEFAULT_DISCIPLINE } from './discipline.js';
 import { exchangesOf, probeTimeoutNs, REPORT_BY, SLOT_JITTER, SLOT_SPAN, SLOT_START, WARMUP_FROM } from './load.js';
 import { bestOfBurst, exchange, type Sample } from './measure.js';
+import { CARRY_BELOW_SAMPLES, RoundFilter } from './carry.js';
 import type { Address } from './types.js';
 
 /**
@@ -129,6 +130,10 @@ export class PeerRole {
    * Such a node is not synchronized, whatever its clock did before.
    */
   leftOut: 'table-full' | 'not-in-table' | null = null;
+  /** The size of the last table of the followed master, estimated from our part (parts × its entries): a new master's first round is planned for it. */
+  tableSizeSeen = 0;
+  /** Samples of earlier rounds, for rounds of one or two exchanges (carry.ts). */
+  private readonly filter = new RoundFilter();
   private missingRounds = 0;
 
   constructor(private readonly ctx: Context) {
@@ -289,7 +294,10 @@ export class PeerRole {
 
   private report(b: Burst, chosen: Chosen): void {
     const { ctx } = this;
-    const { best } = chosen;
+    // A burst of one or two exchanges (a large group) reports the best of this and recent rounds' samples, carried to now.
+    if (!ctx.synced || b.fallback) this.filter.reset();
+    const carried = this.filter.choose({ epoch: b.epoch, round: b.round, offsetNs: chosen.best.offsetNs, delayNs: chosen.best.delayNs, appliedAtNs: chosen.appliedAtNs, monoNs: chosen.monoNs });
+    const best = ctx.synced && chosen.samples < CARRY_BELOW_SAMPLES ? carried : chosen.best;
     this.measurement = { epoch: b.epoch, round: b.round, offsetNs: best.offsetNs, appliedAtNs: chosen.appliedAtNs, monoNs: chosen.monoNs, delayNs: best.delayNs, answered: false };
     this.lastOffsetNs = best.offsetNs;
     this.lastDelayNs = best.delayNs;
@@ -316,6 +324,8 @@ export class PeerRole {
   /** One part of the table of the master we follow. */
   onAdjust(msg: AdjustMessage, from: Address, monoNs: bigint): void {
     const { ctx } = this;
+    this.tableSizeSeen = msg.parts * Math.max(1, msg.entries.length);
+    this.filter.noteAdjust(msg.epoch, msg.round, msg.averageNs);
     const m = this.measurement;
     if (!m || m.epoch !== msg.epoch || m.round !== msg.round) return ctx.drop('no-measurement', msg, from);
     // Node.onMessage passes only the part whose range holds our id (parts cover the ids in order).
@@ -382,6 +392,7 @@ export class PeerRole {
   /** The node follows a master it did not follow before. */
   masterChanged(): void {
     this.newMaster = true;
+    this.filter.reset();
   }
 
   cancelBurst(): void {

@@ -84,8 +84,8 @@ export class Daemon {
       log.net('send error: %s', err.message);
     });
     this.counters = { received: 0, sent: 0, sendErrors: 0, rejected: {}, elections: 0, claims: 0, corrections: 0, reloads: { ok: 0, refused: 0 }, otherParts: 0, net: this.transport.counters };
-    // The unicast address is advertised as 0.0.0.0: peers use the SYNC's source address.
-    this.node = new Node({ ...opts.node, unicast: { address: '0.0.0.0', port: 0 } }, this.clock, {
+    // The unicast address is advertised as 0.0.0.0 (or ::): peers use the SYNC's source address (and, link-local, its interface).
+    this.node = new Node({ ...opts.node, unicast: { address: this.anyAddress, port: 0 } }, this.clock, {
       random: Math.random,
       nonce: () => randomBytes(8).readBigUInt64BE(),
     });
@@ -119,7 +119,7 @@ export class Daemon {
       throw err;
     }
     // The engine advertises where it can be reached once the port is known.
-    (this.node.ctx.opts as NodeOptions).unicast = { address: '0.0.0.0', port: this.transport.unicastPort };
+    (this.node.ctx.opts as NodeOptions).unicast = { address: this.anyAddress, port: this.transport.unicastPort };
     this.running = true;
     const n = this.opts.net;
     log.net('joined %s:%d on %s, unicast port %d, ttl %d, receive buffers %d bytes', n.group, n.port, n.interfaceAddress, this.transport.unicastPort, n.ttl, this.transport.recvBufferBytes);
@@ -163,6 +163,11 @@ export class Daemon {
   }
 
   /** Which clock this daemon disciplines, for the start line. */
+  /** What the master advertises in SYNC: the unspecified address of the group's family (the source of the SYNC). */
+  private get anyAddress(): string {
+    return this.transport.family === 6 ? '::' : '0.0.0.0';
+  }
+
   private clockLine(): string {
     if (this.system) {
       const s = this.system;
@@ -212,7 +217,7 @@ export class Daemon {
       log.wire('dropped %d bytes from %s:%d: %s', data.length, from.address, from.port, r.reason);
       return;
     }
-    if (r.msg.sender === this.node.id && from.address !== this.opts.net.interfaceAddress) {
+    if (r.msg.sender === this.node.id && !this.transport.isOwnAddress(from.address)) {
       // Our own id from another host: two nodes share a name (a cloned image?).
       this.reject('duplicate-node-id');
       if (!this.warnedDuplicate) {

@@ -1,7 +1,9 @@
 /**
  * The foreign calls of lib/net, through koffi (the FFI the system clock
  * uses too): the kernel's receive timestamp of the datagram a socket just
- * delivered, CLOCK_REALTIME, and sendto(2) on a socket's descriptor.
+ * delivered (SIOCGSTAMPNS: the same for AF_INET and AF_INET6 sockets),
+ * CLOCK_REALTIME, and sendto(2) on a socket's descriptor to a sockaddr_in or
+ * a sockaddr_in6.
  *
  * Linux only (x86_64 and arm64 layouts: struct timespec is two 64-bit
  * fields). loadSocketCalls() returns null where libc or koffi cannot be
@@ -26,11 +28,20 @@ export interface SocketCalls {
    * is full; the caller may queue it by other means).
    */
   sendTo(fd: number, data: Uint8Array, ipv4: number, port: number): number;
+  /**
+   * The same to an IPv6 address (16 bytes, network order) with its scope
+   * (interface index; 0 for a global address), from an AF_INET6 socket.
+   * Optional: without it IPv6 datagrams go through Node's send.
+   */
+  sendTo6?(fd: number, data: Uint8Array, ipv6: Uint8Array, scopeId: number, port: number): number;
+  /** if_nametoindex(3): the index of a network interface, 0 if there is none of that name. */
+  ifIndex?(name: string): number;
 }
 
 const SIOCGSTAMPNS = 0x8907;
 const CLOCK_REALTIME = 0;
 const AF_INET = 2;
+const AF_INET6 = 10;
 
 let cached: SocketCalls | null | undefined;
 
@@ -49,6 +60,7 @@ export function loadSocketCalls(): SocketCalls | null {
     const ioctl = libc.func('int ioctl(int fd, unsigned long request, _Out_ berkeleyd_timespec *ts)');
     const clockGettime = libc.func('int clock_gettime(int clk, _Out_ berkeleyd_timespec *ts)');
     const sendto = libc.func('intptr_t sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t addrlen)');
+    const ifNametoindex = libc.func('unsigned int if_nametoindex(const char *name)');
     const ts = { tv_sec: 0, tv_nsec: 0 };
     const toNs = (t: { tv_sec: number | bigint; tv_nsec: number | bigint }): bigint => BigInt(t.tv_sec) * 1_000_000_000n + BigInt(t.tv_nsec);
     // One sockaddr_in per destination: the hot path allocates nothing.
@@ -66,6 +78,23 @@ export function loadSocketCalls(): SocketCalls | null {
       }
       return b;
     };
+    // One sockaddr_in6 per destination too: family, port, flowinfo 0, address, scope id.
+    const addrs6 = new Map<string, Buffer>();
+    const sockaddr6 = (ipv6: Uint8Array, scopeId: number, port: number): Buffer => {
+      const key = `${Buffer.from(ipv6).toString('hex')}%${scopeId}:${port}`;
+      let b = addrs6.get(key);
+      if (!b) {
+        b = Buffer.alloc(28);
+        b.writeUInt16LE(AF_INET6, 0);
+        b.writeUInt16BE(port, 2);
+        b.set(ipv6.subarray(0, 16), 8);
+        b.writeUInt32LE(scopeId >>> 0, 24); // sin6_scope_id, host order
+        if (addrs6.size > 4096) addrs6.clear();
+        addrs6.set(key, b);
+      }
+      return b;
+    };
+    const result = (n: number, length: number): number => (n === length ? 0 : n < 0 ? koffi.errno() || -1 : -1);
     cached = {
       lastRxRealNs(fd) {
         return ioctl(fd, SIOCGSTAMPNS, ts) === 0 ? toNs(ts) : null;
@@ -75,8 +104,13 @@ export function loadSocketCalls(): SocketCalls | null {
         return toNs(ts);
       },
       sendTo(fd, data, ipv4, port) {
-        const n = Number(sendto(fd, data, data.length, 0, sockaddr(ipv4, port), 16));
-        return n === data.length ? 0 : n < 0 ? koffi.errno() || -1 : -1;
+        return result(Number(sendto(fd, data, data.length, 0, sockaddr(ipv4, port), 16)), data.length);
+      },
+      sendTo6(fd, data, ipv6, scopeId, port) {
+        return result(Number(sendto(fd, data, data.length, 0, sockaddr6(ipv6, scopeId, port), 28)), data.length);
+      },
+      ifIndex(name) {
+        return Number(ifNametoindex(name));
       },
     };
     loadError = null;

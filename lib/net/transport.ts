@@ -17,14 +17,19 @@
  * possible (no FFI, a name instead of an address, a full socket buffer),
  * Node's send carries the datagram and reports its errors.
  *
+ * Either family: an IPv6 group (ff00::/8) gets udp6 sockets (IPV6_V6ONLY),
+ * joined and sending on the named interface (IPV6_JOIN_GROUP,
+ * IPV6_MULTICAST_IF, IPV6_MULTICAST_HOPS, IPV6_MULTICAST_LOOP through
+ * Node's dgram); kernel stamps and direct sends work the same on them.
+ *
  * Errors are sorted as multicast-dns does: failing to bind or join is fatal
  * (start() rejects with a NetError naming what failed); a send error is
  * reported and the datagram dropped.
  */
 import DgramAsPromised, { type SocketAsPromised } from 'dgram-as-promised';
 import type { RemoteInfo } from 'node:dgram';
-import { networkInterfaces } from 'node:os';
 import { loadSocketCalls, parseIpv4, socketFd, type SocketCalls } from './ffi.js';
+import { familyOf, ownAddresses, resolveInterfaceOf, Scopes, type Family } from './groups.js';
 import { newStampCounters, RxStamper, type StampCounters, type StampSource } from './stamps.js';
 
 export type { StampSource };
@@ -41,10 +46,14 @@ export type { StampSource };
 export const RECV_BUFFER_BYTES = 1 << 20;
 
 export interface TransportOptions {
-  /** IPv4 multicast group, e.g. 239.255.77.1. */
+  /** Multicast group, IPv4 (e.g. 239.255.77.1) or IPv6 (e.g. ff02::b3d1); its family is the transport's. */
   group: string;
   port: number;
-  /** IPv4 address of the interface to join the group on and send from. */
+  /**
+   * The interface to join the group on and send from (resolveInterface):
+   * for an IPv4 group its IPv4 address; for an IPv6 group its name ("": the
+   * kernel's choice by route, for scopes wider than the link).
+   */
   interfaceAddress: string;
   /** Unicast port; 0: any free port. */
   unicastPort: number;
@@ -93,6 +102,12 @@ export class Transport {
   private groupFd: number | null = null;
   private unicastFd: number | null = null;
   private readonly stamper: RxStamper | null;
+  /** The family of the group, and so of every socket and address. */
+  readonly family: Family;
+  /** IPv6: "::%ifname", what Node's dgram takes for an interface; undefined: the kernel's choice. */
+  private readonly ifSpec: string | undefined;
+  private own: Set<string> = new Set();
+  private readonly scopes: Scopes;
   readonly counters: TransportCounters = { rxStamps: { group: newStampCounters(), unicast: newStampCounters() }, tx: { direct: 0, node: 0 } };
 
   constructor(
@@ -102,6 +117,9 @@ export class Transport {
     private readonly calls: TransportCalls = loadSocketCalls(),
   ) {
     const c = calls;
+    this.family = familyOf(opts.group);
+    this.scopes = new Scopes(opts.interfaceAddress, (name) => c?.ifIndex?.(name) ?? 0);
+    this.ifSpec = this.family === 4 ? opts.interfaceAddress : opts.interfaceAddress ? `::%${opts.interfaceAddress}` : undefined;
     this.stamper = c ? new RxStamper({ monoNs: () => process.hrtime.bigint(), realNs: () => c.realNs(), lastRxRealNs: (fd) => c.lastRxRealNs(fd) }) : null;
   }
 
@@ -142,30 +160,35 @@ export class Transport {
     const onGroup = on('group');
     const onUnicast = on('unicast');
     // Several daemons on one host (the demo, tests) share the group port.
-    const g = DgramAsPromised.createSocket({ type: 'udp4', reuseAddr: true, recvBufferSize: RECV_BUFFER_BYTES }, onGroup);
+    const v6 = this.family === 6;
+    const type = v6 ? 'udp6' : 'udp4';
+    const any = v6 ? '::' : '0.0.0.0';
+    const g = DgramAsPromised.createSocket({ type, ipv6Only: v6, reuseAddr: true, recvBufferSize: RECV_BUFFER_BYTES }, onGroup);
     this.groupSocket = g;
     try {
-      await g.bind({ port: o.port, address: '0.0.0.0', exclusive: false });
+      await g.bind({ port: o.port, address: any, exclusive: false });
     } catch (err) {
       throw new NetError(`cannot bind the group port ${o.port}: ${describe(err)}`, '--port');
     }
     try {
-      g.addMembership(o.group, o.interfaceAddress);
-      g.setMulticastInterface(o.interfaceAddress);
+      g.addMembership(o.group, this.ifSpec);
+      if (this.ifSpec !== undefined) g.setMulticastInterface(this.ifSpec);
       g.setMulticastTTL(o.ttl);
       g.setMulticastLoopback(true);
     } catch (err) {
-      throw new NetError(`cannot join ${o.group} on ${o.interfaceAddress}: ${describe(err)}`, '--interface');
+      throw new NetError(`cannot join ${o.group} on ${o.interfaceAddress || 'the interface its route names'}: ${describe(err)}`, '--interface');
     }
-    const u = DgramAsPromised.createSocket({ type: 'udp4', recvBufferSize: RECV_BUFFER_BYTES }, onUnicast);
+    const u = DgramAsPromised.createSocket({ type, ipv6Only: v6, recvBufferSize: RECV_BUFFER_BYTES }, onUnicast);
     this.unicastSocket = u;
     try {
-      const addr = await u.bind({ port: o.unicastPort, address: '0.0.0.0' });
+      const addr = await u.bind({ port: o.unicastPort, address: any });
       this.unicastPort = addr.port;
     } catch (err) {
       throw new NetError(`cannot bind the unicast port ${o.unicastPort}: ${describe(err)}`, '--unicast-port');
     }
     for (const s of [g, u]) s.socket.on('error', (err) => this.onSendError(err));
+    this.own = ownAddresses(o.interfaceAddress, this.family);
+    this.ownReadMs = Date.now();
     this.recvBufferBytes = Math.min(g.socket.getRecvBufferSize(), u.socket.getRecvBufferSize());
     if (this.calls) {
       this.groupFd = socketFd(g.socket);
@@ -175,6 +198,23 @@ export class Transport {
       for (const fd of [this.groupFd, this.unicastFd]) if (fd !== null) this.calls.lastRxRealNs(fd);
     }
   }
+
+  /**
+   * Whether a datagram's source address is one of this host's on the
+   * group's interface (our own multicast, looped back). Addresses come and
+   * go (IPv6 temporary addresses, DHCP): an unknown one re-reads the
+   * interface's, at most once a second.
+   */
+  isOwnAddress(address: string): boolean {
+    if (this.own.has(address)) return true;
+    const now = Date.now();
+    if (now - this.ownReadMs < 1000) return false;
+    this.ownReadMs = now;
+    this.own = ownAddresses(this.opts.interfaceAddress, this.family);
+    return this.own.has(address);
+  }
+
+  private ownReadMs = 0;
 
   /** Whether receive timestamps can come from the kernel (FFI loaded, descriptors known). */
   get kernelStamps(): boolean {
@@ -208,9 +248,11 @@ export class Transport {
     if (!s) return;
     // Straight to the system call. A failure sent nothing (UDP is all or
     // nothing), so Node's send then tries again and reports errors as usual.
-    const ip = this.calls && fd !== null && port > 0 && port < 65536 ? parseIpv4(address) : null;
+    const direct = this.calls && fd !== null && port > 0 && port < 65536;
+    const ip = direct && this.family === 4 ? parseIpv4(address) : null;
+    const ip6 = direct && this.family === 6 && this.calls!.sendTo6 ? this.scopes.destination(address) : null;
     stamp?.();
-    if (ip !== null && this.calls!.sendTo(fd!, data, ip, port) === 0) {
+    if ((ip !== null && this.calls!.sendTo(fd!, data, ip, port) === 0) || (ip6 !== null && this.calls!.sendTo6!(fd!, data, ip6.bytes, ip6.scopeId, port) === 0)) {
       this.counters.tx.direct += 1;
       return;
     }
@@ -244,20 +286,16 @@ function describe(err: unknown): string {
 }
 
 /**
- * The IPv4 address of an interface given by name or address. With nothing
- * given: the first IPv4 address of a non-loopback interface, else 127.0.0.1.
- * Throws NetError naming --interface if there is no such interface.
+ * The interface to join a group of `family` on (see resolveInterfaceOf in
+ * groups.ts): for IPv4 its address, for IPv6 its name. Throws NetError
+ * naming --interface if there is no such interface.
  */
-export function resolveInterface(spec: string | undefined): string {
-  const all = networkInterfaces();
-  const v4 = Object.entries(all).flatMap(([name, addrs]) =>
-    (addrs ?? []).filter((a) => a.family === 'IPv4').map((a) => ({ name, address: a.address, internal: a.internal })),
-  );
-  if (spec === undefined || spec === '') return v4.find((a) => !a.internal)?.address ?? '127.0.0.1';
-  const hit = v4.find((a) => a.name === spec || a.address === spec);
-  if (hit) return hit.address;
-  const have = [...new Set(v4.map((a) => `${a.name} (${a.address})`))].join(', ');
-  throw new NetError(`no IPv4 interface "${spec}" on this host (have: ${have || 'none'})`, '--interface');
+export function resolveInterface(spec: string | undefined, family: Family = 4): string {
+  try {
+    return resolveInterfaceOf(spec, family);
+  } catch (err) {
+    throw new NetError((err as Error).message, '--interface');
+  }
 }
 
 /** A UDP port that was free a moment ago on 127.0.0.1 (for the demo and tests). */

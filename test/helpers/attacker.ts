@@ -249,8 +249,11 @@ function junkPool(plan: FloodPlan, size: number): { data: Buffer; kind: FloodKin
 
 async function floodMain(plan: FloodPlan): Promise<void> {
   const pool = junkPool(plan, 4096);
-  const s = createSocket('udp4');
+  // IPv6 targets: a udp6 socket, its multicast sent on the host's link (a link-local group needs one).
+  const v6 = plan.targets.some((t) => t.address.includes(':'));
+  const s = createSocket(v6 ? 'udp6' : 'udp4');
   await new Promise<void>((r) => s.bind(0, r));
+  if (v6) s.setMulticastInterface('::%eth0');
   s.setSendBufferSize(4 * 1024 * 1024);
   const byKind: Record<string, number> = {};
   const expectedReasons = plan.targets.map(() => ({}) as Record<string, number>);

@@ -44,7 +44,7 @@ function neutralEnv(extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
 
 export class LanGroup {
   readonly cluster: Cluster;
-  readonly group = randomGroup();
+  readonly group: string;
   readonly port = randomInt(20_000, 60_000);
   readonly intervalNs: bigint;
   /** Monotonic instant at which each daemon last answered its control socket after (re)starting. */
@@ -55,7 +55,10 @@ export class LanGroup {
     readonly lan: Lan,
     readonly intervalMs: number,
     env: NodeJS.ProcessEnv = {},
+    /** Default: a random IPv4 group, or with IPv6 hosts a random link-local one (ff02::b3d1:xxxx). */
+    group?: string,
   ) {
+    this.group = group ?? (lan.hosts[0]?.linkLocal ? `ff02::b3d1:${randomInt(1, 0xffff).toString(16)}` : randomGroup());
     this.intervalNs = BigInt(intervalMs) * MS;
     this.cluster = new Cluster(neutralEnv(env));
     this.timeline = new Timeline(this);
@@ -125,11 +128,11 @@ export class LanGroup {
  */
 export async function withLanGroup<T>(
   t: ExecutionContext,
-  opts: { hosts: number; intervalMs: number; env?: NodeJS.ProcessEnv },
+  opts: { hosts: number; intervalMs: number; env?: NodeJS.ProcessEnv; family?: 4 | 6; group?: string },
   fn: (g: LanGroup, lan: Lan) => Promise<T>,
 ): Promise<T> {
-  return withLan(t, { hosts: opts.hosts }, async (lan) => {
-    const g = new LanGroup(lan, opts.intervalMs, opts.env);
+  return withLan(t, { hosts: opts.hosts, family: opts.family }, async (lan) => {
+    const g = new LanGroup(lan, opts.intervalMs, opts.env, opts.group);
     // Registered after withLan's: ava runs teardowns in reverse, so the daemons stop before the LAN goes.
     t.teardown(() => g.stop());
     g.timeline.start();

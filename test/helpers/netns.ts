@@ -7,7 +7,10 @@
  * port); each host is a namespace with `lo` up and one veth `eth0` cabled to
  * a bridge port, an address in a private subnet (default 10.77.<random>.0/24)
  * and a route 224.0.0.0/4 dev eth0, so that multicast works without
- * choosing an interface. Nothing touches the root namespace's networking:
+ * choosing an interface. With `family: 6` the hosts have IPv6 addresses
+ * only: fe80::<i+1> and a unique local address in a random /64, both
+ * without duplicate address detection (usable at once), and the kernel's
+ * own route ff00::/8 dev eth0. Nothing touches the root namespace's networking:
  * every link is created inside our namespaces and dies with them.
  *
  * Cleanup is sacred. destroy() (idempotent) stops every process spawned
@@ -37,6 +40,8 @@ export interface LanOptions {
   subnet?: string;
   /** destroy(): how long spawned processes get after SIGTERM before SIGKILL. Default 500 ms. */
   killGraceMs?: number;
+  /** 4 (default): IPv4 addresses; 6: IPv6 addresses only (subnet is then ignored). */
+  family?: 4 | 6;
 }
 
 export interface ExecResult {
@@ -54,9 +59,11 @@ export interface Host {
   readonly index: number;
   /** The host's network namespace (for `ip netns exec`, `ip -n`). */
   readonly netns: string;
-  /** IPv4 address on ifname. */
+  /** Address on ifname: IPv4, or with family 6 the unique local IPv6 address (fdxx:...::<i+1>). */
   readonly address: string;
   readonly prefixLength: number;
+  /** Family 6: the link-local address, fe80::<i+1> (reached as fe80::<i+1>%eth0); null otherwise. */
+  readonly linkLocal: string | null;
   /** The host's only interface besides lo: "eth0". */
   readonly ifname: string;
   /**
@@ -76,7 +83,7 @@ export interface Lan {
   readonly switchNetns: string;
   /** The bridge's name inside switchNetns. */
   readonly bridge: string;
-  /** "10.77.k.0/24" */
+  /** "10.77.k.0/24", or "fdxx:xxxx:xxxx::/64" */
   readonly subnet: string;
   /** Every namespace this LAN created (switch first). */
   readonly namespaces: readonly string[];
@@ -145,7 +152,7 @@ export async function createLan(opts: LanOptions): Promise<Lan> {
   if (!/^[A-Za-z0-9_-]{1,32}$/.test(prefix)) throw new RangeError(`bad namespace prefix "${prefix}"`);
   const subnet = parseSubnet(opts.subnet ?? `10.77.${randomInt(256)}.0/24`);
   if (opts.hosts > 2 ** (32 - subnet.length) - 2) throw new RangeError(`${opts.hosts} hosts do not fit in ${subnet.text}`);
-  const lan = new LanImpl(`${prefix}${process.pid}-${threadId}-${++lanCounter}`, opts.hosts, subnet, opts.killGraceMs ?? 500);
+  const lan = new LanImpl(`${prefix}${process.pid}-${threadId}-${++lanCounter}`, opts.hosts, subnet, opts.killGraceMs ?? 500, opts.family === 6 ? randomUla() : null);
   try {
     await lan.build();
   } catch (err) {
@@ -195,12 +202,15 @@ class LanImpl implements Lan {
     hostCount: number,
     subnet: Subnet,
     private readonly killGraceMs: number,
+    /** Family 6: the /64 prefix ("fdxx:xxxx:xxxx:"); null: IPv4. */
+    ula: string | null,
   ) {
-    this.subnet = subnet.text;
+    this.subnet = ula ? `${ula}:/64` : subnet.text;
     this.switchNetns = `${id}-sw`;
-    this.hosts = Array.from(
-      { length: hostCount },
-      (_, i) => new HostImpl(this, i, `${id}-h${i}`, intToIp(subnet.network + i + 1), subnet.length),
+    this.hosts = Array.from({ length: hostCount }, (_, i) =>
+      ula
+        ? new HostImpl(this, i, `${id}-h${i}`, `${ula}:${(i + 1).toString(16)}`, 64, `fe80::${(i + 1).toString(16)}`)
+        : new HostImpl(this, i, `${id}-h${i}`, intToIp(subnet.network + i + 1), subnet.length, null),
     );
     this.namespaces = [this.switchNetns, ...this.hosts.map((h) => h.netns)];
   }
@@ -231,13 +241,21 @@ class LanImpl implements Lan {
       this.hosts.map((h) =>
         ipBatch(
           ['-n', h.netns],
-          [
-            'link set lo up',
-            `link set ${IFNAME} addrgenmode none`, // no IPv6 link-local chatter
-            `addr add ${h.address}/${h.prefixLength} dev ${IFNAME}`,
-            `link set ${IFNAME} up`,
-            `route add ${MULTICAST} dev ${IFNAME}`,
-          ],
+          h.linkLocal
+            ? [
+                'link set lo up',
+                `link set ${IFNAME} addrgenmode none`, // only the addresses below
+                `addr add ${h.linkLocal}/64 dev ${IFNAME} nodad`,
+                `addr add ${h.address}/64 dev ${IFNAME} nodad`,
+                `link set ${IFNAME} up`, // the kernel adds multicast ff00::/8 dev eth0
+              ]
+            : [
+                'link set lo up',
+                `link set ${IFNAME} addrgenmode none`, // no IPv6 link-local chatter
+                `addr add ${h.address}/${h.prefixLength} dev ${IFNAME}`,
+                `link set ${IFNAME} up`,
+                `route add ${MULTICAST} dev ${IFNAME}`,
+              ],
         ),
       ),
     );
@@ -374,6 +392,7 @@ class HostImpl implements Host {
     readonly netns: string,
     readonly address: string,
     readonly prefixLength: number,
+    readonly linkLocal: string | null,
   ) {
     this.name = `h${index}`;
   }
@@ -577,6 +596,12 @@ function parseSubnet(text: string): Subnet {
   const size = 2 ** (32 - length);
   const network = address - (address % size);
   return { text: `${intToIp(network)}/${length}`, network, length };
+}
+
+/** A random unique local /64 (RFC 4193), as the text before its last "::": "fdxx:xxxx:xxxx:". */
+function randomUla(): string {
+  const hex4 = (): string => randomInt(0x10000).toString(16);
+  return `fd${randomInt(256).toString(16).padStart(2, '0')}:${hex4()}:${hex4()}:`;
 }
 
 function intToIp(n: number): string {
