@@ -9,7 +9,9 @@ import { parseEnv } from 'node:util';
 import { hostname } from 'node:os';
 import { ClockRefused, defaultStateFile } from '../lib/clock/index.js';
 import { DEFAULTS, MAX_MEMBERS_LIMIT } from '../lib/core/options.js';
+import { DEFAULT_REFERENCE_MAX_ERROR_NS } from '../lib/core/reference.js';
 import { defaultControlPath, ControlError } from '../lib/daemon/control.js';
+import { Boundary, type UpstreamOptions } from '../lib/daemon/boundary.js';
 import { Daemon, type DaemonOptions } from '../lib/daemon/daemon.js';
 import { logLine } from '../lib/daemon/log.js';
 import { NetError, resolveInterface } from '../lib/net/transport.js';
@@ -24,6 +26,29 @@ import { UsageError } from './usage.js';
 
 export const DEFAULT_GROUP = '239.255.77.1';
 export const DEFAULT_PORT = 7737;
+
+type ReferenceChoice = 'none' | 'system' | `file:${string}`;
+
+const upstreamGroup = (t: string): { group: string; port: number | null } => {
+  const m = /^([^:]+)(?::(\d+))?$/.exec(t);
+  if (!m) throw new InvalidArgumentError(`"${t}": expected GROUP or GROUP:PORT`);
+  const port = m[2] === undefined ? null : Number(m[2]);
+  if (port !== null && (port < 1 || port > 65535)) throw new InvalidArgumentError(`port ${port} is not 1 to 65535`);
+  let family: number;
+  try {
+    family = parseGroup(m[1]!).family;
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+  if (family !== 4) throw new InvalidArgumentError(`"${m[1]}": the upper group must be IPv4 (an IPv6 upper group is not supported yet)`);
+  return { group: m[1]!, port };
+};
+
+const referenceSource = (t: string): ReferenceChoice => {
+  if (t === 'none' || t === 'system') return t;
+  if (t.startsWith('file:') && t.length > 5) return t as ReferenceChoice;
+  throw new InvalidArgumentError(`"${t}": expected none, system or file:PATH`);
+};
 
 /** Boolean flags and their environment variables, parsed strictly (commander treats any defined variable as true). */
 const FLAGS = { master: 'BERKELEYD_MASTER', stepAlways: 'BERKELEYD_STEP_ALWAYS', force: 'BERKELEYD_FORCE' } as const;
@@ -78,13 +103,17 @@ export function runCommand(): Command {
     .option('--force', `--clock system: go on although another time service (chronyd, ntpd, systemd-timesyncd, phc2sys, or the kernel's own discipline) seems to discipline the clock (env ${FLAGS.force}=1)`)
     .addOption(env(new Option('--state-file <path>', `--clock system: where the learned frequency is kept across restarts (default: ${defaultStateFile({})}, in $STATE_DIRECTORY under systemd)`), 'STATE_FILE'))
     .addOption(env(new Option('--clockbound <path|auto|off>', `--clock system: publish this node's error bound in ClockBound's shared-memory segment (protocol v2) at PATH, for ClockBound's clients and berkeleyd/client; "auto": at ClockBound's default path ${CLOCKBOUND_DEFAULT_PATH} unless a clockbound daemon owns it (what the shipped unit sets); off by default`), 'CLOCKBOUND'))
+    .addOption(env(new Option('--reference <source>', 'as master, bring the group to an external reference instead of its average: "system", this host\'s clock as another service (chrony, ptp4l and phc2sys, a GPS) disciplines it, read only and never set (implies --master; the group clock stays in this process, --clock virtual); "none"; or "file:PATH", a simulated reference for tests. Lost when the kernel reports STA_UNSYNC or maxerror passes --reference-max-error: the group then runs on its average and slews back when it returns').argParser(referenceSource).default('none'), 'REFERENCE'))
+    .addOption(env(new Option('--reference-max-error <duration>', '--reference: the reference counts as lost when its maximum error (the kernel\'s maxerror, which its service sets and the kernel grows by 500 ppm while it is silent) exceeds this').argParser(positiveDuration).default(DEFAULT_REFERENCE_MAX_ERROR_NS, '1s'), 'REFERENCE_MAX_ERROR'))
+    .addOption(env(new Option('--upstream <group[:port]>', 'make this node a boundary host: a peer of the upper group at GROUP (IPv4 multicast; PORT default --port), whose clock it follows, and the master of its own group (--group), whose time follows that clock (implies --master here). Refused: a loop (the steps from the top reach 16)').argParser(upstreamGroup), 'UPSTREAM'))
+    .addOption(env(new Option('--upstream-interface <name|address>', '--upstream: interface to join the upper group on (default: --interface)'), 'UPSTREAM_INTERFACE'))
     .addOption(env(new Option('--sim-offset <duration>', 'simulated clock: start this far from the system clock (demo, tests)').argParser(signedDuration), 'SIM_OFFSET'))
     .addOption(env(new Option('--sim-drift <ppm>', 'simulated clock: run fast (+) or slow (-) by this much').argParser(ppm), 'SIM_DRIFT'))
     .action(async (o, cmd: Command) => {
       const opts = resolve(o);
-      let daemon: Daemon;
+      let daemon: Daemon | Boundary;
       try {
-        daemon = new Daemon(opts);
+        daemon = opts.upstream ? new Boundary(opts, opts.upstream) : new Daemon(opts);
       } catch (err) {
         if (err instanceof ClockRefused) throw new UsageError(err.message);
         // The engine's own validation (validateOptions) names what is wrong.
@@ -117,7 +146,7 @@ export function runCommand(): Command {
     });
 }
 
-function resolve(o: Record<string, any>): DaemonOptions {
+function resolve(o: Record<string, any>): DaemonOptions & { upstream: UpstreamOptions | null } {
   const master = o.master ?? envFlag(FLAGS.master) ?? false;
   const stepAlways = o.stepAlways ?? envFlag(FLAGS.stepAlways) ?? false;
   const force = o.force ?? envFlag(FLAGS.force) ?? false;
@@ -134,6 +163,23 @@ function resolve(o: Record<string, any>): DaemonOptions {
   if (master && o.priority === 0) throw new UsageError('--master and --priority 0 contradict each other');
   const group = parseGroup(o.group);
   if (group.scope === 2 && !o.interface) throw new UsageError(`--group ${o.group} is link-local (ff02::/16): name the link with --interface (e.g. --interface eth0)`);
+  const reference = o.reference as ReferenceChoice;
+  let upstream: UpstreamOptions | null = null;
+  if (o.upstream) {
+    const port: number = o.upstream.port ?? o.port;
+    if (o.upstream.group === o.group && port === o.port) throw new UsageError(`--upstream ${o.upstream.group}:${port} is this node's own group (--group, --port): a loop`);
+    if (reference !== 'none') throw new UsageError('--upstream and --reference contradict each other: a group follows one time, its upper group\'s or a reference\'s');
+    if (o.priority === 0) throw new UsageError('--upstream makes this node the master of its own group; --priority 0 contradicts it');
+    try {
+      upstream = { group: o.upstream.group, port, interfaceAddress: resolveInterface(o.upstreamInterface ?? o.interface, 4) };
+    } catch (err) {
+      throw new UsageError(`--upstream-interface: ${(err as Error).message}`);
+    }
+  }
+  if (reference !== 'none') {
+    if (system) throw new UsageError('--reference and --clock system contradict each other: the reference host\'s system clock belongs to the service that disciplines it; berkeleyd reads it and keeps the group\'s clock in this process (leave --clock virtual)');
+    if (o.priority === 0) throw new UsageError('--reference makes this node the master; --priority 0 contradicts it');
+  }
   let interfaceAddress: string;
   try {
     interfaceAddress = resolveInterface(o.interface, group.family);
@@ -149,7 +195,8 @@ function resolve(o: Record<string, any>): DaemonOptions {
       name,
       domain: o.domain,
       priority: o.priority,
-      pinnedMaster: master,
+      // A reference host leads its group: pinned, as with --master (one per group; see README, "Topologies").
+      pinnedMaster: master || reference !== 'none' || upstream !== null,
       intervalNs,
       collectTimeoutNs,
       probes: o.probes,
@@ -174,6 +221,8 @@ function resolve(o: Record<string, any>): DaemonOptions {
     keys: o.keyFile ? readKeys(o.keyFile) : null,
     metrics: o.metrics ?? null,
     clockbound,
+    upstream,
+    reference: reference === 'none' ? null : { kind: reference === 'system' ? 'system' : 'file', path: reference === 'system' ? undefined : reference.slice(5), maxErrorNs: o.referenceMaxError },
   };
 }
 
@@ -198,7 +247,7 @@ const RELOADABLE = ['BERKELEYD_KEY_FILE', 'BERKELEYD_MAX_ADJUST', 'BERKELEYD_TOL
  * the lot with a warning and keep the old configuration. Command-line
  * options stay as given (they win over the environment, as at start).
  */
-function reload(daemon: Daemon, o: Record<string, any>, cmd: Command): void {
+function reload(daemon: Pick<Daemon, 'node' | 'reload' | 'reloadRefused'>, o: Record<string, any>, cmd: Command): void {
   const name = daemon.node.ctx.opts.name;
   const say = (m: string): void => (m.startsWith('warning: ') ? logLine('warning', name, m.slice(9)) : logLine('info', name, m));
   try {

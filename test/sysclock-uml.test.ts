@@ -39,6 +39,7 @@ import { findChrony } from '../bench/chrony.js';
 import { GUEST_DIR, GUEST_STAMPER, UmlLan, umlAvailability, type Guest } from './helpers/uml.js';
 import { buildC, probeGuest, routeLine, type Probe } from './helpers/uml-probe.js';
 import { boundSamplesFrom, PENDING_SAMPLER, tallyBound } from './helpers/uml-bound.js';
+import { pct, Prober, sleep, spreadNs, stats, us } from './helpers/uml-stamps.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = join(ROOT, 'dist', 'bin', 'berkeleyd.js');
@@ -50,7 +51,6 @@ const avail = alone
 const uml = avail.ok ? test.serial : test.skip;
 const skipped = avail.ok ? '' : ` (skipped: ${avail.why})`;
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const STATE = '/tmp/berkeleyd/clock.json';
 /** ClockBound's segment in each guest: its /run is a tmpfs (its / is this machine's, read-only). */
 const SEGMENT = '/run/clockbound/shm0';
@@ -64,10 +64,7 @@ let probed: Probe | null = null;
 let chronyWhy = '';
 let cbWhy = '';
 let hostBefore: ReturnType<typeof hostClock> | null = null;
-let seq = 0;
-/** Probe number → this machine's CLOCK_MONOTONIC just before it was sent, ns, and performance.now(). */
-const sentMono = new Map<number, bigint>();
-const sentMs = new Map<number, number>();
+let prober: Prober | null = null;
 
 /** This machine's clock: REALTIME − MONOTONIC and the kernel's timex state (read only). */
 function hostClock(): { offsetNs: bigint; freq: number; tick: number; status: number; offset: number } {
@@ -88,83 +85,9 @@ function hostClock(): { offsetNs: bigint; freq: number; tick: number; status: nu
   return { offsetNs: best!.off, freq: t?.freq ?? 0, tick: t?.tick ?? 0, status: t?.status ?? 0, offset: t?.offset ?? 0 };
 }
 
-async function probes(n: number, gapMs: number): Promise<number[]> {
-  const sent: number[] = [];
-  for (let i = 0; i < n; i++) {
-    sentMono.set(seq, process.hrtime.bigint());
-    sentMs.set(seq, performance.now());
-    lan!.sendProbe(seq);
-    sent.push(seq++);
-    await sleep(gapMs);
-  }
-  await sleep(300);
-  return sent;
-}
-
-interface Row {
-  /** performance.now() when the probe was sent. */
-  sentMs: number;
-  /** Each guest's CLOCK_REALTIME when its kernel received the probe, ns. */
-  stamps: bigint[];
-  /** Each guest's CLOCK_REALTIME at the instant the probe was sent, ns (delivery delay taken out; null: not measurable). */
-  atSend: bigint[] | null;
-}
-
-/** A stamp whose raw-clock reading is this uncertain (the stamper was preempted between its reads) is not delay-corrected. */
-const MAX_RAW_ERROR_NS = 100_000;
-
-/**
- * Each guest's delay base: the least (raw clock at receipt − this
- * machine's monotonic clock at sending) over every probe so far. The raw
- * clock is this machine's monotonic clock plus a constant, so this is the
- * constant plus the least delivery time.
- */
-function delayBases(): bigint[] {
-  return lan!.guests.map((g) => {
-    let least: bigint | null = null;
-    for (const st of g.stamps) {
-      const sent = sentMono.get(st.seq);
-      if (sent === undefined || st.rawErrorNs > MAX_RAW_ERROR_NS) continue;
-      const d = st.rawNs - sent;
-      if (least === null || d < least) least = d;
-    }
-    return least ?? 0n;
-  });
-}
-
-/**
- * Each probe's stamps in guest order (only probes every guest stamped),
- * and each guest's clock at the instant the probe was sent: its stamp less
- * how much longer than its quickest delivery this one took, measured on
- * its raw clock. The delivery jitter (hundreds of µs to ms here) so drops
- * out; what remains is the difference between the guests' quickest
- * deliveries and the raw reads' uncertainty, a few µs.
- */
-function stampsOf(sent: number[]): Row[] {
-  const maps = lan!.guests.map((g) => new Map(g.stamps.map((s) => [s.seq, s])));
-  const base = delayBases();
-  const out: Row[] = [];
-  for (const s of sent) {
-    const v = maps.map((m) => m.get(s));
-    if (!v.every((x) => x !== undefined)) continue;
-    const mono = sentMono.get(s)!;
-    const ok = v.every((x) => x!.rawErrorNs <= MAX_RAW_ERROR_NS);
-    const atSend = ok ? v.map((x, g) => x!.realtimeNs - (x!.rawNs - mono - base[g]!)) : null;
-    out.push({ sentMs: sentMs.get(s)!, stamps: v.map((x) => x!.realtimeNs), atSend });
-  }
-  return out;
-}
-
-const spreadNs = (v: readonly bigint[]): number => Number(v.reduce((a, b) => (a > b ? a : b)) - v.reduce((a, b) => (a < b ? a : b)));
-function pct(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
-}
-const us = (ns: number): string => `${(ns / 1000).toFixed(0)} µs`;
 function median(xs: number[]): number {
   return pct(xs, 50);
 }
-const stats = (xs: number[]): string => `p50 ${us(pct(xs, 50))}, p99 ${us(pct(xs, 99))}, max ${us(Math.max(...xs))}`;
 
 /**
  * The master's full rounds from its debug log on the console: a "round
@@ -211,6 +134,7 @@ test.before(async () => {
   cbWhy = cb.ok ? '' : cb.why;
   if (cb.ok) copyFileSync(cb.path, join(lan.dir, 'clockbound-reader'));
   writeFileSync(join(lan.dir, 'pending.py'), PENDING_SAMPLER);
+  prober = new Prober(lan);
   // chronyd for the refusal: the Debian package unpacked (never installed, as bench --anchor chrony does), or a stand-in named chronyd.
   const found = findChrony();
   chronyWhy = found.ok ? `chronyd ${found.version}` : found.why;
@@ -258,8 +182,8 @@ uml(`a UML that moves only an 832-byte FP area (x87, SSE, AVX) dies on this CPU 
 });
 
 uml(`noise floor: the guests stamp the same probes with no daemon running${skipped}`, async (t) => {
-  const floorProbes = await probes(96, 50);
-  const rows = stampsOf(floorProbes);
+  const floorProbes = await prober!.probes(96, 50);
+  const rows = prober!.stampsOf(floorProbes);
   t.true(rows.length >= 80, `only ${rows.length} of 96 probes reached every guest`);
   // The guests' clocks all run on this machine's; their constant offsets (from boot) are not noise.
   const off = lan!.guests.map((_, g) => median(rows.map((r) => Number(r.stamps[g]! - r.stamps[0]!))));
@@ -276,12 +200,12 @@ uml(`3 guests seconds apart and ±100 ppm: --clock system brings them within 1 m
   // Offsets from this machine's clock (the guests' own clocks start up to a second or so apart).
   const hostS = Math.floor(Date.now() / 1000);
   await Promise.all(gs.map((g, i) => g.run(`busybox date -s @${hostS + OFFSETS_S[i]!} >/dev/null && busybox adjtimex -f ${RATES_PPM[i]! * 65536} >/dev/null`)));
-  const before = stampsOf(await probes(5, 50));
+  const before = prober!.stampsOf(await prober!.probes(5, 50));
   t.true(spreadNs(before.at(-1)!.stamps) > 1e9, `the clocks start seconds apart (spread ${spreadNs(before.at(-1)!.stamps)} ns)`);
   const startedMs = performance.now();
   // The master's log also on the console, where each line gets this machine's time of arrival.
   await Promise.all(gs.map((g, i) => (i === 0 ? g.background(`${daemonCmd(g, '--master')} 2>&1 | tee /tmp/daemon.log`, null) : g.background(daemonCmd(g), '/tmp/daemon.log'))));
-  const groupProbes = await probes(360, 50);
+  const groupProbes = await prober!.probes(360, 50);
   const logs = await Promise.all(gs.map((g) => g.run('cat /tmp/daemon.log')));
   for (const [i, l] of logs.entries()) {
     t.regex(l.out, new RegExp(`disciplining the system clock \\(CLOCK_REALTIME\\) with adjtimex: starting from the kernel's current frequency, ${RATES_PPM[i]}\\.000 ppm`), `g${i} starts from the kernel's frequency`);
@@ -290,7 +214,7 @@ uml(`3 guests seconds apart and ±100 ppm: --clock system brings them within 1 m
   // Rounds are counted from the first whose table holds all three clocks (the master starts its rounds before the others' node processes are up).
   const rounds = masterRounds(gs[0]!.lines.filter((l) => !l.text.startsWith('@@')), gs.length);
   t.true(rounds.length >= 10, `the master ran ${rounds.length} full rounds:\n${logs[0]!.out.slice(-2000)}`);
-  const rows = stampsOf(groupProbes);
+  const rows = prober!.stampsOf(groupProbes);
   const roundAt = (ms: number): number => rounds.filter((r) => r.atMs <= ms).at(-1)?.round ?? 0;
   const measurable = rows.filter((r) => r.atSend !== null);
   t.true(measurable.length >= rows.length * 0.5, `only ${measurable.length} of ${rows.length} probes measurable`);
@@ -358,7 +282,7 @@ uml(`the error bound each daemon writes in ClockBound's segment holds: |error| �
   await gs[0]!.run('pkill -f pending.py; true');
   const read = (f: string): string => (existsSync(f) ? readFileSync(f, 'utf8') : '');
   for (const g of gs) if (lines(files[g.index]!) < SAMPLES) t.log(`${g.name}'s reader: ${(await g.run('cat /tmp/cb-reader.log')).out}`);
-  const samples = boundSamplesFrom(files.map(read), read(join(lan!.dir, 'pending-g0.txt')), delayBases());
+  const samples = boundSamplesFrom(files.map(read), read(join(lan!.dir, 'pending-g0.txt')), prober!.delayBases());
   const r = tallyBound(samples);
   t.log(`${SAMPLES} readings per guest in ${tookS.toFixed(1)} s; ${r.pairs} (guest, instant) pairs with a bound (${r.perGuest.join(', ')} per guest; status ${JSON.stringify(r.statuses)}), ${r.skipped} instants left out (${r.skipReasons})`);
   t.log(`|error| ≤ bound at ${r.pairs - r.violations} of ${r.pairs} pairs; median bound ${us(r.medianBoundNs)}, median |error| ${(r.medianErrorNs / 1000).toFixed(1)} µs (ratio ${(r.medianBoundNs / r.medianErrorNs).toFixed(1)}); |error| p99 ${us(r.p99ErrorNs)}, max ${us(r.maxErrorNs)}; largest |error| / bound ${r.worstFraction.toFixed(2)}`);
@@ -367,7 +291,7 @@ uml(`the error bound each daemon writes in ClockBound's segment holds: |error| �
     if (process.env.BERKELEYD_UML_KEEP) {
       mkdirSync(process.env.BERKELEYD_UML_KEEP, { recursive: true });
       for (const f of [...files, join(lan!.dir, 'pending-g0.txt')]) if (existsSync(f)) copyFileSync(f, join(process.env.BERKELEYD_UML_KEEP, f.split('/').at(-1)!));
-      writeFileSync(join(process.env.BERKELEYD_UML_KEEP, 'bases.json'), JSON.stringify(delayBases().map(String)));
+      writeFileSync(join(process.env.BERKELEYD_UML_KEEP, 'bases.json'), JSON.stringify(prober!.delayBases().map(String)));
       for (const g of gs) writeFileSync(join(process.env.BERKELEYD_UML_KEEP, `log-${g.name}.txt`), (await g.run('cat /tmp/daemon.log')).out);
     }
   }

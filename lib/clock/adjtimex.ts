@@ -50,10 +50,11 @@ function load(): Binding {
     tai: 'int',
     reserved: koffi.array('int', 11),
   });
-  koffi.struct('berkeleyd_timespec', { tv_sec: 'int64', tv_nsec: 'long' });
+  // Its own name: koffi's type names are global, and lib/net/ffi.ts defines a berkeleyd_timespec of its own.
+  koffi.struct('berkeleyd_clock_timespec', { tv_sec: 'int64', tv_nsec: 'long' });
   binding = {
     clockAdjtime: libc.func('int clock_adjtime(int, _Inout_ berkeleyd_timex *)'),
-    clockGettime: libc.func('int clock_gettime(int, _Out_ berkeleyd_timespec *)'),
+    clockGettime: libc.func('int clock_gettime(int, _Out_ berkeleyd_clock_timespec *)'),
     errno: () => koffi.errno() as number,
   };
   return binding;

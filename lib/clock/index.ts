@@ -17,5 +17,8 @@ export type { OpenSystemClockOptions, OpenedSystemClock, RefusalReason } from '.
 export { defaultStateFile, readStateFile, writeStateFile } from './statefile.js';
 export type { ClockStateFile } from './statefile.js';
 export { readKernelClock } from './adjtimex.js';
+export { findTimeDaemons } from './guard.js';
 export { KernelClockError, kernelState } from './timex.js';
 export type { KernelClock, KernelState, Timex, TimexRequest } from './timex.js';
+export { fileReference, referenceTimeAt, systemReference } from './reference.js';
+export type { ReferenceClock, ReferenceFile, ReferenceReading } from './reference.js';

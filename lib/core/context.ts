@@ -9,6 +9,7 @@ import type { Header, Message } from '../wire/messages.js';
 import { DEFAULT_DISCIPLINE, discipline, initialDiscipline, type DisciplineState } from './discipline.js';
 import type { BoundUpdate } from './bound.js';
 import type { NodeOptions } from './options.js';
+import type { ReferenceTracker } from './reference.js';
 import type { Action, Address, Destination, DropReason, Notice, TimerName } from './types.js';
 
 /** What the engine reads of its clock (lib/clock's Clock satisfies it). */
@@ -52,6 +53,8 @@ export class Context {
   /** The last correction was beyond the step threshold (see applyAdjustment). */
   private lastWasLarge = false;
   private disc: DisciplineState = initialDiscipline();
+  /** The reference this node's group follows as master (reference.ts), or null: the Berkeley average. Set by the daemon. */
+  reference: ReferenceTracker | null = null;
 
   constructor(
     readonly opts: NodeOptions,
@@ -104,6 +107,19 @@ export class Context {
     return this.disc.atLimit;
   }
 
+  /**
+   * As master: this round's "average" from the reference (see reference.ts), or null (none, or lost: the
+   * average). The reference is read now; the peers measured our clock before the last sinceNs of our own
+   * correction ran, so both are stated as at their measurement: averageNs, limited per round, for the
+   * table; fitNs, the whole distance, for our own frequency fit (which must see where the reference is, not
+   * how fast we are allowed to go there).
+   */
+  referenceTarget(round: number, sinceNs: bigint): { averageNs: bigint; fitNs: bigint } | null {
+    const r = this.reference;
+    const target = r?.target(this.opts.intervalNs, this.synced, (state, why) => this.notice({ kind: 'reference', state, why, round })) ?? null;
+    return r && target !== null ? { averageNs: target + sinceNs, fitNs: r.wantedNs + sinceNs } : null;
+  }
+
   /** A newcomer's coarse step to the master's clock, from its first burst. */
   coarseStep(correctionNs: bigint): void {
     this.disc = discipline(this.disc, { adjustmentNs: correctionNs, appliedAtMeasureNs: this.clock.appliedNs(), measureMonoNs: 0n, applyMonoNs: 0n, stepped: true });
@@ -119,6 +135,8 @@ export class Context {
    * when appliedNs() read appliedAtMeasureNs; what was corrected since then
    * is subtracted, and the result replaces what is left of any earlier slew.
    * commonPpm is the group's common frequency (ADJUST commonPpb / 1000).
+   * fitAdjustmentNs is what the frequency fit sees, when it differs (a
+   * master following a reference: the whole distance, not this round's part).
    */
   applyAdjustment(
     epoch: number,
@@ -129,6 +147,7 @@ export class Context {
     monoNs: bigint,
     delayNs = 0,
     commonPpm = 0,
+    fitAdjustmentNs = adjustmentNs,
   ): void {
     const correctionNs = adjustmentNs - (this.clock.appliedNs() - appliedAtMeasureNs);
     const magnitude = correctionNs < 0n ? -correctionNs : correctionNs;
@@ -144,6 +163,9 @@ export class Context {
     const before = this.disc.frequencyPpm;
     const wasAtLimit = this.disc.atLimit;
     // Spans of several intervals still count (missed rounds); longer gaps restart the fit.
+    // What the fit sees decides whether the clock was disturbed (a reference that stepped, limited per round in the correction).
+    const fitNs = fitAdjustmentNs - (this.clock.appliedNs() - appliedAtMeasureNs);
+    const large = (magnitude > (fitNs < 0n ? -fitNs : fitNs) ? magnitude : fitNs < 0n ? -fitNs : fitNs) > this.opts.stepThresholdNs;
     const maxSpanNs = 4n * this.opts.intervalNs > DEFAULT_DISCIPLINE.maxSpanNs ? 4n * this.opts.intervalNs : DEFAULT_DISCIPLINE.maxSpanNs;
     this.disc = discipline(
       this.disc,
@@ -152,10 +174,10 @@ export class Context {
       // (--step-always) or not, means the clock was disturbed (someone stepped the host clock, or its master
       // changed): its phase history no longer describes its rate, and the fit starts again, keeping the
       // estimate it had. Large corrections in a row are a clock that runs away: the fit must see that.
-      { adjustmentNs, appliedAtMeasureNs, measureMonoNs, applyMonoNs: monoNs, stepped: this.synced && magnitude > this.opts.stepThresholdNs && !this.lastWasLarge, delayNs, commonPpm },
+      { adjustmentNs: fitAdjustmentNs, appliedAtMeasureNs, measureMonoNs, applyMonoNs: monoNs, stepped: this.synced && large && !this.lastWasLarge, delayNs, commonPpm },
       { ...DEFAULT_DISCIPLINE, maxSpanNs },
     );
-    this.lastWasLarge = magnitude > this.opts.stepThresholdNs;
+    this.lastWasLarge = large;
     const after = this.disc.frequencyPpm;
     if (this.disc.atLimit !== wasAtLimit) {
       this.notice({ kind: 'cannot-follow', atLimit: this.disc.atLimit, estimatePpm: this.disc.estimatePpm ?? 0, commonPpm });

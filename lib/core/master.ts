@@ -11,6 +11,7 @@ import { faultTolerantAverage, median, type Reading } from './average.js';
 import type { Context } from './context.js';
 import { DEFAULT_DISCIPLINE } from './discipline.js';
 import { MemberLimit, REQUESTERS_PER_MEMBER, RoundLoad } from './load.js';
+import { towardReference } from './reference.js';
 import type { Address, FaultReason, RoundRow } from './types.js';
 
 /**
@@ -228,7 +229,8 @@ export class MasterRole {
       unicastPort: o.unicast.port,
       probes: this.load.probes,
       steps: o.steps,
-      reference: o.reference,
+      // While a reference (reference.ts) is followed, not while it is lost.
+      reference: ctx.reference ? ctx.reference.state !== 'lost' : o.reference,
       name: o.name,
     });
   }
@@ -322,7 +324,14 @@ export class MasterRole {
     const errorOf = (r: Report): bigint => minOf(r.delayNs / 2n, capNs) + marginNs;
     const ownErrorNs = medianHalfNs + marginNs;
     const readings: Reading[] = [{ node: ctx.id, offsetNs: 0n, errorNs: ownErrorNs }, ...reports.map((r) => ({ node: r.node, offsetNs: r.offsetNs, errorNs: errorOf(r) }))];
-    const result = faultTolerantAverage(readings, ctx.opts.toleranceNs);
+    // The average compares the peers' clocks with ours as they measured it,
+    // spread over their slots; a slew of ours that ran on meanwhile is in
+    // their offsets already.
+    const at = measuredAt(this.timings, this.reports.keys()) ?? { monoNs, appliedNs: ctx.clock.appliedNs() };
+    // With a reference (reference.ts) the group's time follows it, not the average; the selection still names faults.
+    const ref = ctx.referenceTarget(this.round, ctx.clock.appliedNs() - at.appliedNs);
+    const target = ref?.averageNs ?? null;
+    const result = towardReference(faultTolerantAverage(readings, ctx.opts.toleranceNs), target);
     const kept = new Set(result.entries.filter((e) => result.quorum && !e.outlier).map((e) => e.node));
     // The group's common frequency: the mean of what the kept clocks' estimates call for.
     const frequencyOf = (node: bigint): number | null => {
@@ -341,7 +350,8 @@ export class MasterRole {
       (f): f is number => f !== null,
     );
     const commonPpm = commonFrequency(estimates, DEFAULT_DISCIPLINE.maxFrequencyPpm);
-    const commonPpb = Math.round(commonPpm * 1000);
+    // Following a reference, every clock runs at its own estimate: each is measured against the reference's time.
+    const commonPpb = target === null ? Math.round(commonPpm * 1000) : 0;
     if (result.quorum) {
       // Far: more than twice its own interval's half-width from the point the majority agreed on.
       const far = new Set(readings.filter((r) => absOf(r.offsetNs - result.agreedNs) > 2n * r.errorNs!).map((r) => r.node));
@@ -388,15 +398,11 @@ export class MasterRole {
     this.lastAverageNs = result.averageNs;
     this.lastCommonPpm = commonPpb / 1000;
     ctx.notice({ kind: 'round', epoch: this.epoch, round: this.round, averageNs: result.averageNs, quorum: result.quorum, table });
-    // The average compares the peers' clocks with ours as they measured it,
-    // spread over their slots; a slew of ours that ran on meanwhile is in
-    // their offsets already.
-    const at = measuredAt(this.timings, this.reports.keys()) ?? { monoNs, appliedNs: ctx.clock.appliedNs() };
     // The average's quality, for the frequency fit's weights: the reports' median round trip
     // (one member's odd report cannot make every point of ours look bad).
     const delays = reports.map((r) => Math.min(Number(ctx.opts.maxDelayNs), Math.max(0, Number(r.delayNs))));
     const delayNs = delays.length ? delays.sort((a, b) => a - b)[delays.length >> 1]! : 0;
-    ctx.applyAdjustment(this.epoch, this.round, result.averageNs, at.appliedNs, at.monoNs, monoNs, delayNs, commonPpb / 1000);
+    ctx.applyAdjustment(this.epoch, this.round, result.averageNs, at.appliedNs, at.monoNs, monoNs, delayNs, commonPpb / 1000, ref?.fitNs);
     this.expireMembers();
   }
 

@@ -56,6 +56,8 @@ export type Notice =
   | { kind: 'table'; inTable: boolean; why: 'table-full' | 'not-in-table' | null; round: number }
   /** The master refuses members beyond --max-members (refusing), or no longer. */
   | { kind: 'member-limit'; refusing: boolean; refused: number; max: number; round: number }
+  /** As master with a reference (reference.ts): it is followed, the group is slewing back to it, or it is lost (why). */
+  | { kind: 'reference'; state: 'following' | 'returning' | 'lost'; why: string | null; round: number }
   | { kind: 'dropped'; reason: DropReason; type: number; from: Address };
 
 /** Why the master names a member faulty. */

@@ -19,6 +19,7 @@ import { log, warner } from './log.js';
 import { Metrics, MetricsServer } from './metrics.js';
 import { SystemClockKeeper } from './keeper.js';
 import { BoundPublisher } from './publish.js';
+import { ReferenceLink } from './reference.js';
 import { buildStatus, type StatusJson } from './status.js';
 import { boundJson } from './bound.js';
 import type { Counters, DaemonOptions } from './types.js';
@@ -40,6 +41,8 @@ export class Daemon {
   private readonly keeper: SystemClockKeeper | null = null;
   private readonly system: OpenedSystemClock | null = null;
   readonly node: Node;
+  /** --reference: the external reference the group follows as master, or null. */
+  readonly reference: ReferenceLink | null;
   readonly counters: Counters;
   /** The keys in force: replaced whole by reload(). */
   keys: Keyring | null;
@@ -63,7 +66,10 @@ export class Daemon {
     const c = opts.clock;
     const common = { maxSlewPpm: c.maxSlewPpm, stepThresholdNs: c.stepThresholdNs };
     this.say = warner(opts.node.name);
-    if (c.kind === 'system') {
+    if (opts.shared) {
+      // A boundary host's own group (boundary.ts): the clock belongs to its upper engine.
+      this.clock = opts.shared.clock;
+    } else if (c.kind === 'system') {
       // Refuses (ClockRefused) without CAP_SYS_TIME or beside another time service, before anything is opened.
       this.system = openSystemClock({ ...common, stateFile: c.stateFile ?? null, force: c.force ?? false, onError: (err) => this.say.warn(`system clock: ${err.message}`) });
       this.clock = this.system.clock;
@@ -87,6 +93,7 @@ export class Daemon {
       random: Math.random,
       nonce: () => randomBytes(8).readBigUInt64BE(),
     });
+    this.reference = opts.reference ? new ReferenceLink(opts.reference, this.clock, this.node) : null;
     this.keys = opts.keys;
     this.control = new ControlServer(opts.controlPath, (cmd) => this.command(cmd));
     this.metrics = new Metrics(() => this.status(), !!opts.metrics);
@@ -132,6 +139,7 @@ export class Daemon {
     log.control('control socket %s', this.opts.controlPath);
     log.clock('%s clock, max slew %d ppm, step threshold %s', this.clock.kind, this.opts.clock.maxSlewPpm, formatDurationNs(this.opts.clock.stepThresholdNs));
     this.say.info(this.clockLine());
+    if (this.reference) this.say.info(this.reference.describe());
     for (const o of this.system?.overridden ?? []) this.say.warn(`--force: going on although ${o}`);
     for (const o of this.system?.leftovers ?? []) this.say.warn(`${o}; no time service is running, so these are taken as left behind by one that stopped: cleared`);
     this.feed({ type: 'start', monoNs: process.hrtime.bigint() });
@@ -287,11 +295,13 @@ export class Daemon {
         return;
       }
       case 'correct': {
+        if (this.opts.shared) return log.clock('not correcting by %s: the upper group disciplines this clock', formatDurationNs(a.correctionNs));
         const kind = this.clock.correct(a.correctionNs, a.allowStep);
         log.clock('%s %s', kind === 'step' ? 'stepped' : 'slewing', formatDurationNs(a.correctionNs));
         return;
       }
       case 'frequency':
+        if (this.opts.shared) return;
         this.clock.setFrequencyPpm(a.ppm);
         log.clock('frequency %s ppm', a.ppm.toFixed(3));
         return;
@@ -395,6 +405,8 @@ export class Daemon {
           : this.say.warn(`the member table has room again (--max-members ${n.max}, round ${n.round})`);
       case 'named-faulty':
         return n.faulty ? this.say.warn(`the master names this node faulty in round ${n.round}`) : this.say.warn(`the master no longer names this node faulty (round ${n.round})`);
+      case 'reference':
+        return n.state === 'lost' ? this.say.warn(ReferenceLink.message(n)) : this.say.info(ReferenceLink.message(n));
       case 'dropped':
         return log.wire('ignored %s from %s:%d: %s', MessageType[n.type] ?? n.type, n.from.address, n.from.port, n.reason);
     }

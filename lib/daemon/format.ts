@@ -93,6 +93,8 @@ export function formatStatus(s: StatusJson): string {
   ];
   if (s.config.keyIds?.length) lines.push(`Keys             : ${s.config.keyIds.join(', ')} (signing with ${s.config.keyIds[0]}); reloads ${s.counters.reloads.ok} ok, ${s.counters.reloads.refused} refused`);
   if (s.config.metrics) lines.push(`Metrics          : http://${s.config.metrics}/metrics`);
+  if (s.reference) lines.push(`Reference        : ${referenceLine(s.reference)}`);
+  else if (s.masterReference) lines.push(`Reference        : the group's time follows an external reference or an upper group (${s.masterSteps ?? 0} step(s) from the top)`);
   if (s.role === 'master') {
     lines.push('', `Members (${s.members.length}):`, `  ${'Node'.padEnd(24)}${'Offset'.padStart(16)}${'Round trip'.padStart(16)}${'Last round'.padStart(12)}  Faulty`);
     for (const m of [...s.members].sort((a, b) => a.nodeId.localeCompare(b.nodeId, 'en', { numeric: true }))) {
@@ -111,4 +113,10 @@ function faultLine(s: StatusJson): string {
   if (f.thisNode) parts.push('the master names this node faulty');
   if (f.cannotFollow) parts.push('this clock cannot follow its corrections (frequency beyond the limit)');
   return parts.join('; ') || 'none';
+}
+
+/** --reference: its state, why it is lost, and how far the group clock is from it. */
+function referenceLine(r: NonNullable<StatusJson['reference']>): string {
+  const state = r.state === 'following' ? 'followed' : r.state === 'returning' ? 'back, the group slewing to it' : `LOST (${r.why}); the group runs on its average`;
+  return `${r.kind} ${state}; group clock − reference ${dur(r.offsetNs)}, maxerror ${mag(r.maxErrorNs)} (bound ${mag(r.maxErrorBoundNs)}), lost ${r.losses} time(s)`;
 }

@@ -200,6 +200,10 @@ export class Metrics {
     gauge('berkeleyd_frequency_limit', '1 while this clock\'s own estimate needs more frequency correction than the limit (it cannot follow its corrections), else 0.', (s) => s.faults.cannotFollow);
     gauge('berkeleyd_group_common_frequency_ratio', 'Master only: the common frequency of its last table (the mean estimate of the kept clocks), as a ratio.', (s) => (s.lastRound ? s.lastRound.commonPpm * 1e-6 : null));
     gauge('berkeleyd_selection_margin_seconds', 'Master only: the margin of its last selection (3 median absolute deviations of the offsets, at least 10 us).', (s) => ns(s.lastRound?.marginNs ?? null));
+    gauges('berkeleyd_reference_state', '--reference only: 1 for the current state of the external reference: following (the group keeps its time), returning (slewing back to it), lost (the group runs on the Berkeley average).', ['state'], (s) =>
+      s.reference ? (['following', 'returning', 'lost'] as const).map((st) => [{ state: st }, Number(s.reference!.state === st)]) : []);
+    gauge('berkeleyd_reference_offset_seconds', '--reference only: the group clock minus the reference at the last round (positive: the group is ahead).', (s) => ns(s.reference?.offsetNs ?? null));
+    counter('berkeleyd_reference_losses_total', '--reference only: times the reference was lost (STA_UNSYNC, maxerror beyond --reference-max-error, or unreadable).', [], (s) => (s.reference ? [[{}, s.reference.losses]] : []));
     counter('berkeleyd_datagrams_received_total', 'Datagrams received.', [], (s) => [[{}, s.counters.received]]);
     counter('berkeleyd_datagrams_sent_total', 'Datagrams sent.', [], (s) => [[{}, s.counters.sent]]);
     counter('berkeleyd_send_errors_total', 'Datagrams that could not be sent.', [], (s) => [[{}, s.counters.sendErrors]]);

@@ -10,6 +10,7 @@ import type { Node } from '../core/node.js';
 import type { Keyring } from '../wire/keys.js';
 import { publishedAt, type BoundPublisher } from './publish.js';
 import { boundJson, type BoundJson } from './bound.js';
+import type { ReferenceJson, ReferenceLink } from './reference.js';
 
 export interface MemberJson {
   nodeId: string;
@@ -100,6 +101,11 @@ export interface StatusJson extends BoundJson {
   config: { keyIds: number[]; metrics: string | null; group: string; port: number; interface: string; unicastPort: number; domain: number; intervalMs: number; collectTimeoutMs: number; probes: number; toleranceNs: string; maxAdjustNs: string | null; priority: number; pinnedMaster: boolean; authenticated: boolean };
   /** --clockbound: the segment written, how many writes, seconds since the last, and the status it says (0 unknown, 1 synchronized, 2 free running); null when none is written. */
   clockbound?: { path: string; writes: number; lastWriteAgeS: number | null; status: number | null } | null;
+  /** The master's steps from the top of a hierarchy and whether its group's time follows a reference (its SYNC; this node's own as master); null without a master. */
+  masterSteps?: number | null;
+  masterReference?: boolean | null;
+  /** --reference: the external reference and its state; null without one. */
+  reference?: ReferenceJson | null;
   uptimeS: number;
   pid: number;
 }
@@ -111,7 +117,7 @@ export function clockState(lastCorrectionMonoNs: bigint | null, monoNs: bigint, 
 }
 
 export function buildStatus(
-  d: { clock: VirtualClock | SystemClock; node: Node; counters: Counters; startedMonoNs: bigint; lastCorrectionMonoNs: bigint | null; keys: Keyring | null; metricsAddress: string | null; clockbound?: BoundPublisher | null },
+  d: { clock: VirtualClock | SystemClock; node: Node; counters: Counters; startedMonoNs: bigint; lastCorrectionMonoNs: bigint | null; keys: Keyring | null; metricsAddress: string | null; clockbound?: BoundPublisher | null; reference?: ReferenceLink | null },
   opts: DaemonOptions,
   unicastPort: number,
 ): StatusJson {
@@ -220,6 +226,9 @@ export function buildStatus(
       metrics: d.metricsAddress,
     },
     clockbound: publishedAt(d.clockbound ?? null, mono),
+    masterSteps: s.masterSteps,
+    masterReference: s.masterReference,
+    reference: d.reference?.json() ?? null,
     uptimeS: Number(mono - d.startedMonoNs) / 1e9,
     pid: process.pid,
   };

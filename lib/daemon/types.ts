@@ -6,6 +6,8 @@
 import type { NodeOptions } from '../core/options.js';
 import type { TransportCounters, TransportOptions } from '../net/transport.js';
 import type { Keyring } from '../wire/keys.js';
+import type { SystemClock, VirtualClock } from '../clock/index.js';
+import type { ReferenceOptions } from './reference.js';
 
 export interface DaemonOptions {
   node: Omit<NodeOptions, 'unicast'>;
@@ -28,6 +30,10 @@ export interface DaemonOptions {
   metrics?: { host: string; port: number } | null;
   /** --clockbound: ClockBound's segment at path (auto: unless someone else owns it; see lib/daemon/publish.ts); null: none. */
   clockbound?: { path: string; auto: boolean } | null;
+  /** A boundary host's own group (boundary.ts): the clock its upper engine disciplines, never corrected by this one. */
+  shared?: { clock: VirtualClock | SystemClock } | null;
+  /** --reference: follow an external reference as master (reference.ts); null or absent: the Berkeley average. */
+  reference?: ReferenceOptions | null;
 }
 
 export interface Counters {
