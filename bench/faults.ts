@@ -85,8 +85,8 @@ async function runGroup(members: Member[], o: { intervalNs: bigint; durationMs: 
   process.once('SIGINT', stop);
   try {
     const common = ['--group', group, '--port', String(port), '--interface', '127.0.0.1', '--interval', `${o.intervalNs}ns`, ...(o.keyFile ? ['--key-file', o.keyFile] : [])];
-    // Peers first, the master (n0) last, as bench.ts does.
-    for (const m of [...members.slice(1), members[0]!]) {
+    // Peers first, the master (n0) last, as bench.ts does; to be elected, n0 starts first and leads before the others come.
+    for (const m of o.elect ? members : [...members.slice(1), members[0]!]) {
       const role = o.elect ? ['--priority', m.name === 'n0' ? '200' : '100'] : m.name === 'n0' ? ['--master'] : ['--priority', '0'];
       await cluster.add({
         name: m.name,
