@@ -11,11 +11,13 @@ import { faultTolerantAverage, median, type AverageResult, type Reading } from '
 import type { Context } from './context.js';
 import { DEFAULT_DISCIPLINE } from './discipline.js';
 import { beyondLimit, commonFrequency, judgeMembers, type Judged } from './faults.js';
+import { ERROR_CAP, ERROR_FLOOR_NS, measuredAt, SelectionMargin, type RequestTiming } from './intervals.js';
 import { MemberLimit, REQUESTERS_PER_MEMBER, RoundLoad } from './load.js';
 import { OwnClock } from './runaway.js';
 import type { Address, RoundRow } from './types.js';
 
 export { commonFrequency, FAULTY_LIMIT_ROUNDS, FAULTY_OUTLIER_ROUNDS, RECOVER_ROUNDS } from './faults.js';
+export { ERROR_CAP, ERROR_FLOOR_NS, MAD_ROUNDS, MARGIN_MADS, measuredAt, type RequestTiming } from './intervals.js';
 
 /**
  * Fast start: rounds 1-4 of an epoch run at a quarter of the interval,
@@ -36,57 +38,6 @@ export function fastStartDivisor(round: number, collectTimeoutNs: bigint): bigin
   return divisor;
 }
 
-/** Sums over one sender's requests of a round. */
-export interface RequestTiming {
-  monoSum: bigint;
-  appliedSum: bigint;
-  n: bigint;
-}
-
-/**
- * When the peers measured the master, and what its clock had applied then:
- * the mean over the senders that reported of each one's mean request. One
- * value per reporter, so that requests replayed by someone else, or a
- * sender that never reported, do not move it. Null if no reporter sent a
- * request this round.
- */
-export function measuredAt(timings: ReadonlyMap<bigint, RequestTiming>, reporters: Iterable<bigint>): { monoNs: bigint; appliedNs: bigint } | null {
-  let mono = 0n;
-  let applied = 0n;
-  let n = 0n;
-  for (const node of reporters) {
-    const t = timings.get(node);
-    if (!t || t.n === 0n) continue;
-    mono += t.monoSum / t.n;
-    applied += t.appliedSum / t.n;
-    n += 1n;
-  }
-  return n === 0n ? null : { monoNs: mono / n, appliedNs: applied / n };
-}
-
-/**
- * Each clock's interval in the selection (see average.ts): half its round
- * trip, capped at ERROR_CAP times the round's median half round trip (a
- * member cannot widen its own interval by reporting a long round trip),
- * plus a margin for what the clocks did between the measurement and the
- * collection and for the group's present dispersion: MARGIN_MADS times the
- * median absolute deviation of this round's offsets from their median,
- * and at least ERROR_FLOOR_NS. The median absolute deviation is the
- * group's spread as a majority sees it: up to half the clocks can be
- * anywhere without widening it, so a liar or a runaway clock cannot make
- * room for itself. (A spread taken from the distances to the last average
- * could: bad clocks pull the average, the good clocks' distances grow, and
- * the margin grows to take the bad clocks in.) The deviation is taken
- * without the members already named faulty, and the margin uses the median
- * of the last MAD_ROUNDS rounds' deviations, so that a round in which half
- * the good members sat out cannot open it either. The master's own clock,
- * which measured nothing, gets the median half round trip plus the margin.
- * The tolerance stays the outer bound.
- */
-export const ERROR_FLOOR_NS = 10_000n;
-export const MARGIN_MADS = 3n;
-export const MAD_ROUNDS = 5;
-export const ERROR_CAP = 2n;
 /** No clock runs this far off (ppb): a report claiming so is implausible (the simulated clock's own limit, 100,000 ppm). */
 const MAX_PLAUSIBLE_PPB = 100_000_000;
 
@@ -126,7 +77,7 @@ export class MasterRole {
   lastCommonPpm = 0;
   /** The last round's selection margin (see MARGIN_MADS), ns, and the last rounds' median absolute deviations. */
   lastMarginNs = 0n;
-  private readonly mads: bigint[] = [];
+  private readonly margin = new SelectionMargin();
   /** The verdict on our own clock, and the group's time we serve in its place while it is named faulty (runaway.ts). */
   readonly own: OwnClock;
   /** Members named faulty so far (each naming counts once). */
@@ -287,11 +238,7 @@ export class MasterRole {
     // rounds: one round in which half the good members sat out (their delay filters) leaves the bad ones half
     // of the readings, and its own median absolute deviation would open the margin to them.
     const goodOffsets = reports.filter((r) => !this.members.get(r.node)?.faulty).map((r) => r.offsetNs);
-    const offsets = serving && goodOffsets.length ? goodOffsets : [0n, ...goodOffsets];
-    const mid = median(offsets);
-    this.mads.push(median(offsets.map((o) => absOf(o - mid))));
-    if (this.mads.length > MAD_ROUNDS) this.mads.shift();
-    const marginNs = maxOf(ERROR_FLOOR_NS, MARGIN_MADS * median(this.mads));
+    const marginNs = this.margin.next(serving && goodOffsets.length ? goodOffsets : [0n, ...goodOffsets]);
     this.lastMarginNs = marginNs;
     const errorOf = (r: Report): bigint => minOf(r.delayNs / 2n, capNs) + marginNs;
     const ownErrorNs = medianHalfNs + marginNs;
