@@ -53,6 +53,7 @@ for (const seed of [1, 2, 3]) {
       t.is(st.role, 'master');
       t.true(st.servingGroupTime, 'it serves the group time in place of its clock');
       t.not(st.ownClockFault, null);
+      t.false(st.synced, 'its own clock is not synchronized');
       // Its own row in its table says how far its clock is: far beyond the good clocks' spread.
       const row = st.lastTable.find((x) => x.node === st.node)!;
       t.true(row.outlier && row.faulty !== null, 'its own clock is out of the average, flagged');

@@ -477,8 +477,9 @@ export class Node {
       masterName: this.role === 'master' ? this.opts.name : (this.followed?.name ?? null),
       epoch: this.epoch,
       round: this.master?.round ?? this.followed?.round ?? 0,
-      // A peer left out of the table gets no corrections: whatever it did before, it is not synchronized.
-      synced: ctx.synced && (this.role === 'master' || this.peer.leftOut === null),
+      // A peer left out of the table gets no corrections: whatever it did before, it is not synchronized. Nor is a
+      // master whose own clock is named faulty: it serves the group's time, but its own clock is off (runaway.ts).
+      synced: ctx.synced && (this.role === 'master' ? !this.master?.own.fault : this.peer.leftOut === null),
       lastAdjustmentNs: ctx.lastAdjustmentNs,
       frequencyPpm: ctx.frequencyPpm,
       lastOffsetNs: this.peer.lastOffsetNs,
