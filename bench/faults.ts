@@ -69,6 +69,8 @@ interface RunResult {
   meanDriftPpm: number;
   rateErrorPpm: number | null;
   flagged: Record<string, { round: number; reason: string }>;
+  /** The 5 largest steady samples and their rounds: where a p99 comes from (a transition, or spikes anywhere). */
+  worst: { round: number; spreadUs: number }[];
 }
 
 const pair = (what: string, parse: (v: string) => unknown) => (text: string, prev: [string, unknown][] = []): [string, unknown][] => {
@@ -165,6 +167,7 @@ async function runGroup(members: Member[], o: { intervalNs: bigint; durationMs: 
       meanDriftPpm,
       rateErrorPpm: ratePpm === null ? null : ratePpm - meanDriftPpm,
       flagged,
+      worst: [...steady].sort((a, b) => (b.spreadNs > a.spreadNs ? 1 : b.spreadNs < a.spreadNs ? -1 : 0)).slice(0, 5).map((x) => ({ round: x.label, spreadUs: Number(x.spreadNs) / 1000 })),
     };
   } finally {
     process.off('SIGINT', stop);
@@ -219,7 +222,8 @@ async function main(): Promise<void> {
     log(`bench:faults: ${good.length} good daemons (drift ±${o.drift} ppm)${badNames.length ? `, bad: ${[...faulty].map(([n, p]) => `${n} drifting ${p} ppm`).concat([...liars].map(([n, l]) => `${n} lying by ${Number(l) / 1e6} ms`)).join(', ')}` : ''}; ${run.durationMs / 1000} s per run${keyFile ? ', with keys' : ''}`);
     const fmt = (r: RunResult): string =>
       `steady p50 ${r.precisionUs.p50.toFixed(1)} µs, p99 ${r.precisionUs.p99.toFixed(1)} µs, max ${r.precisionUs.max.toFixed(1)} µs (from round ${r.steadyFromRound ?? 'never'}); ` +
-      `common rate ${r.ratePpm?.toFixed(2) ?? '-'} ppm against their mean drift ${r.meanDriftPpm.toFixed(2)} ppm (${r.rateErrorPpm?.toFixed(2) ?? '-'} ppm apart)`;
+      `common rate ${r.ratePpm?.toFixed(2) ?? '-'} ppm against their mean drift ${r.meanDriftPpm.toFixed(2)} ppm (${r.rateErrorPpm?.toFixed(2) ?? '-'} ppm apart); ` +
+      `worst samples ${r.worst.map((w) => `${w.spreadUs.toFixed(1)} µs (round ${w.round})`).join(', ')}`;
     log('baseline, the good members alone:');
     const baseline = await runGroup(good, run, log);
     log(`  good clocks: ${fmt(baseline)}`);
