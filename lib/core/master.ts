@@ -277,16 +277,18 @@ export class MasterRole {
         return m && this.reports.has(e.node) ? [{ member: m, outlier: e.outlier, far: far.has(e.node) }] : [];
       });
       this.faultsNamed += judgeMembers(judged, commonPpb / 1000, this.round, (n) => ctx.notice(n));
-      // The group's time at the reporters' mean instant, for the line we serve while our clock is faulty: only
-      // from rounds in which our own clock did not pull the average.
+      // The group's time at the reporters' mean instant, for the line we serve while our clock is faulty: the
+      // fit starts again at each round in which our own clock agreed (it pulled that average), so that the line
+      // always has a point once a round had a majority.
       if (ownKept && !serving) this.own.served.restart();
-      else this.own.served.add(at.monoNs, this.servedAt(at.monoNs) + result.averageNs);
+      this.own.served.add(at.monoNs, this.servedAt(at.monoNs) + result.averageNs);
       this.own.judge({ round: this.round, kept: ownKept, far: far.has(ctx.id), atLimit: beyondLimit(ctx.estimatePpm, commonPpb / 1000) });
       // The first round that finds our clock far: its offsets were taken against our clock at the peers' own
       // instants, and a table from them would scatter the good clocks by our rate (runaway.ts). None is sent.
-      withhold = !serving && this.own.serving;
+      withhold = !serving && this.own.serving && far.has(ctx.id);
     }
     const entries = result.entries.map((e) => ({ ...e, faulty: e.node === ctx.id ? this.own.fault !== null : this.members.get(e.node)?.faulty != null }));
+    const full = this.limit.endRound();
     // One table: the transport splits it into parts by node id (splitAdjust).
     if (!withhold) ctx.send('group', {
       type: MessageType.Adjust,
@@ -297,7 +299,7 @@ export class MasterRole {
       commonPpb,
       rangeFirst: 0n,
       rangeLast: 0xffff_ffff_ffff_ffffn,
-      full: this.limit.endRound(),
+      full,
       entries: entries.sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0)),
     });
     const table: RoundRow[] = result.entries.map((e) => {

@@ -37,9 +37,9 @@
  * the rank-timed election, and it claims no mastership while its clock
  * cannot follow or the new master names it faulty.
  *
- * Points are taken only from rounds with a majority in which the master's
- * own clock was not kept: while it is kept, its own reading pulls the
- * average, and the fit starts again.
+ * Points are taken from every round with a majority; the fit starts again
+ * at each round in which the master's own clock was kept (its reading
+ * pulled that average), so the line always has a point to start from.
  */
 import { FAULTY_LIMIT_ROUNDS, FAULTY_OUTLIER_ROUNDS, RECOVER_ROUNDS } from './faults.js';
 import type { FaultReason, Notice } from './types.js';
