@@ -23,7 +23,7 @@ function peerStatus(over: Partial<StatusJson> = {}): StatusJson {
       kernel: { frequencyPpm: 1.25, freq: 81920, tick: 10000, status: 0x40, statusNames: ['STA_UNSYNC'], state: 'TIME_ERROR', synchronized: false, maxErrorUs: 16000000, estErrorUs: 16000000, offset: 0, tai: 37 },
     },
     members: [], lastRound: null,
-    faults: { members: [], named: 0, thisNode: false, cannotFollow: false },
+    faults: { members: [], named: 0, thisNode: false, cannotFollow: false, ownClock: null },
     membership: { inTable: true, leftOut: null, probes: 12, maxMembers: 16384, refused: 0, full: false },
     counters: { received: 0, sent: 0, sendErrors: 0, rejected: {}, dropped: {}, elections: 0, claims: 0, corrections: 0, reloads: { ok: 0, refused: 0 }, otherParts: 0, net: { rxStamps: { group: { kernel: 10, user: 0, missing: 0, late: 0, old: 0, step: 0 }, unicast: { kernel: 10, user: 0, missing: 0, late: 0, old: 0, step: 0 } }, tx: { direct: 5, node: 0 } } },
     config: { group: '239.255.77.1', port: 7737, interface: '127.0.0.1', unicastPort: 1, domain: 0, intervalMs: 1000, collectTimeoutMs: 500, probes: 12, toleranceNs: '20000000', maxAdjustNs: null, priority: 100, pinnedMaster: false, authenticated: false, keyIds: [], metrics: null },
@@ -78,7 +78,7 @@ test('a master: faulty members, spread, bounded member series, rejected by reaso
         { nodeId: 'm001', offsetNs: '-2500', delayNs: '1', adjustmentNs: '2500', outlier: true, errorNs: '30000', frequencyPpm: 2, faulty: 'outlier' },
       ],
     },
-    faults: { members: [{ nodeId: 'm001', reason: 'outlier', sinceRound: 5 }], named: 1, thisNode: false, cannotFollow: false },
+    faults: { members: [{ nodeId: 'm001', reason: 'outlier', sinceRound: 5 }], named: 1, thisNode: false, cannotFollow: false, ownClock: null },
     counters: { ...peerStatus().counters, rejected: { 'bad-tag': 3 } },
   });
   const m = new Metrics(() => s);

@@ -7,12 +7,18 @@
  * collect      -> fault-tolerant average, ADJUST table to the group, own correction
  */
 import { MessageType, type ReportMessage, type TimeRequestMessage } from '../wire/messages.js';
-import { faultTolerantAverage, median, type Reading } from './average.js';
+import { faultTolerantAverage, median, type AverageResult, type Reading } from './average.js';
 import type { Context } from './context.js';
 import { DEFAULT_DISCIPLINE } from './discipline.js';
+import { beyondLimit, commonFrequency, judgeMembers, type Judged } from './faults.js';
+import { ERROR_CAP, ERROR_FLOOR_NS, measuredAt, SelectionMargin, type RequestTiming } from './intervals.js';
 import { MemberLimit, REQUESTERS_PER_MEMBER, RoundLoad } from './load.js';
 import { towardReference } from './reference.js';
-import type { Address, FaultReason, RoundRow } from './types.js';
+import { OwnClock } from './runaway.js';
+import type { Address, RoundRow } from './types.js';
+
+export { commonFrequency, FAULTY_LIMIT_ROUNDS, FAULTY_OUTLIER_ROUNDS, RECOVER_ROUNDS } from './faults.js';
+export { ERROR_CAP, ERROR_FLOOR_NS, MAD_ROUNDS, MARGIN_MADS, measuredAt, type RequestTiming } from './intervals.js';
 
 /**
  * Fast start: rounds 1-4 of an epoch run at a quarter of the interval,
@@ -33,114 +39,21 @@ export function fastStartDivisor(round: number, collectTimeoutNs: bigint): bigin
   return divisor;
 }
 
-/** Sums over one sender's requests of a round. */
-export interface RequestTiming {
-  monoSum: bigint;
-  appliedSum: bigint;
-  n: bigint;
-}
-
-/**
- * When the peers measured the master, and what its clock had applied then:
- * the mean over the senders that reported of each one's mean request. One
- * value per reporter, so that requests replayed by someone else, or a
- * sender that never reported, do not move it. Null if no reporter sent a
- * request this round.
- */
-export function measuredAt(timings: ReadonlyMap<bigint, RequestTiming>, reporters: Iterable<bigint>): { monoNs: bigint; appliedNs: bigint } | null {
-  let mono = 0n;
-  let applied = 0n;
-  let n = 0n;
-  for (const node of reporters) {
-    const t = timings.get(node);
-    if (!t || t.n === 0n) continue;
-    mono += t.monoSum / t.n;
-    applied += t.appliedSum / t.n;
-    n += 1n;
-  }
-  return n === 0n ? null : { monoNs: mono / n, appliedNs: applied / n };
-}
-
-/**
- * Each clock's interval in the selection (see average.ts): half its round
- * trip, capped at ERROR_CAP times the round's median half round trip (a
- * member cannot widen its own interval by reporting a long round trip),
- * plus a margin for what the clocks did between the measurement and the
- * collection and for the group's present dispersion: MARGIN_MADS times the
- * median absolute deviation of this round's offsets from their median,
- * and at least ERROR_FLOOR_NS. The median absolute deviation is the
- * group's spread as a majority sees it: up to half the clocks can be
- * anywhere without widening it, so a liar or a runaway clock cannot make
- * room for itself. (A spread taken from the distances to the last average
- * could: bad clocks pull the average, the good clocks' distances grow, and
- * the margin grows to take the bad clocks in.) The deviation is taken
- * without the members already named faulty, and the margin uses the median
- * of the last MAD_ROUNDS rounds' deviations, so that a round in which half
- * the good members sat out cannot open it either. The master's own clock,
- * which measured nothing, gets the median half round trip plus the margin.
- * The tolerance stays the outer bound.
- */
-export const ERROR_FLOOR_NS = 10_000n;
-export const MARGIN_MADS = 3n;
-export const MAD_ROUNDS = 5;
-export const ERROR_CAP = 2n;
-/**
- * Naming faults. A member left out of the average FAULTY_OUTLIER_ROUNDS
- * rounds in a row, each time farther than twice its interval's half-width
- * from the point the majority agreed on (a clock just outside, still
- * slewing or measured in a noisy round, is left out of that round's
- * average and no more), or whose frequency estimate needs more than the
- * frequency limit FAULTY_LIMIT_ROUNDS rounds in a row (one: an estimate is
- * trusted only once its standard error is 30 ppm, so a good clock within
- * ±100 ppm is never 500 ppm off), is named faulty; it
- * recovers after RECOVER_ROUNDS clean rounds in a row. Only rounds with a
- * majority count. A faulty member still gets its entry.
- */
-export const FAULTY_OUTLIER_ROUNDS = 3;
-export const FAULTY_LIMIT_ROUNDS = 1;
-export const RECOVER_ROUNDS = 3;
 /** No clock runs this far off (ppb): a report claiming so is implausible (the simulated clock's own limit, 100,000 ppm). */
 const MAX_PLAUSIBLE_PPB = 100_000_000;
-
-/**
- * The group's common frequency (ppm): the mean of the estimates, leaving out
- * any farther than half the frequency limit from their median. A clock
- * whose estimate is that far off cannot be followed anyway, and before it
- * is named faulty its runaway estimate would otherwise drag the mean, and
- * with it every good clock, toward the limit. Clamped to ±limitPpm.
- */
-export function commonFrequency(estimates: readonly number[], limitPpm: number): number {
-  if (estimates.length === 0) return 0;
-  const sorted = [...estimates].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  const med = sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-  const near = estimates.filter((e) => Math.abs(e - med) <= limitPpm / 2);
-  const mean = near.reduce((a, b) => a + b, 0) / near.length;
-  return Math.max(-limitPpm, Math.min(limitPpm, mean));
-}
 
 const maxOf = (a: bigint, b: bigint): bigint => (a > b ? a : b);
 const minOf = (a: bigint, b: bigint): bigint => (a < b ? a : b);
 const absOf = (x: bigint): bigint => (x < 0n ? -x : x);
 
-export interface Member {
-  node: bigint;
-  name: string;
+/** A member of the table; what faults.ts judges of it is Judged. */
+export interface Member extends Judged {
   address: Address;
   /** Member clock minus master clock at its last report. */
   offsetNs: bigint;
   delayNs: bigint;
-  /** The frequency its estimate calls for (ppm), from its last report, or null. */
-  frequencyPpm: number | null;
   /** Last round the member reported in. */
   lastRound: number;
-  /** Named faulty, why, and since which round; null when not. */
-  faulty: FaultReason | null;
-  faultySinceRound: number | null;
-  /** Rounds in a row (with a majority): left out of the average; frequency beyond the limit; clean while faulty. */
-  outlierRounds: number;
-  limitRounds: number;
-  cleanRounds: number;
   /** It was kept in the average the last time it reported in a round with a majority. */
   lastKept: boolean;
 }
@@ -165,10 +78,9 @@ export class MasterRole {
   lastCommonPpm = 0;
   /** The last round's selection margin (see MARGIN_MADS), ns, and the last rounds' median absolute deviations. */
   lastMarginNs = 0n;
-  private readonly mads: bigint[] = [];
-  /** Rounds in a row our own clock was left out of our own average, and whether that has been said. */
-  private selfOutlierRounds = 0;
-  private selfOutlier = false;
+  private readonly margin = new SelectionMargin();
+  /** The verdict on our own clock, and the group's time we serve in its place while it is named faulty (runaway.ts). */
+  readonly own: OwnClock;
   /** Members named faulty so far (each naming counts once). */
   faultsNamed = 0;
   private collecting = false;
@@ -190,6 +102,7 @@ export class MasterRole {
     public epoch: number,
   ) {
     this.load = new RoundLoad(ctx.opts);
+    this.own = new OwnClock((n) => ctx.notice(n));
     this.limit = new MemberLimit(ctx.opts.maxMembers, (refusing, refused) =>
       ctx.notice({ kind: 'member-limit', refusing, refused, max: ctx.opts.maxMembers, round: this.round }),
     );
@@ -200,8 +113,18 @@ export class MasterRole {
     return 2 * (this.ctx.opts.probes + 1) + 4;
   }
 
-  /** Start a round now: SYNC to the group, and the timers of this round. */
-  startRound(): void {
+  /** Our own clock is named faulty, or was far from the majority last round: we serve the group's time in its place (runaway.ts). */
+  get serving(): boolean {
+    return this.own.serving;
+  }
+
+  /** The time we serve at monotonic instant monoNs: our clock's, or while it is named faulty the group's. */
+  servedAt(monoNs: bigint): bigint {
+    return this.serving ? this.own.served.at(monoNs) : this.ctx.clock.at(monoNs);
+  }
+
+  /** Start a round at monotonic monoNs (absent: now; only read while serving): SYNC to the group, and the timers of this round. */
+  startRound(monoNs?: bigint): void {
     const { ctx } = this;
     const o = ctx.opts;
     this.round += 1;
@@ -219,7 +142,7 @@ export class MasterRole {
     ctx.send('group', {
       type: MessageType.Sync,
       ...ctx.header(this.epoch, this.round),
-      masterTimeNs: ctx.clock.now(),
+      masterTimeNs: this.serving && monoNs !== undefined ? this.servedAt(monoNs) : ctx.clock.now(),
       priority: o.priority,
       pinned: o.pinnedMaster,
       intervalMs: Number(o.intervalNs / 1_000_000n),
@@ -248,15 +171,10 @@ export class MasterRole {
       const t = this.timings.get(msg.sender) ?? { monoSum: 0n, appliedSum: 0n, n: 0n };
       this.timings.set(msg.sender, { monoSum: t.monoSum + rxMonoNs, appliedSum: t.appliedSum + ctx.clock.appliedNs(), n: t.n + 1n });
     }
-    const receiveNs = ctx.clock.at(rxMonoNs);
-    ctx.send(from, {
-      type: MessageType.TimeReply,
-      ...ctx.header(this.epoch, msg.round),
-      nonce: msg.nonce,
-      originNs: msg.originNs,
-      receiveNs,
-      transmitNs: ctx.clock.now(),
-    });
+    const receiveNs = this.servedAt(rxMonoNs);
+    // Serving the group's time: T3 is T2 plus the turnaround as our clock measured it (microseconds, at any rate).
+    const transmitNs = this.serving ? receiveNs + (ctx.clock.now() - ctx.clock.at(rxMonoNs)) : ctx.clock.now();
+    ctx.send(from, { type: MessageType.TimeReply, ...ctx.header(this.epoch, msg.round), nonce: msg.nonce, originNs: msg.originNs, receiveNs, transmitNs });
   }
 
   onReport(msg: ReportMessage, from: Address): void {
@@ -309,30 +227,36 @@ export class MasterRole {
     if (!this.collecting) return;
     this.collecting = false;
     const reports = [...this.reports.values()];
+    // The average compares the peers' clocks with ours as they measured it,
+    // spread over their slots; a slew of ours that ran on meanwhile is in
+    // their offsets already.
+    const at = measuredAt(this.timings, this.reports.keys()) ?? { monoNs, appliedNs: ctx.clock.appliedNs() };
+    // Serving the group's time (runaway.ts): our own clock is a reading like a member's, its offset from what we
+    // served, and it stays out of the selection. Otherwise it is the reference, offset 0.
+    const serving = this.serving;
+    const ownOffsetNs = serving ? ctx.clock.at(at.monoNs) - this.own.served.at(at.monoNs) : 0n;
     // Each clock's interval: half its round trip, capped, plus the margin (see ERROR_FLOOR_NS).
     const medianHalfNs = reports.length ? median(reports.map((r) => r.delayNs / 2n)) : 0n;
     const capNs = maxOf(ERROR_CAP * medianHalfNs, ERROR_FLOOR_NS);
     // The group's dispersion, without the members already named faulty, as the median over the last MAD_ROUNDS
     // rounds: one round in which half the good members sat out (their delay filters) leaves the bad ones half
     // of the readings, and its own median absolute deviation would open the margin to them.
-    const offsets = [0n, ...reports.filter((r) => !this.members.get(r.node)?.faulty).map((r) => r.offsetNs)];
-    const mid = median(offsets);
-    this.mads.push(median(offsets.map((o) => absOf(o - mid))));
-    if (this.mads.length > MAD_ROUNDS) this.mads.shift();
-    const marginNs = maxOf(ERROR_FLOOR_NS, MARGIN_MADS * median(this.mads));
+    const goodOffsets = reports.filter((r) => !this.members.get(r.node)?.faulty).map((r) => r.offsetNs);
+    const marginNs = this.margin.next(serving && goodOffsets.length ? goodOffsets : [0n, ...goodOffsets]);
     this.lastMarginNs = marginNs;
     const errorOf = (r: Report): bigint => minOf(r.delayNs / 2n, capNs) + marginNs;
     const ownErrorNs = medianHalfNs + marginNs;
-    const readings: Reading[] = [{ node: ctx.id, offsetNs: 0n, errorNs: ownErrorNs }, ...reports.map((r) => ({ node: r.node, offsetNs: r.offsetNs, errorNs: errorOf(r) }))];
-    // The average compares the peers' clocks with ours as they measured it,
-    // spread over their slots; a slew of ours that ran on meanwhile is in
-    // their offsets already.
-    const at = measuredAt(this.timings, this.reports.keys()) ?? { monoNs, appliedNs: ctx.clock.appliedNs() };
+    const ownReading: Reading = { node: ctx.id, offsetNs: ownOffsetNs, errorNs: ownErrorNs };
+    const peerReadings: Reading[] = reports.map((r) => ({ node: r.node, offsetNs: r.offsetNs, errorNs: errorOf(r) }));
+    const readings = [ownReading, ...peerReadings];
     // With a reference (reference.ts) the group's time follows it, not the average; the selection still names faults.
     const ref = ctx.referenceTarget(this.round, ctx.clock.appliedNs() - at.appliedNs);
     const target = ref?.averageNs ?? null;
-    const result = towardReference(faultTolerantAverage(readings, ctx.opts.toleranceNs), target);
+    const selected = serving ? selectWithout(ownReading, peerReadings, ctx.opts.toleranceNs) : faultTolerantAverage(readings, ctx.opts.toleranceNs);
+    const result = towardReference(selected, target);
     const kept = new Set(result.entries.filter((e) => result.quorum && !e.outlier).map((e) => e.node));
+    // Our own clock agrees: kept, or while serving, within its interval of the point the majority agreed on.
+    const ownKept = serving ? absOf(ownOffsetNs - result.agreedNs) <= ownErrorNs : kept.has(ctx.id);
     // The group's common frequency: the mean of what the kept clocks' estimates call for.
     const frequencyOf = (node: bigint): number | null => {
       if (node === ctx.id) return ctx.estimatePpm;
@@ -346,27 +270,36 @@ export class MasterRole {
       const m = this.members.get(e.node);
       if (m && this.reports.has(e.node)) m.lastKept = !e.outlier;
     }
-    const estimates = [kept.has(ctx.id) || !result.quorum ? ctx.estimatePpm : null, ...[...this.members.values()].filter((m) => m.lastKept && m.faulty === null).map((m) => m.frequencyPpm)].filter(
+    const ownInCommon = !serving && (kept.has(ctx.id) || !result.quorum);
+    const estimates = [ownInCommon ? ctx.estimatePpm : null, ...[...this.members.values()].filter((m) => m.lastKept && m.faulty === null).map((m) => m.frequencyPpm)].filter(
       (f): f is number => f !== null,
     );
     const commonPpm = commonFrequency(estimates, DEFAULT_DISCIPLINE.maxFrequencyPpm);
     // Following a reference, every clock runs at its own estimate: each is measured against the reference's time.
     const commonPpb = target === null ? Math.round(commonPpm * 1000) : 0;
+    let withhold = false;
     if (result.quorum) {
       // Far: more than twice its own interval's half-width from the point the majority agreed on.
       const far = new Set(readings.filter((r) => absOf(r.offsetNs - result.agreedNs) > 2n * r.errorNs!).map((r) => r.node));
-      this.judge(result.entries, commonPpb / 1000, far);
-      const own = kept.has(ctx.id);
-      this.selfOutlierRounds = own ? 0 : this.selfOutlierRounds + 1;
-      const outlier = this.selfOutlierRounds >= FAULTY_OUTLIER_ROUNDS;
-      if (outlier !== this.selfOutlier) {
-        this.selfOutlier = outlier;
-        ctx.notice({ kind: 'self-outlier', outlier, round: this.round });
-      }
+      const judged = result.entries.flatMap((e) => {
+        const m = this.members.get(e.node);
+        return m && this.reports.has(e.node) ? [{ member: m, outlier: e.outlier, far: far.has(e.node) }] : [];
+      });
+      this.faultsNamed += judgeMembers(judged, commonPpb / 1000, this.round, (n) => ctx.notice(n));
+      // The group's time at the reporters' mean instant, for the line we serve while our clock is faulty: the
+      // fit starts again at each round in which our own clock agreed (it pulled that average), so that the line
+      // always has a point once a round had a majority.
+      if (ownKept && !serving) this.own.served.restart();
+      this.own.served.add(at.monoNs, this.servedAt(at.monoNs) + result.averageNs);
+      this.own.judge({ round: this.round, kept: ownKept, far: far.has(ctx.id), atLimit: beyondLimit(ctx.estimatePpm, commonPpb / 1000) });
+      // The first round that finds our clock far: its offsets were taken against our clock at the peers' own
+      // instants, and a table from them would scatter the good clocks by our rate (runaway.ts). None is sent.
+      withhold = !serving && this.own.serving && far.has(ctx.id);
     }
-    const entries = result.entries.map((e) => ({ ...e, faulty: this.members.get(e.node)?.faulty != null }));
+    const entries = result.entries.map((e) => ({ ...e, faulty: e.node === ctx.id ? this.own.fault !== null : this.members.get(e.node)?.faulty != null }));
+    const full = this.limit.endRound();
     // One table: the transport splits it into parts by node id (splitAdjust).
-    ctx.send('group', {
+    if (!withhold) ctx.send('group', {
       type: MessageType.Adjust,
       ...ctx.header(this.epoch, this.round),
       part: 0,
@@ -375,7 +308,7 @@ export class MasterRole {
       commonPpb,
       rangeFirst: 0n,
       rangeLast: 0xffff_ffff_ffff_ffffn,
-      full: this.limit.endRound(),
+      full,
       entries: entries.sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0)),
     });
     const table: RoundRow[] = result.entries.map((e) => {
@@ -383,13 +316,13 @@ export class MasterRole {
       return {
         node: e.node,
         name: r?.name ?? ctx.opts.name,
-        offsetNs: r?.offsetNs ?? 0n,
+        offsetNs: r?.offsetNs ?? ownOffsetNs,
         delayNs: r?.delayNs ?? 0n,
         adjustmentNs: e.adjustmentNs,
         outlier: e.outlier,
         errorNs: r ? errorOf(r) : ownErrorNs,
         frequencyPpm: frequencyOf(e.node),
-        faulty: this.members.get(e.node)?.faulty ?? null,
+        faulty: r ? (this.members.get(e.node)?.faulty ?? null) : this.own.fault,
       };
     });
     this.lastTable = table;
@@ -402,42 +335,8 @@ export class MasterRole {
     // (one member's odd report cannot make every point of ours look bad).
     const delays = reports.map((r) => Math.min(Number(ctx.opts.maxDelayNs), Math.max(0, Number(r.delayNs))));
     const delayNs = delays.length ? delays.sort((a, b) => a - b)[delays.length >> 1]! : 0;
-    ctx.applyAdjustment(this.epoch, this.round, result.averageNs, at.appliedNs, at.monoNs, monoNs, delayNs, commonPpb / 1000, ref?.fitNs);
+    ctx.applyAdjustment(this.epoch, this.round, result.averageNs - ownOffsetNs, at.appliedNs, at.monoNs, monoNs, delayNs, commonPpb / 1000, ref?.fitNs);
     this.expireMembers();
-  }
-
-  /** Name members faulty, or recovered, from a round with a majority (see FAULTY_OUTLIER_ROUNDS). */
-  private judge(entries: readonly { node: bigint; outlier: boolean }[], commonPpm: number, far: ReadonlySet<bigint>): void {
-    const maxPpm = DEFAULT_DISCIPLINE.maxFrequencyPpm;
-    for (const e of entries) {
-      const m = this.members.get(e.node);
-      const r = this.reports.get(e.node);
-      if (!m || !r) continue;
-      const atLimit = m.frequencyPpm !== null && Math.abs(m.frequencyPpm - commonPpm) > maxPpm;
-      // Only a clear miss counts toward a fault: a clock just outside the agreement (a slew of its own still
-      // running at its measurement, a noisy round on a busy host) is left out of this average, no more.
-      if (!e.outlier) m.outlierRounds = 0;
-      else if (far.has(e.node)) m.outlierRounds += 1;
-      m.limitRounds = atLimit ? m.limitRounds + 1 : 0;
-      const reason: FaultReason | null = m.limitRounds >= FAULTY_LIMIT_ROUNDS ? 'frequency-limit' : m.outlierRounds >= FAULTY_OUTLIER_ROUNDS ? 'outlier' : null;
-      if (m.faulty === null) {
-        if (reason === null) continue;
-        m.faulty = reason;
-        m.faultySinceRound = this.round;
-        m.cleanRounds = 0;
-        this.faultsNamed += 1;
-        this.ctx.notice({ kind: 'member-faulty', name: m.name, node: m.node, reason, round: this.round });
-        continue;
-      }
-      m.cleanRounds = e.outlier || atLimit ? 0 : m.cleanRounds + 1;
-      if (m.cleanRounds >= RECOVER_ROUNDS) {
-        m.faulty = null;
-        m.faultySinceRound = null;
-        this.ctx.notice({ kind: 'member-faulty', name: m.name, node: m.node, reason: null, round: this.round });
-      } else if (reason !== null && reason !== m.faulty) {
-        m.faulty = reason;
-      }
-    }
   }
 
   private expireMembers(): void {
@@ -455,4 +354,13 @@ export class MasterRole {
     this.ctx.disarm('collect');
     this.collecting = false;
   }
+}
+
+/**
+ * The selection without our own clock (named faulty, runaway.ts): over the peers' readings alone, and our own
+ * entry added, left out, answering its reading. No peer reported: no majority, the group follows what we serve.
+ */
+function selectWithout(own: Reading, peers: readonly Reading[], toleranceNs: bigint): AverageResult {
+  const r: AverageResult = peers.length ? faultTolerantAverage(peers, toleranceNs) : { averageNs: 0n, quorum: false, medianNs: 0n, agreedNs: 0n, entries: [] };
+  return { ...r, entries: [{ node: own.node, adjustmentNs: r.averageNs - own.offsetNs, outlier: true }, ...r.entries] };
 }

@@ -32,7 +32,8 @@ import {
 import { MasterRole, type Member } from './master.js';
 import { validateOptions, type NodeOptions } from './options.js';
 import { PeerRole } from './peer.js';
-import type { Action, Address, DropReason, ErrorBound, Event, Role, RoundRow, TimerName } from './types.js';
+import { Resignation } from './resign.js';
+import type { Action, Address, DropReason, ErrorBound, Event, FaultReason, Role, RoundRow, TimerName } from './types.js';
 
 /** The master this node follows, as its last SYNC described it. */
 interface Followed extends Credentials {
@@ -77,6 +78,10 @@ export interface NodeStatus {
   namedFaulty: boolean;
   /** This node's frequency estimate needs more than the frequency limit. */
   cannotFollow: boolean;
+  /** As master: its own clock is named faulty, and why; as a peer: why it stood down as master, until its clock recovers (resign.ts). */
+  ownClockFault: FaultReason | null;
+  /** As master: it serves the group's time in place of its own faulty clock (runaway.ts). */
+  servingGroupTime: boolean;
   /** As a peer: why its reports reach no table of the master's (null: they do; see peer.ts). */
   leftOut: 'table-full' | 'not-in-table' | null;
   /** As master: the burst asked of peers this round, the member limit, and the nodes it refused (in all). */
@@ -113,6 +118,8 @@ export class Node {
   /** The master we follow went quiet and was sent a liveness probe (see PeerRole.probeLiveness). */
   private livenessProbed = false;
   private assertedFor = 0;
+  /** We stood down as master because our own clock was named faulty (resign.ts). */
+  private readonly resigned = new Resignation();
 
   constructor(opts: NodeOptions, clock: ClockReader, rng: Randomness) {
     validateOptions(opts);
@@ -157,9 +164,10 @@ export class Node {
   private onTimer(timer: TimerName, monoNs: bigint): void {
     switch (timer) {
       case 'round':
-        return this.master?.startRound();
+        return this.master?.startRound(monoNs);
       case 'collect':
-        return this.master?.collect(monoNs);
+        this.master?.collect(monoNs);
+        return this.resignIfFaulty(monoNs);
       case 'slot':
         return this.peer.onSlot();
       case 'probe':
@@ -191,7 +199,12 @@ export class Node {
         const f = this.followed;
         if (this.role !== 'peer' || !f || msg.sender !== f.node) return this.ctx.drop('foreign-master', msg, from);
         if (msg.epoch !== f.epoch) return this.ctx.drop('stale-epoch', msg, from);
-        return this.peer.onAdjust(msg, from, rxMonoNs);
+        const updates = this.ctx.updates;
+        this.peer.onAdjust(msg, from, rxMonoNs);
+        if (this.ctx.updates !== updates && this.resigned.applied(this.peer.namedFaulty || this.ctx.atFrequencyLimit)) {
+          this.ctx.notice({ kind: 'own-clock', fault: null, round: msg.round, ratePpm: 0 });
+        }
+        return;
       }
       case MessageType.Claim:
         return this.onClaim(msg, from, rxMonoNs);
@@ -276,6 +289,7 @@ export class Node {
       intervalNs: BigInt(msg.intervalMs) * 1_000_000n,
       lastSyncMonoNs: rxMonoNs,
     };
+    this.resigned.heardMaster(rxMonoNs);
     if (changed) {
       ctx.notice({ kind: 'role', role: 'peer', epoch: msg.epoch, masterName: msg.name, why: 'following SYNC' });
       this.peer.masterChanged();
@@ -326,6 +340,11 @@ export class Node {
       return;
     }
     if (this.epoch >= MAX_EPOCH) return; // never: epochs that high are refused
+    // Stood down because our own clock was named faulty: no claim while it still is (resign.ts).
+    if (!this.resigned.mayClaim(monoNs, this.intervalNs)) {
+      ctx.arm('election', span(this.intervalNs, ELECTION_TIMEOUT, ELECTION_JITTER, this.rank));
+      return;
+    }
     // Someone as good or better claimed the next epoch already: wait for its SYNC.
     if (!this.claims.worthClaiming({ ...this.credentials, epoch: this.epoch + 1 })) {
       ctx.arm('election', span(this.intervalNs, ELECTION_TIMEOUT, ELECTION_JITTER, this.rank));
@@ -357,7 +376,7 @@ export class Node {
       // A live master keeps its place: a SYNC now makes the claimants stand down.
       if (msg.epoch > this.assertedFor) {
         this.assertedFor = msg.epoch;
-        this.master!.startRound();
+        this.master!.startRound(rxMonoNs);
       }
       return;
     }
@@ -372,7 +391,7 @@ export class Node {
     // quiet competes, so that the best node wins, not the first to time out.
     const f = this.followed;
     if (f && rxMonoNs - f.lastSyncMonoNs < span(f.intervalNs, FRESH_MASTER)) return;
-    if (this.opts.priority > 0 && this.claims.worthClaiming(ours)) {
+    if (this.opts.priority > 0 && this.claims.worthClaiming(ours) && this.resigned.mayClaim(rxMonoNs, this.intervalNs)) {
       // Better than every claim so far: answer at our rank's turn within the claim window, unless a better one comes
       // first. Already waiting to answer this epoch: another worse claim does not push our turn back.
       if (this.pendingClaim === msg.epoch) return;
@@ -403,6 +422,32 @@ export class Node {
       // Elect soon, but not all at once.
       this.ctx.arm('election', span(this.intervalNs, 0, ELECTION_JITTER, this.rank));
     }
+  }
+
+  /**
+   * An elected master whose own clock its selection named faulty steps down: LEAVE, so that the next candidate
+   * takes over at once, and no claim of ours until the clock recovers (resign.ts). A pinned master, or one that
+   * claimed because nobody else would, serves the group's time instead (runaway.ts).
+   */
+  private resignIfFaulty(monoNs: bigint): void {
+    const m = this.master;
+    const fault = m?.own.fault ?? null;
+    if (!m || fault === null || this.opts.pinnedMaster || this.resigned.lastResort) return;
+    const { ctx } = this;
+    ctx.notice({ kind: 'role', role: 'peer', epoch: this.epoch, masterName: null, why: `own-clock-faulty (${fault}): stepping down` });
+    ctx.send('group', { type: MessageType.Leave, ...ctx.header(this.epoch, m.round), name: this.opts.name });
+    m.stop();
+    this.master = null;
+    this.role = 'peer';
+    this.followed = null;
+    this.resigned.resign(fault, monoNs);
+    ctx.arm('election', span(this.intervalNs, ELECTION_TIMEOUT, ELECTION_JITTER, this.rank));
+  }
+
+  /** The clock a master serves while its own is named faulty, by monotonic instant (the daemon stamps T3 with it); null: its own clock. */
+  servedClock(): ((monoNs: bigint) => bigint) | null {
+    const m = this.master;
+    return m?.serving ? (monoNs) => m.servedAt(monoNs) : null;
   }
 
   private becomeMaster(epoch: number, why: string): void {
@@ -464,8 +509,9 @@ export class Node {
       masterReference: this.role === 'master' ? this.opts.reference : (this.followed?.reference ?? null),
       epoch: this.epoch,
       round: this.master?.round ?? this.followed?.round ?? 0,
-      // A peer left out of the table gets no corrections: whatever it did before, it is not synchronized.
-      synced: ctx.synced && (this.role === 'master' || this.peer.leftOut === null),
+      // A peer left out of the table gets no corrections: whatever it did before, it is not synchronized. Nor is a
+      // master whose own clock is named faulty: it serves the group's time, but its own clock is off (runaway.ts).
+      synced: ctx.synced && (this.role === 'master' ? !this.master?.own.fault : this.peer.leftOut === null),
       lastAdjustmentNs: ctx.lastAdjustmentNs,
       frequencyPpm: ctx.frequencyPpm,
       lastOffsetNs: this.peer.lastOffsetNs,
@@ -480,6 +526,8 @@ export class Node {
       faultsNamed: this.master?.faultsNamed ?? 0,
       namedFaulty: this.peer.namedFaulty,
       cannotFollow: ctx.atFrequencyLimit,
+      ownClockFault: this.master ? this.master.own.fault : this.resigned.reason,
+      servingGroupTime: this.master?.serving ?? false,
       leftOut: this.role === 'master' ? null : this.peer.leftOut,
       probes: this.master?.load.probes ?? this.peer.probes,
       maxMembers: this.opts.maxMembers,

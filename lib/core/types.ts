@@ -50,6 +50,11 @@ export type Notice =
   | { kind: 'cannot-follow'; atLimit: boolean; estimatePpm: number; commonPpm: number }
   /** As master, this node's own clock was left out of its own average FAULTY_OUTLIER_ROUNDS rounds in a row (or agrees again). */
   | { kind: 'self-outlier'; outlier: boolean; round: number }
+  /**
+   * As master, this node named its own clock faulty (fault), or recovered (null): a pinned master then serves the
+   * group's time in its place (ratePpm: the group's rate it serves, against the monotonic clock); an elected one steps down.
+   */
+  | { kind: 'own-clock'; fault: FaultReason | null; round: number; ratePpm: number }
   /** The master marked this node faulty in its table, or stopped doing so. Once per change. */
   | { kind: 'named-faulty'; faulty: boolean; round: number }
   /** A peer's reports reach the master's table again (inTable), or no longer: why. */

@@ -320,10 +320,10 @@ export class Daemon {
       // (see Action): without a tag, into the encoded bytes by the transport
       // just before the system call; with one, just before encoding.
       const offset = transmitStampOffset(part.type);
-      if (offset !== null && auth) setTransmitNs(part, this.clock.now());
+      if (offset !== null && auth) setTransmitNs(part, this.transmitNow(part));
       const data = encode(part, auth);
       const stamp = offset === null || auth ? undefined : (): void => {
-        const now = this.clock.now();
+        const now = this.transmitNow(part);
         data.writeBigInt64BE(now, offset);
         setTransmitNs(part, now);
       };
@@ -387,6 +387,14 @@ export class Daemon {
         return this.say.warn(
           `this clock cannot follow its corrections: it needs ${(n.estimatePpm - n.commonPpm).toFixed(1)} ppm, beyond the frequency limit; its oscillator is faulty or another program is steering this clock`,
         );
+      case 'own-clock':
+        return n.fault
+          ? this.say.warn(
+              this.opts.node.pinnedMaster
+                ? `own-clock-faulty (${n.fault}) in round ${n.round}: this master's own clock cannot follow the group; it keeps serving, with the group's time (running ${n.ratePpm.toFixed(2)} ppm against the monotonic clock) in place of its own clock, which stays out of the average`
+                : `own-clock-faulty (${n.fault}) in round ${n.round}: this master's own clock cannot follow the group; stepping down, and claiming no mastership until it recovers`,
+            )
+          : this.say.warn(`this node's own clock agrees with the group again (round ${n.round}): no longer named faulty`);
       case 'self-outlier':
         return n.outlier
           ? this.say.warn(`this master's own clock disagrees with the majority of the group (round ${n.round}): the group corrects it, but if its oscillator is faulty, run the group without --master here so that another node leads`)
@@ -436,6 +444,12 @@ export class Daemon {
       };
     }
     return { error: `unknown command "${cmd}" (commands: status, now, reading)` };
+  }
+
+  /** A transmit timestamp: the clock now, or for a master's reply while its own clock is named faulty, the group's time it serves (runaway.ts). */
+  private transmitNow(msg: Message): bigint {
+    const served = msg.type === MessageType.TimeReply ? this.node.servedClock() : null;
+    return served ? served(this.clock.monotonic()) : this.clock.now();
   }
 
   status(): StatusJson {

@@ -112,6 +112,8 @@ function faultLine(s: StatusJson): string {
   if (s.role === 'master') parts.push(f.members.length ? `${f.members.map((m) => `${m.nodeId} (${m.reason})`).join(', ')} faulty now, ${f.named} named so far` : `none now, ${f.named} named so far`);
   if (f.thisNode) parts.push('the master names this node faulty');
   if (f.cannotFollow) parts.push('this clock cannot follow its corrections (frequency beyond the limit)');
+  const own = f.ownClock;
+  if (own) parts.push(`own-clock-faulty (${own.fault}): ${own.action === 'serving' ? "serving the group's time in place of this clock" : 'stood down as master until this clock recovers'}`);
   return parts.join('; ') || 'none';
 }
 

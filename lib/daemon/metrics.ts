@@ -197,6 +197,10 @@ export class Metrics {
     gauge('berkeleyd_table_full', 'Master only: 1 while its last round refused nodes beyond --max-members, else 0.', (s) => (s.role === 'master' ? s.membership.full : null));
     gauge('berkeleyd_in_table', 'Peer only: 1 while its reports reach the master\'s table, 0 when left out (not synchronized).', (s) => s.membership.inTable);
     gauge('berkeleyd_burst_probes', 'Exchanges per burst this round: asked by the master (on the master) or run (on a peer).', (s) => s.membership.probes);
+    gauges('berkeleyd_own_clock_faulty', 'Own clock judged as master (runaway.ts): 1 while named faulty (labels: reason own-clock-faulty, fault, action serving or stood-down), else 0.', ['reason', 'fault', 'action'], (s) => {
+      const o = s.faults.ownClock;
+      return [[o ? { reason: o.reason, fault: o.fault, action: o.action } : { reason: '', fault: '', action: '' }, Number(o !== null)]];
+    });
     gauge('berkeleyd_frequency_limit', '1 while this clock\'s own estimate needs more frequency correction than the limit (it cannot follow its corrections), else 0.', (s) => s.faults.cannotFollow);
     gauge('berkeleyd_group_common_frequency_ratio', 'Master only: the common frequency of its last table (the mean estimate of the kept clocks), as a ratio.', (s) => (s.lastRound ? s.lastRound.commonPpm * 1e-6 : null));
     gauge('berkeleyd_selection_margin_seconds', 'Master only: the margin of its last selection (3 median absolute deviations of the offsets, at least 10 us).', (s) => ns(s.lastRound?.marginNs ?? null));

@@ -87,7 +87,18 @@ export interface StatusJson extends BoundJson {
    * Faults: on the master, the members named faulty now and how many namings so far; on any node, whether
    * the master names this node faulty, and whether its own frequency estimate needs more than the limit.
    */
-  faults: { members: { nodeId: string; reason: string; sinceRound: number | null }[]; named: number; thisNode: boolean; cannotFollow: boolean };
+  faults: {
+    members: { nodeId: string; reason: string; sinceRound: number | null }[];
+    named: number;
+    thisNode: boolean;
+    cannotFollow: boolean;
+    /**
+     * This node's own clock, judged as master (runaway.ts): null while it agrees; else 'own-clock-faulty' and the
+     * fault ('outlier', 'frequency-limit'), and what it did: a pinned master serves the group's time in place of its
+     * clock ('serving'), an elected one stood down and claims nothing until the clock recovers ('stood-down').
+     */
+    ownClock: { reason: 'own-clock-faulty'; fault: string; action: 'serving' | 'stood-down' } | null;
+  };
   /**
    * The member table at scale: on a peer, whether its reports reach the
    * master's table (inTable false: leftOut says why, 'table-full' or
@@ -197,6 +208,7 @@ export function buildStatus(
       named: s.faultsNamed,
       thisNode: s.namedFaulty,
       cannotFollow: s.cannotFollow,
+      ownClock: s.ownClockFault === null ? null : { reason: 'own-clock-faulty', fault: s.ownClockFault, action: s.role === 'master' ? 'serving' : 'stood-down' },
     },
     membership: {
       inTable: s.role === 'master' ? null : s.leftOut === null,

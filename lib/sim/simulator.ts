@@ -338,6 +338,8 @@ class Simulation {
     if (notice.kind === 'role') this.master = notice.role === 'master' ? n : this.master === n ? null : this.master;
     // The table that names a member comes with this round's 'round' notice, right after.
     if (notice.kind === 'member-faulty') this.flags.push({ node: notice.name, reason: notice.reason, round: this.rounds.length + 1, atNs: this.now });
+    // A master names its own clock (runaway.ts): listed like a member it names.
+    if (notice.kind === 'own-clock') this.flags.push({ node: n.name, reason: notice.fault, round: this.rounds.length + 1, atNs: this.now });
     if (notice.kind !== 'round' || this.rounds.length >= this.o.rounds) return;
     const byNode = new Map(this.nodes.map((m) => [m.node.id, m.name]));
     this.rounds.push({
@@ -348,7 +350,8 @@ class Simulation {
       averageNs: notice.averageNs,
       quorum: notice.quorum,
       table: notice.table.map((r) => ({ ...r, name: byNode.get(r.node) ?? r.name })),
-      groupTimeNs: n.clock.now() + notice.averageNs,
+      // What the master serves: its clock, or the group's time in place of its faulty clock.
+      groupTimeNs: (n.node.servedClock()?.(this.now) ?? n.clock.now()) + notice.averageNs,
       trueTimeNs: this.now,
       spreadAfterNs: null,
     });
