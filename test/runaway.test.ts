@@ -54,6 +54,9 @@ for (const seed of [1, 2, 3]) {
       t.true(st.servingGroupTime, 'it serves the group time in place of its clock');
       t.not(st.ownClockFault, null);
       t.false(st.synced, 'its own clock is not synchronized');
+      // The good clocks' error bounds hold against the time it serves, and its own clock gives none.
+      t.is(s.bound.violations, 0, `${s.bound.violations} of ${s.bound.samples} pairs over their bound`);
+      t.true(s.bound.faulty.samples === 0 && s.bound.faulty.none > 0, JSON.stringify(s.bound.faulty));
       // Its own row in its table says how far its clock is: far beyond the good clocks' spread.
       const row = st.lastTable.find((x) => x.node === st.node)!;
       t.true(row.outlier && row.faulty !== null, 'its own clock is out of the average, flagged');

@@ -64,6 +64,8 @@ export interface BoundInputs {
   /** Context.synced, and the reasons a node cannot give a bound. */
   synced: boolean;
   namedFaulty: boolean;
+  /** As master: its own selection names its clock faulty (runaway.ts): it serves the group's time, but its clock is off it. */
+  ownClockFaulty?: boolean;
   leftOut: string | null;
   cannotFollow: boolean;
   /** A peer follows a master (false: its master went quiet, or it is a candidate). */
@@ -99,6 +101,7 @@ export function residualNs(update: BoundUpdate, appliedNowNs: bigint): bigint {
 /** Why no bound can be given, or null. */
 export function noBoundReason(i: BoundInputs): string | null {
   if (i.namedFaulty) return 'named faulty by the master';
+  if (i.ownClockFaulty) return "this master's own clock is named faulty by its selection (own-clock-faulty)";
   if (i.cannotFollow) return 'cannot follow its frequency (the correction it needs is beyond the limit)';
   if (i.role !== 'master' && i.leftOut !== null) return `left out of the master's table (${i.leftOut})`;
   if (!i.synced) return 'not yet synchronized';

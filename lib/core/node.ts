@@ -483,6 +483,7 @@ export class Node {
         role: this.role,
         synced: ctx.synced,
         namedFaulty: this.role !== 'master' && this.peer.namedFaulty,
+        ownClockFaulty: (this.master?.own.fault ?? null) !== null,
         leftOut: this.peer.leftOut,
         cannotFollow: ctx.atFrequencyLimit,
         following: this.followed !== null,

@@ -476,8 +476,10 @@ class Simulation {
     const last = this.rounds[this.rounds.length - 1];
     if (last) last.spreadAfterNs = spreadNs;
     // Is every node's error bound honest (honesty.ts)?
-    const m = this.master?.alive ? this.master.clock : null;
-    const groupNs = m === null ? null : m.now() + m.pendingNs();
+    // A master whose own clock is named faulty serves the group's time from a line fitted to the good clocks (runaway.ts): that line is it.
+    const m = this.master?.alive ? this.master : null;
+    const served = m?.node.servedClock() ?? null;
+    const groupNs = m === null ? null : served ? served(this.now) : m.clock.now() + m.clock.pendingNs();
     const live = this.nodes.filter((n) => n.alive).map((n) => ({ name: n.name, clockNs: n.clock.now(), bound: n.node.errorBound(this.now), faulty: this.faultsOf.has(n.name) }));
     this.honesty.sample(groupNs, live);
     this.internals.onSample?.(this.now, groupNs, live);

@@ -49,6 +49,13 @@ export interface BoundSample {
   status: number;
   boundNs: number;
   errorNs: number;
+  /**
+   * How far the harness's own reading of the error may be off: the widths
+   * of the reader's and of the master's readings (the time between their
+   * two clock reads). A pair counts as over its bound only when it is so
+   * beyond this.
+   */
+  uncertaintyNs: number;
 }
 
 export interface BoundSamples {
@@ -140,7 +147,7 @@ export function boundSamplesFrom(readerTexts: readonly string[], pendingText: st
         continue;
       }
       const group = realM + lerp(p.raw, p.ns, q.raw, q.ns, rawM);
-      samples.push({ guest: g, status: r.status, boundNs: r.boundNs, errorNs: Number(r.real - group) });
+      samples.push({ guest: g, status: r.status, boundNs: r.boundNs, errorNs: Number(r.real - group), uncertaintyNs: r.widthNs + Math.max(a.widthNs, b.widthNs) });
     }
   }
   return { samples, skipped };
@@ -149,6 +156,8 @@ export function boundSamplesFrom(readerTexts: readonly string[], pendingText: st
 export interface BoundTally {
   pairs: number;
   violations: number;
+  /** Pairs over their bound by less than the harness's own uncertainty (not counted as violations). */
+  withinUncertainty: number;
   perGuest: number[];
   statuses: Record<string, number>;
   skipped: number;
@@ -166,7 +175,8 @@ export function tallyBound(s: BoundSamples): BoundTally {
   const statuses: Record<string, number> = {};
   for (const x of s.samples) statuses[x.status] = (statuses[x.status] ?? 0) + 1;
   const kept = s.samples.filter((x) => x.status === 1 || x.status === 2);
-  const bad = kept.filter((x) => Math.abs(x.errorNs) > x.boundNs);
+  const bad = kept.filter((x) => Math.abs(x.errorNs) - x.uncertaintyNs > x.boundNs);
+  const unsure = kept.filter((x) => Math.abs(x.errorNs) > x.boundNs).length - bad.length;
   const sorted = (xs: number[]): number[] => [...xs].sort((a, b) => a - b);
   const errs = sorted(kept.map((x) => Math.abs(x.errorNs)));
   const bounds = sorted(kept.map((x) => x.boundNs));
@@ -177,6 +187,7 @@ export function tallyBound(s: BoundSamples): BoundTally {
   return {
     pairs: kept.length,
     violations: bad.length,
+    withinUncertainty: unsure,
     perGuest: [...perGuest].map((n) => n ?? 0),
     statuses,
     skipped: skippedN,
