@@ -31,6 +31,7 @@ import type { RemoteInfo } from 'node:dgram';
 import { loadSocketCalls, parseIpv4, socketFd, type SocketCalls } from './ffi.js';
 import { familyOf, ownAddresses, resolveInterfaceOf, Scopes, type Family } from './groups.js';
 import { newStampCounters, RxStamper, type StampCounters, type StampSource } from './stamps.js';
+import { EMPTY_DATAGRAM, LOOPBACK, SendIdle } from './warm.js';
 
 export type { StampSource };
 
@@ -44,6 +45,9 @@ export type { StampSource };
  * gives rmem_max; Transport.recvBufferBytes says what was granted.
  */
 export const RECV_BUFFER_BYTES = 1 << 20;
+
+const LOOPBACK_IPV4 = parseIpv4(LOOPBACK[4])!;
+const LOOPBACK_IPV6 = new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
 
 export interface TransportOptions {
   /** Multicast group, IPv4 (e.g. 239.255.77.1) or IPv6 (e.g. ff02::b3d1); its family is the transport's. */
@@ -140,6 +144,8 @@ export class Transport {
     const o = this.opts;
     const on = (via: 'group' | 'unicast') => (msg: Buffer, r: RemoteInfo): void => {
       const user = process.hrtime.bigint();
+      // Our own warming datagram (warm.ts), looped back: nobody's business.
+      if (msg.length === 0 && via === 'unicast' && r.port === this.unicastPort && r.address === LOOPBACK[this.family]) return;
       let live = true;
       let monoNs: bigint | null = null;
       const rx: RxTime = () => {
@@ -251,6 +257,8 @@ export class Transport {
     const direct = this.calls && fd !== null && port > 0 && port < 65536;
     const ip = direct && this.family === 4 ? parseIpv4(address) : null;
     const ip6 = direct && this.family === 6 && this.calls!.sendTo6 ? this.scopes.destination(address) : null;
+    if (stamp && (ip !== null || ip6 !== null) && this.idle.cold(process.hrtime.bigint())) this.warm(fd!);
+    else if (!stamp) this.idle.cold(process.hrtime.bigint());
     stamp?.();
     if ((ip !== null && this.calls!.sendTo(fd!, data, ip, port) === 0) || (ip6 !== null && this.calls!.sendTo6!(fd!, data, ip6.bytes, ip6.scopeId, port) === 0)) {
       this.counters.tx.direct += 1;
@@ -266,6 +274,18 @@ export class Transport {
     } catch (err) {
       this.onSendError(err as Error);
     }
+  }
+
+  private readonly idle = new SendIdle();
+  /** Warming datagrams sent (warm.ts). */
+  warmSends = 0;
+
+  /** An empty datagram to our own unicast port on loopback, right before a cold stamped send (warm.ts). */
+  private warm(fd: number): void {
+    const c = this.calls!;
+    if (this.family === 4) c.sendTo(fd, EMPTY_DATAGRAM, LOOPBACK_IPV4, this.unicastPort);
+    else c.sendTo6?.(fd, EMPTY_DATAGRAM, LOOPBACK_IPV6, 0, this.unicastPort);
+    this.warmSends += 1;
   }
 
   async stop(): Promise<void> {
