@@ -320,7 +320,10 @@ export class Daemon {
       // (see Action): without a tag, into the encoded bytes by the transport
       // just before the system call; with one, just before encoding.
       const offset = transmitStampOffset(part.type);
-      if (offset !== null && auth) setTransmitNs(part, this.transmitNow(part));
+      if (offset !== null && auth) {
+        this.transport.warmForStamp();
+        setTransmitNs(part, this.transmitNow(part));
+      }
       const data = encode(part, auth);
       const stamp = offset === null || auth ? undefined : (): void => {
         const now = this.transmitNow(part);

@@ -280,6 +280,14 @@ export class Transport {
   /** Warming datagrams sent (warm.ts). */
   warmSends = 0;
 
+  /**
+   * Before a transmit stamp read outside the transport (an authenticated
+   * message is stamped, then signed, then sent): warm a cold send path.
+   */
+  warmForStamp(): void {
+    if (this.calls && this.unicastFd !== null && this.idle.cold(process.hrtime.bigint())) this.warm(this.unicastFd);
+  }
+
   /** An empty datagram to our own unicast port on loopback, right before a cold stamped send (warm.ts). */
   private warm(fd: number): void {
     const c = this.calls!;
