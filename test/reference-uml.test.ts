@@ -23,7 +23,7 @@ import { pct, Prober, sleep, stats, us, type Row } from './helpers/uml-stamps.js
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = join(ROOT, 'dist', 'bin', 'berkeleyd.js');
 const alone = process.env.BERKELEYD_UML_TESTS === '1';
-const avail = alone ? umlAvailability() : ({ ok: false, why: 'npm test runs the guests after the rest of the suite, alone (BERKELEYD_UML_TESTS=1 npx ava dist/test/reference-uml.test.js)' } as const);
+const avail = alone ? umlAvailability() : ({ ok: false, why: 'npm test runs the guests after the rest of the suite, beside the container tests (BERKELEYD_UML_TESTS=1 npx ava dist/test/reference-uml.test.js)' } as const);
 const uml = avail.ok ? test.serial : test.skip;
 const skipped = avail.ok ? '' : ` (skipped: ${avail.why})`;
 

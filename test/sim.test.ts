@@ -64,7 +64,7 @@ test("(a) the seed's table: −90, −60, −30, 0 ms with n3 master → +45, +1
 
 // (b) ------------------------------------------------------------------------
 
-for (const seed of [1, 2, 3, 4, 5]) {
+for (const seed of [1, 2, 3]) {
   test(`(b) 16 nodes, ±1 s, ±100 ppm, 200 µs + 50 µs jitter, seed ${seed}: converged by round 3, p99 ≤ 100 µs`, (t) => {
     const r = runSimulation(
       scenario({
