@@ -291,8 +291,9 @@ export class MasterRole {
       // always has a point once a round had a majority.
       if (ownKept && !serving) this.own.served.restart();
       this.own.served.add(at.monoNs, this.servedAt(at.monoNs) + result.averageNs);
-      // A master that follows a reference (or an upper group) is not judged by its group: its clock is the group's time by design.
-      if (ctx.reference === null) this.own.judge({ round: this.round, kept: ownKept, far: far.has(ctx.id), atLimit: beyondLimit(ctx.estimatePpm, commonPpb / 1000) });
+      // A master that follows a reference (or an upper group) is not judged by its group while it does: its clock is the
+      // group's time by design. Lost, it is a clock like any master's.
+      if (ctx.reference === null || ctx.reference.state === 'lost') this.own.judge({ round: this.round, kept: ownKept, far: far.has(ctx.id), atLimit: beyondLimit(ctx.estimatePpm, commonPpb / 1000) });
       // The first round that finds our clock far: its offsets were taken against our clock at the peers' own
       // instants, and a table from them would scatter the good clocks by our rate (runaway.ts). None is sent.
       withhold = !serving && this.own.serving && far.has(ctx.id);

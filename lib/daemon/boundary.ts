@@ -66,7 +66,12 @@ export class Boundary {
     });
     this.lower = new Daemon({ ...opts, node: { ...opts.node, pinnedMaster: true }, shared: { clock: this.upper.clock }, reference: null });
     // The lower group's time is this clock: a distance of 0, always (holdover while the upper group is away).
-    this.lower.node.ctx.reference = new ReferenceTracker(() => ({ offsetNs: 0n, unsync: false, maxErrorNs: 0n }), 1n);
+    // A clock its upper group names faulty, or that cannot follow its corrections, is no reference: the lower group then
+    // runs on its average and judges this host's clock as any master's (runaway.ts).
+    this.lower.node.ctx.reference = new ReferenceTracker(() => {
+      const s = this.upper.node.status();
+      return { offsetNs: 0n, unsync: s.namedFaulty || s.cannotFollow, maxErrorNs: 0n };
+    }, 1n);
   }
 
   get node(): Daemon['node'] {
