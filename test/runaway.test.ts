@@ -12,8 +12,8 @@
  */
 import test from 'ava';
 import { LAST_RESORT_INTERVALS, Resignation } from '../lib/core/resign.js';
-import { RECOVER_ROUNDS } from '../lib/core/faults.js';
-import { ServedTime } from '../lib/core/runaway.js';
+import { FAULTY_OUTLIER_ROUNDS, RECOVER_ROUNDS } from '../lib/core/faults.js';
+import { OwnClock, ServedTime } from '../lib/core/runaway.js';
 import type { Notice } from '../lib/core/types.js';
 import type { StatusJson } from '../lib/daemon/status.js';
 import { groupTimesAt, readingOf } from '../lib/daemon/truth.js';
@@ -202,4 +202,19 @@ test.serial('real daemons: an elected master drifting 2000 ppm steps down, anoth
   const later = await Promise.all(names.map((n) => c.status(n)));
   t.is(later[0]!.role, 'peer', 'n0 stays a peer');
   t.is(later.filter((x) => x.role === 'master').length, 1, 'one master');
+});
+
+test('OwnClock.clear: a master that follows its reference again is no longer judged faulty, and says so once', (t) => {
+  const notices: Notice[] = [];
+  const own = new OwnClock((n) => notices.push(n));
+  for (let r = 1; r <= FAULTY_OUTLIER_ROUNDS; r++) own.judge({ round: r, kept: false, far: true, atLimit: false });
+  t.is(own.fault, 'outlier');
+  t.true(own.serving);
+  own.clear(10);
+  t.is(own.fault, null);
+  t.false(own.serving, 'it serves its own clock (the reference) again');
+  t.like(notices.filter((n) => n.kind === 'own-clock').at(-1), { fault: null, round: 10 });
+  const count = notices.length;
+  own.clear(11);
+  t.is(notices.length, count, 'nothing more to say');
 });

@@ -294,6 +294,7 @@ export class MasterRole {
       // A master that follows a reference (or an upper group) is not judged by its group while it does: its clock is the
       // group's time by design. Lost, it is a clock like any master's.
       if (ctx.reference === null || ctx.reference.state === 'lost') this.own.judge({ round: this.round, kept: ownKept, far: far.has(ctx.id), atLimit: beyondLimit(ctx.estimatePpm, commonPpb / 1000) });
+      else this.own.clear(this.round);
       // The first round that finds our clock far: its offsets were taken against our clock at the peers' own
       // instants, and a table from them would scatter the good clocks by our rate (runaway.ts). None is sent.
       withhold = !serving && this.own.serving && far.has(ctx.id);

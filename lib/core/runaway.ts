@@ -169,4 +169,21 @@ export class OwnClock {
       this.fault = reason;
     }
   }
+
+  /**
+   * The master follows a reference (or an upper group) again: its clock is the group's time by design, so
+   * nothing judged of it while the group ran on its average stands. Says so once if it was named.
+   */
+  clear(round: number): void {
+    this.outlierRounds = this.limitRounds = this.cleanRounds = this.notKeptRounds = 0;
+    this.lastFar = false;
+    if (this.selfOutlier) {
+      this.selfOutlier = false;
+      this.notice({ kind: 'self-outlier', outlier: false, round });
+    }
+    if (this.fault === null) return;
+    this.fault = null;
+    this.sinceRound = null;
+    this.notice({ kind: 'own-clock', fault: null, round, ratePpm: this.served.ratePpm });
+  }
 }
