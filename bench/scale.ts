@@ -106,11 +106,13 @@ async function runSize(members: number, o: Opts): Promise<SizeResult> {
   failedP.catch(() => undefined);
   const ready = new Promise<Extract<FromGen, { ev: 'ready' }>>((resolve) => {
     child.on('message', (m: FromGen) => {
+      // Every SYNC heard, of every epoch (--failover looks for the new master's).
+      if (m.ev === 'sync') syncs.push({ epoch: m.epoch, round: m.round, atMs: performance.now() });
       if (m.ev === 'ready') resolve(m);
       else if (m.ev === 'error') failed(new Error(m.message));
       else if (m.ev === 'round') records.push(m.round);
       else if (m.ev === 'done') doneMsg = m;
-      else if (m.ev === 'sync' && (syncs.push({ epoch: m.epoch, round: m.round, atMs: performance.now() }), !samples.has(m.round))) {
+      else if (m.ev === 'sync' && !samples.has(m.round)) {
         lastRound = m.round;
         // The master may send its first SYNC before its control socket answers (cluster.add resolves).
         masterPid ??= cluster.members[0]?.proc?.pid ?? null;
