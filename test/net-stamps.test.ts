@@ -95,6 +95,49 @@ test('a pairing interrupted between its readings is read again and the narrower 
   t.deepEqual(r, { monoNs: 9_999_000_000n, source: 'kernel' });
 });
 
+test('a pairing slowed within its bracket moves no stamp: the offset is where every pairing since the last step says', (t) => {
+  // CLOCK_REALTIME = CLOCK_MONOTONIC + 5 s exactly. Each pairing reads monotonic, realtime, monotonic; the gaps
+  // between the reads are scripted: [before the realtime read, after it].
+  const offset = 5_000_000_000n;
+  let mono = 20_000_000_000n;
+  let gaps: [bigint, bigint] = [100n, 100n];
+  let phase = 0;
+  const clocks: StampClocks = {
+    monoNs: () => (phase === 0 ? ((phase = 1), mono) : ((phase = 0), (mono += gaps[1]))),
+    realNs: () => (mono += gaps[0]) + offset,
+    lastRxRealNs: () => mono - 40_000n + offset,
+  };
+  const s = new RxStamper(clocks);
+  const counters = newStampCounters();
+  const arrival = (): bigint => mono - 40_000n;
+  // Tight pairings, the realtime read in the middle of each bracket: exact.
+  let want = arrival();
+  t.is(s.stamp(3, mono + 1_000n, counters).monoNs, want, 'first pairing');
+  mono += 1_000_000n;
+  want = arrival();
+  t.is(s.stamp(3, mono + 1_000n, counters).monoNs, want, 'a second one agrees');
+  // Preempted for 9 µs after the realtime read, inside the 20 µs a bracket may take: alone, its middle would put
+  // the offset 4.45 µs off and the stamp 4.45 µs late.
+  mono += 1_000_000n;
+  gaps = [100n, 9_000n];
+  want = arrival();
+  const slowed = s.stamp(3, mono + 20_000n, counters).monoNs;
+  t.is(slowed - want, 0n, 'the slowed pairing narrows nothing and moves nothing');
+  // CLOCK_REALTIME stepped by 3 ms: the old intersection no longer holds, and the next stamps follow the new offset.
+  gaps = [100n, 100n];
+  mono += 1_000_000n;
+  const stepped = offset + 3_000_000n;
+  clocks.realNs = () => (mono += gaps[0]) + stepped;
+  clocks.lastRxRealNs = () => mono - 40_000n + stepped;
+  s.stamp(3, mono + 1_000n, counters);
+  mono += 1_000_000n;
+  want = arrival();
+  const after = s.stamp(3, mono + 1_000n, counters);
+  t.is(after.source, 'kernel');
+  t.is(after.monoNs, want, 'after the step, the new offset');
+  t.is(counters.step, 1, 'the stamp read across the step was rejected');
+});
+
 test('parseIpv4 takes dotted quads only', (t) => {
   t.is(parseIpv4('127.0.0.1'), 0x7f000001);
   t.is(parseIpv4('239.255.1.2'), 0xefff0102);
