@@ -1,13 +1,18 @@
 /**
- * A clock filter across rounds (pure), for peers of a large group.
+ * A clock filter across rounds (pure), for every synchronized peer.
  *
  * A master of thousands asks each peer for one exchange a round (load.ts),
  * so a peer has no burst to pick its least-delayed sample from: whatever
  * queueing the one exchange met enters its offset, and the simulator
- * shows 1-exchange rounds 4x less precise than 12-exchange ones. ntpd's
- * clock filter answers the same problem by keeping the last eight samples
- * and using the one of least delay, aged. Here the samples are of earlier
- * rounds, so each is first carried to the instant of this round's sample:
+ * shows 1-exchange rounds 4x less precise than 12-exchange ones. A full
+ * burst has the same weakness at a larger scale: now and then all twelve
+ * exchanges of a burst meet a slower path (the host busy for the few ms
+ * the burst takes), and on 8 daemons on loopback such a burst, 10 µs
+ * round trips against 6.3, left its clock 1.7 µs off the group for a
+ * round. ntpd's clock filter answers both by keeping the last eight
+ * samples and using the one of least delay, aged. Here the samples are of
+ * earlier rounds, so each is first carried to the instant of this round's
+ * sample:
  *
  *     carried = offset_then + (what this clock applied since)
  *                           − (what the master applied since)
@@ -26,10 +31,10 @@
 
 /** The frequency error a locked clock may still have, which runs on a carried sample: ppb. */
 export const CARRY_DRIFT_PPB = 1000n;
+/** Bursts of fewer samples than this choose at CARRY_DRIFT_PPB; larger ones at the frequency error the clock may have. */
+export const CARRY_BELOW_SAMPLES = 4;
 /** Rounds a sample is kept. */
 export const CARRY_ROUNDS = 8;
-/** Bursts of fewer samples than this use the filter; larger bursts choose within themselves (measure.ts). */
-export const CARRY_BELOW_SAMPLES = 4;
 
 export interface RoundSample {
   epoch: number;
@@ -79,9 +84,10 @@ export class RoundFilter {
    * driftPpb when larger (the frequency error the clock may have: the error bound's drift, bound.ts), so
    * that the selection, the frequency fit and the error bound see how far it may really be off.
    */
-  choose(s: RoundSample, driftPpb = CARRY_DRIFT_PPB): Carried {
+  choose(s: RoundSample, driftPpb = CARRY_DRIFT_PPB, samples = 1): Carried {
     if (s.epoch !== this.epoch) this.restart(s.epoch);
     const drift = driftPpb > CARRY_DRIFT_PPB ? driftPpb : CARRY_DRIFT_PPB;
+    const chooseDrift = samples < CARRY_BELOW_SAMPLES ? CARRY_DRIFT_PPB : drift;
     let best: Carried = { offsetNs: s.offsetNs, delayNs: s.delayNs, fromRound: s.round };
     let bestBound = s.delayNs / 2n;
     for (const k of this.kept) {
@@ -89,7 +95,7 @@ export class RoundFilter {
       if (master === null) continue;
       const ageNs = s.monoNs - k.monoNs;
       if (ageNs < 0n) continue;
-      const bound = k.delayNs / 2n + (ageNs * CARRY_DRIFT_PPB) / 1_000_000_000n;
+      const bound = k.delayNs / 2n + (ageNs * chooseDrift) / 1_000_000_000n;
       if (bound >= bestBound) continue;
       bestBound = bound;
       const honest = k.delayNs / 2n + (ageNs * drift) / 1_000_000_000n;

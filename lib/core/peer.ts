@@ -20,7 +20,7 @@ import { DEFAULT_DISCIPLINE } from './discipline.js';
 import { exchangesOf, probeTimeoutNs, REPORT_BY, SLOT_JITTER, SLOT_SPAN, SLOT_START, WARMUP_FROM } from './load.js';
 import { bestOfBurst, exchange, type Sample } from './measure.js';
 import { boundDriftPpm } from './bound.js';
-import { CARRY_BELOW_SAMPLES, RoundFilter } from './carry.js';
+import { RoundFilter } from './carry.js';
 import type { Address } from './types.js';
 
 /**
@@ -297,14 +297,15 @@ export class PeerRole {
 
   private report(b: Burst, chosen: Chosen): void {
     const { ctx } = this;
-    // A burst of one or two exchanges (a large group) reports the best of this and recent rounds' samples, carried to now.
+    // Once synchronized, a burst reports the best of this and recent rounds' samples, carried to now (carry.ts).
     if (!ctx.synced || b.fallback) this.filter.reset();
     const carried = this.filter.choose(
       { epoch: b.epoch, round: b.round, offsetNs: chosen.best.offsetNs, delayNs: chosen.best.delayNs, appliedAtNs: chosen.appliedAtNs, monoNs: chosen.monoNs },
       // What the frequency may be off by runs on a carried sample: the error bound's drift.
       BigInt(Math.ceil(boundDriftPpm(ctx.frequencyErrorPpm) * 1000)),
+      chosen.samples,
     );
-    const best = ctx.synced && chosen.samples < CARRY_BELOW_SAMPLES ? carried : chosen.best;
+    const best = ctx.synced ? carried : chosen.best;
     this.measurement = { epoch: b.epoch, round: b.round, offsetNs: best.offsetNs, appliedAtNs: chosen.appliedAtNs, monoNs: chosen.monoNs, delayNs: best.delayNs, answered: false };
     this.lastOffsetNs = best.offsetNs;
     this.lastDelayNs = best.delayNs;
