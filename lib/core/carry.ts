@@ -1,5 +1,6 @@
 /**
- * A clock filter across rounds (pure), for every synchronized peer.
+ * A clock filter across rounds (pure), for synchronized peers (peer.ts: a
+ * full burst only once its frequency fit is trusted).
  *
  * A master of thousands asks each peer for one exchange a round (load.ts),
  * so a peer has no burst to pick its least-delayed sample from: whatever
@@ -80,9 +81,10 @@ export class RoundFilter {
 
   /**
    * This round's sample; returns it, or an earlier one carried to its instant if that one's bound is smaller.
-   * The choice ages samples at CARRY_DRIFT_PPB; the round trip reported for a carried one ages it at
-   * driftPpb when larger (the frequency error the clock may have: the error bound's drift, bound.ts), so
-   * that the selection, the frequency fit and the error bound see how far it may really be off.
+   * A burst of fewer than CARRY_BELOW_SAMPLES samples chooses with samples aged at CARRY_DRIFT_PPB, a larger
+   * one at driftPpb when larger (the frequency error the clock may have: the error bound's drift, bound.ts);
+   * the round trip reported for a carried one ages it at driftPpb, so that the selection, the frequency fit
+   * and the error bound see how far it may really be off.
    */
   choose(s: RoundSample, driftPpb = CARRY_DRIFT_PPB, samples = 1): Carried {
     if (s.epoch !== this.epoch) this.restart(s.epoch);
