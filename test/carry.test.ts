@@ -5,7 +5,7 @@
  * holds tighter for it.
  */
 import test from 'ava';
-import { CARRY_DRIFT_PPB, CARRY_ROUNDS, RoundFilter, type RoundSample } from '../lib/core/carry.js';
+import { CARRY_BELOW_SAMPLES, CARRY_DRIFT_PPB, CARRY_ROUNDS, carryApplies, RoundFilter, type RoundSample } from '../lib/core/carry.js';
 import { summarize } from '../lib/sim/report.js';
 import { runSimulation, SIM_DEFAULTS } from '../lib/sim/simulator.js';
 
@@ -81,6 +81,19 @@ test('a full burst that met a slow path reports an earlier one carried, while th
   const one = h.choose(sample(2, 0n, 10_000n), 3_000n, 1);
   t.is(one.fromRound, 1);
   t.is(one.delayNs, 2n * (3_150n + 3_000n));
+});
+
+test('who carries: nobody before synchronizing; a small burst as soon as synchronized; a full burst only with a trusted frequency fit', (t) => {
+  const full = CARRY_BELOW_SAMPLES;
+  const small = CARRY_BELOW_SAMPLES - 1;
+  t.false(carryApplies(false, 1, 0.5), 'not synchronized: its own best, whatever the burst');
+  t.false(carryApplies(false, full, 0.5));
+  t.true(carryApplies(true, 1, null), 'one exchange: carried even before the fit is trusted');
+  t.true(carryApplies(true, small, null));
+  t.false(carryApplies(true, full, null), 'a full burst in acquisition (fit not trusted): its own best');
+  t.false(carryApplies(true, 12, null));
+  t.true(carryApplies(true, 12, 0.4), 'a full burst with a trusted fit: carried');
+  t.true(carryApplies(true, 12, 25), 'trusted however large: the drift it chooses at (choose) keeps a poor fit from carrying far');
 });
 
 test('in the simulator (seeded, so the figures are the same on any machine), one exchange a round holds within 2x of full bursts (without the filter 4x)', (t) => {

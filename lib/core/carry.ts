@@ -37,6 +37,19 @@ export const CARRY_BELOW_SAMPLES = 4;
 /** Rounds a sample is kept. */
 export const CARRY_ROUNDS = 8;
 
+/**
+ * Whether a burst reports the filter's choice (a sample carried from an
+ * earlier round, or its own) rather than its own best exchange: only once
+ * synchronized, and a full burst only once the frequency fit is trusted
+ * (frequencyErrorPpm known). In acquisition the fit's error is not known
+ * (tens of ppm are usual), and a carry would put it into the offset. A
+ * small burst has nothing better to report, so it carries as soon as it is
+ * synchronized.
+ */
+export function carryApplies(synced: boolean, samples: number, frequencyErrorPpm: number | null): boolean {
+  return synced && (samples < CARRY_BELOW_SAMPLES || frequencyErrorPpm !== null);
+}
+
 export interface RoundSample {
   epoch: number;
   round: number;

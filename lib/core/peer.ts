@@ -20,7 +20,7 @@ import { DEFAULT_DISCIPLINE } from './discipline.js';
 import { exchangesOf, probeTimeoutNs, REPORT_BY, SLOT_JITTER, SLOT_SPAN, SLOT_START, WARMUP_FROM } from './load.js';
 import { bestOfBurst, exchange, type Sample } from './measure.js';
 import { boundDriftPpm } from './bound.js';
-import { CARRY_BELOW_SAMPLES, RoundFilter } from './carry.js';
+import { carryApplies, RoundFilter } from './carry.js';
 import type { Address } from './types.js';
 
 /**
@@ -305,10 +305,8 @@ export class PeerRole {
       BigInt(Math.ceil(boundDriftPpm(ctx.frequencyErrorPpm) * 1000)),
       chosen.samples,
     );
-    // A full burst takes a carried sample only once its frequency fit is trusted: in acquisition the fit's error is
-    // not known (tens of ppm are usual), and the carry would put it into the offset. (Small bursts have no better.)
-    const carry = ctx.synced && (chosen.samples < CARRY_BELOW_SAMPLES || ctx.frequencyErrorPpm !== null);
-    const best = carry ? carried : chosen.best;
+    // A full burst takes a carried sample only once its frequency fit is trusted (carryApplies).
+    const best = carryApplies(ctx.synced, chosen.samples, ctx.frequencyErrorPpm) ? carried : chosen.best;
     this.measurement = { epoch: b.epoch, round: b.round, offsetNs: best.offsetNs, appliedAtNs: chosen.appliedAtNs, monoNs: chosen.monoNs, delayNs: best.delayNs, answered: false };
     this.lastOffsetNs = best.offsetNs;
     this.lastDelayNs = best.delayNs;
