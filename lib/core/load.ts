@@ -13,7 +13,9 @@
  * interval, split evenly over the members it expects. A small group keeps
  * the full burst (--probes) and its accuracy; a large one measures with
  * fewer exchanges (at 10,000 members, one each), and the master's work
- * per member and round stays flat (docs/protocol.md, "Scale").
+ * per round stays within the budget at any size (docs/protocol.md,
+ * "Scale"; per member it is higher in a small group, see
+ * docs/performance.md).
  *
  * The number goes to the peers in SYNC (`probes`). A burst of WARMUP_FROM
  * exchanges or more has a warm-up exchange on top (discarded, see
