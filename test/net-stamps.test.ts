@@ -65,18 +65,41 @@ test('a step of CLOCK_REALTIME between pairings rejects the stamp read across it
   const counters = newStampCounters();
   c.kernel = () => c.mono + c.offsetNs - 20_000n;
   t.is(s.stamp(5, c.mono, counters).source, 'kernel');
-  // One second later the host clock was slewed by 500 µs (500 ppm): fine.
+  // One second later, the host clock slewed meanwhile: a slew (like any frequency change) runs CLOCK_MONOTONIC
+  // alike, so the offset between them did not move, and the stamp is fine.
   c.mono += 1_000_000_000n;
-  c.offsetNs += 500_000n;
   t.is(s.stamp(5, c.mono, counters).source, 'kernel');
   // Then stepped forward by 2 s: the stamp may straddle the step.
   c.mono += 1_000_000n;
   c.offsetNs += 2_000_000_000n;
   t.is(s.stamp(5, c.mono, counters).source, 'user');
-  // The next one is fine again.
+  // Stamps read within maxAgeNs of the step may still be from before it: user-space stamps too.
   c.mono += 1_000_000n;
+  t.is(s.stamp(5, c.mono, counters).source, 'user');
+  // Past that, kernel stamps again.
+  c.mono += STAMPER_DEFAULTS.maxAgeNs;
   t.is(s.stamp(5, c.mono, counters).source, 'kernel');
-  t.deepEqual(counters, { kernel: 3, user: 1, missing: 0, late: 0, old: 0, step: 1 });
+  t.deepEqual(counters, { kernel: 3, user: 2, missing: 0, late: 0, old: 0, step: 2 });
+});
+
+test('datagrams stamped before a small step and read after it are all rejected, not only the first (their stamps are in the old time base)', (t) => {
+  const { c, clocks } = fakeClocks({ offsetNs: 0n });
+  const s = new RxStamper(clocks);
+  const counters = newStampCounters();
+  c.kernel = () => c.mono + c.offsetNs - 20_000n;
+  t.is(s.stamp(5, c.mono, counters).source, 'kernel');
+  // Two datagrams reach the kernel at monotonic A and A + 1 ms, stamped in the old base; then the clock is stepped
+  // forward by 50 ms (a newcomer's coarse step, under the 100 ms that late/old catch), then both are read.
+  c.mono += 1_000_000_000n;
+  const a = c.mono;
+  c.mono += 3_000_000n;
+  c.offsetNs += 50_000_000n;
+  c.kernel = () => a;
+  t.is(s.stamp(5, c.mono, counters).source, 'user', 'the first read reveals the step');
+  c.kernel = () => a + 1_000_000n;
+  const second = s.stamp(7, c.mono + 10_000n, counters);
+  t.is(second.source, 'user', `the second would be ${a + 1_000_000n - second.monoNs} ns off with the new offset`);
+  t.deepEqual(counters, { kernel: 1, user: 2, missing: 0, late: 0, old: 0, step: 2 });
 });
 
 test('a pairing interrupted between its readings is read again and the narrower bracket kept', (t) => {
@@ -130,7 +153,7 @@ test('a pairing slowed within its bracket moves no stamp: the offset is where ev
   clocks.realNs = () => (mono += gaps[0]) + stepped;
   clocks.lastRxRealNs = () => mono - 40_000n + stepped;
   s.stamp(3, mono + 1_000n, counters);
-  mono += 1_000_000n;
+  mono += STAMPER_DEFAULTS.maxAgeNs + 1_000_000n;
   want = arrival();
   const after = s.stamp(3, mono + 1_000n, counters);
   t.is(after.source, 'kernel');

@@ -38,8 +38,16 @@
  *   missing  the kernel gave none (timestamps just switched on; no support)
  *   late     later than the user-space stamp: it cannot be this datagram's
  *   old      more than maxAgeNs before the user-space stamp
- *   step     CLOCK_REALTIME moved against CLOCK_MONOTONIC by more than any
- *            slew can (maxSlewRate of the time elapsed, plus stepSlackNs)
+ *   step     CLOCK_REALTIME moved against CLOCK_MONOTONIC: the pairing
+ *            falls outside the intersection, or moved more than any slew
+ *            could (maxSlewRate of the time elapsed, plus stepSlackNs);
+ *            and every stamp for maxAgeNs after that: a datagram the kernel
+ *            stamped before the step and that waited in a socket (the other
+ *            one, or behind the datagram that revealed the step) carries a
+ *            stamp in the old time base, which the new offset would move by
+ *            the whole step. A step of 100 ms or more fails `late` or `old`
+ *            anyway; a smaller one (a newcomer's step of tens of ms) would
+ *            pass them.
  */
 
 export interface StampCounters {
@@ -88,6 +96,8 @@ export class RxStamper {
   private lastPairMonoNs = 0n;
   /** Where the offset lies, as every pairing since the offset last moved says (see the file's comment). */
   private known: { lo: bigint; hi: bigint } | null = null;
+  /** Until this monotonic instant kernel stamps may be in the time base before the last step: rejected. */
+  private distrustUntilNs: bigint | null = null;
 
   constructor(
     private readonly clocks: StampClocks,
@@ -113,10 +123,11 @@ export class RxStamper {
   private check(fd: number, userMonoNs: bigint): bigint | 'missing' | 'late' | 'old' | 'step' {
     const kernelReal = this.clocks.lastRxRealNs(fd);
     if (kernelReal === null) return 'missing';
-    const { monoNs, offsetNs, bestNs } = this.pair();
-    const stepped = this.stepped(monoNs, offsetNs);
+    const { monoNs, offsetNs, bestNs, moved } = this.pair();
+    // Either test: the intersection left behind (any step, however small), or a move no slew could make.
+    if (this.stepped(monoNs, offsetNs) || moved) this.distrustUntilNs = monoNs + this.opts.maxAgeNs;
+    if (this.distrustUntilNs !== null && monoNs <= this.distrustUntilNs) return 'step';
     const rxMono = kernelReal - bestNs;
-    if (stepped) return 'step';
     if (rxMono > userMonoNs) return 'late';
     if (userMonoNs - rxMono > this.opts.maxAgeNs) return 'old';
     return rxMono;
@@ -127,7 +138,7 @@ export class RxStamper {
    * every reading since the offset last moved. offsetNs is this reading's own middle, for the step test; bestNs
    * the middle of what all of them leave.
    */
-  private pair(): { monoNs: bigint; offsetNs: bigint; bestNs: bigint } {
+  private pair(): { monoNs: bigint; offsetNs: bigint; bestNs: bigint; moved: boolean } {
     const c = this.clocks;
     let best: { monoNs: bigint; offsetNs: bigint; lo: bigint; hi: bigint; bracket: bigint } | null = null;
     for (let i = 0; i < 2; i++) {
@@ -141,7 +152,8 @@ export class RxStamper {
     }
     const { lo, hi } = best!;
     const k = this.known;
-    if (k && lo <= k.hi + PAIR_SLACK_NS && hi >= k.lo - PAIR_SLACK_NS) {
+    const moved = k !== null && !(lo <= k.hi + PAIR_SLACK_NS && hi >= k.lo - PAIR_SLACK_NS);
+    if (k && !moved) {
       // Rounding may leave the two a nanosecond or so apart: then the nearer ends.
       const nlo = lo > k.lo ? lo : k.lo;
       const nhi = hi < k.hi ? hi : k.hi;
@@ -149,7 +161,7 @@ export class RxStamper {
     } else {
       this.known = { lo, hi };
     }
-    return { monoNs: best!.monoNs, offsetNs: best!.offsetNs, bestNs: (this.known.lo + this.known.hi) / 2n };
+    return { monoNs: best!.monoNs, offsetNs: best!.offsetNs, bestNs: (this.known.lo + this.known.hi) / 2n, moved };
   }
 
   /** Whether CLOCK_REALTIME jumped against CLOCK_MONOTONIC since the last pairing; remembers this one. */
