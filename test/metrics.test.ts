@@ -18,7 +18,7 @@ function peerStatus(over: Partial<StatusJson> = {}): StatusJson {
     earliestNs: null, latestNs: null, errorBoundNs: null, boundState: 'none', boundWhy: 'not yet synchronized', boundDriftPpb: 1000,
     lastAdjustmentNs: null, lastOffsetNs: null, lastDelayNs: null, frequencyPpm: 0, lastCorrectionAgeS: null,
     clock: {
-      kind: 'virtual', state: 'free-running', pendingNs: '0', appliedNs: '0', steps: 0, maxSlewPpm: 500, stepThresholdNs: '100000', simDriftPpm: null, simOffsetNs: null,
+      kind: 'virtual', state: 'free-running', pendingNs: '0', appliedNs: '0', steps: 0, foreignSteps: null, maxSlewPpm: 500, stepThresholdNs: '100000', simDriftPpm: null, simOffsetNs: null,
       startFrequencyPpm: null, disciplinedFrequencyPpm: null, synchronized: null,
       kernel: { frequencyPpm: 1.25, freq: 81920, tick: 10000, status: 0x40, statusNames: ['STA_UNSYNC'], state: 'TIME_ERROR', synchronized: false, maxErrorUs: 16000000, estErrorUs: 16000000, offset: 0, tai: 37 },
     },

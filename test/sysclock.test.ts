@@ -171,12 +171,19 @@ test('a step goes through ADJ_SETOFFSET|ADJ_NANO, exact; at() maps monotonic to 
   t.is(c.correct(5_000_000n, false), 'slew');
 });
 
-test('a step made by someone else is noticed by now() within 10 s', (t) => {
-  const { k, c } = clock();
+test('a step made by someone else is noticed by now() within 10 s, and told (the daemon warns); our own steps are not', (t) => {
+  const k = new FakeKernel();
+  const told: bigint[] = [];
+  const c = new SystemClock({ kernel: k, timers: new FakeTimers(), maxSlewPpm: 500, stepThresholdNs: 100_000n, onForeignStep: (ns) => told.push(ns) });
+  t.is(c.correct(2n * S, true), 'step');
+  k.advance(11n * S);
+  c.now();
+  t.deepEqual(told, [], 'our own step is in the model already');
   k.offset += 5n * S;
   k.advance(11n * S);
   t.is(c.now(), k.realtimeNs());
   t.is(c.state().foreignSteps, 1);
+  t.deepEqual(told, [5n * S]);
 });
 
 // ------------------------------------------------------------ kernel state and start frequency

@@ -34,6 +34,8 @@ export interface OpenSystemClockOptions {
   env?: NodeJS.ProcessEnv;
   timers?: Timers;
   onError?: (err: Error) => void;
+  /** Someone else stepped the clock (SystemClockOptions.onForeignStep). */
+  onForeignStep?: (movedNs: bigint) => void;
 }
 
 export interface OpenedSystemClock {
@@ -96,6 +98,7 @@ export function openSystemClock(o: OpenSystemClockOptions): OpenedSystemClock {
       startFrequencyPpm: saved?.frequencyPpm,
       timers: o.timers,
       onError: o.onError,
+      onForeignStep: o.onForeignStep,
     });
     return { clock, saved, startFrom: saved ? 'state-file' : 'kernel', overridden, leftovers };
   } catch (err) {

@@ -84,6 +84,8 @@ export interface SystemClockOptions {
   minResidualNs?: bigint;
   /** A failure inside a slew timer (the system call failed). Default: ignored. */
   onError?: (err: Error) => void;
+  /** CLOCK_REALTIME was stepped by someone else by movedNs (noticed by the check every 10 s). Default: ignored. */
+  onForeignStep?: (movedNs: bigint) => void;
 }
 
 export interface SystemClockState {
@@ -166,6 +168,7 @@ export class SystemClock implements Clock {
   private readonly minSlewNs: bigint;
   private readonly minResidualNs: bigint;
   private readonly onError: (err: Error) => void;
+  private readonly onForeignStep: (movedNs: bigint) => void;
   /** REALTIME − MONOTONIC, ns. */
   private offsetNs: bigint;
   private checkedNs: bigint;
@@ -189,6 +192,7 @@ export class SystemClock implements Clock {
     this.minSlewNs = opts.minSlewNs ?? 200_000_000n;
     this.minResidualNs = opts.minResidualNs ?? 1000n;
     this.onError = opts.onError ?? (() => {});
+    this.onForeignStep = opts.onForeignStep ?? (() => {});
     const { timex } = this.kernel.adjtime({ modes: 0 });
     this.hz = guessHz(timex.tick);
     const current = kernelFrequencyPpm(timex.freq, timex.tick, this.hz);
@@ -399,8 +403,10 @@ export class SystemClock implements Clock {
     this.checkedNs = m;
     const fresh = pairedOffsetNs(this.kernel, 3);
     if (abs(fresh - this.offsetNs) > FOREIGN_STEP_NS) {
+      const moved = fresh - this.offsetNs;
       this.foreignSteps++;
       this.offsetNs = fresh;
+      this.onForeignStep(moved);
     }
   }
 }

@@ -81,7 +81,7 @@ export function formatStatus(s: StatusJson): string {
     `Last offset      : ${dur(s.lastOffsetNs)}${s.lastDelayNs === null ? '' : ` (round trip ${mag(s.lastDelayNs)})`}`,
     `Last adjustment  : ${dur(s.lastAdjustmentNs)}`,
     `Frequency        : ${s.frequencyPpm >= 0 ? '+' : ''}${s.frequencyPpm.toFixed(3)} ppm`,
-    `Clock            : ${s.clock.kind}${s.clock.state ? ` (${s.clock.state})` : ''}, ${s.clock.steps} step(s), slew remaining ${mag(s.clock.pendingNs)}, max slew ${s.clock.maxSlewPpm} ppm`,
+    `Clock            : ${s.clock.kind}${s.clock.state ? ` (${s.clock.state})` : ''}, ${s.clock.steps} step(s)${s.clock.foreignSteps ? `, ${s.clock.foreignSteps} by someone else` : ''}, slew remaining ${mag(s.clock.pendingNs)}, max slew ${s.clock.maxSlewPpm} ppm`,
     ...kernelLines(s),
     `Group            : ${s.config.group}:${s.config.port} on ${s.config.interface}, domain ${s.config.domain}, interval ${s.config.intervalMs} ms${s.config.authenticated ? ', authenticated' : ''}`,
     `Datagrams        : received ${s.counters.received}, sent ${s.counters.sent}, send errors ${s.counters.sendErrors}`,

@@ -68,6 +68,8 @@ export interface StatusJson extends BoundJson {
     pendingNs: string;
     appliedNs: string;
     steps: number;
+    /** System clock: steps of CLOCK_REALTIME made by someone else, noticed within 10 s; else null. */
+    foreignSteps: number | null;
     maxSlewPpm: number;
     stepThresholdNs: string;
     simDriftPpm: number | null;
@@ -163,6 +165,7 @@ export function buildStatus(
       pendingNs: c.pendingNs.toString(),
       appliedNs: c.appliedNs.toString(),
       steps: c.steps,
+      foreignSteps: sys?.foreignSteps ?? null,
       maxSlewPpm: c.maxSlewPpm,
       stepThresholdNs: c.stepThresholdNs.toString(),
       simDriftPpm: virt?.driftPpm ?? null,
