@@ -63,6 +63,14 @@ test('a fresh peer: values it does not have are absent, not 0', async (t) => {
   if (promtool) t.is(spawnSync(promtool, ['check', 'metrics'], { input: text }).status, 0);
 });
 
+test('a system clock stepped by another program: berkeleyd_foreign_steps_total counts it', async (t) => {
+  const s = peerStatus();
+  s.clock.foreignSteps = 2;
+  const m = new Metrics(() => s);
+  t.teardown(() => m.stop());
+  t.regex(await m.text(), /^berkeleyd_foreign_steps_total 2$/m);
+});
+
 test('a master: faulty members, spread, bounded member series, rejected by reason', async (t) => {
   const members = [...Array(MAX_MEMBER_SERIES + 5).keys()].map((i) => ({
     nodeId: `m${String(i).padStart(3, '0')}`, offsetNs: String(i * 1000), delayNs: '50000', lastRound: 9, address: '10.0.0.1',

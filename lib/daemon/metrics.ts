@@ -216,6 +216,7 @@ export class Metrics {
     counter('berkeleyd_elections_total', 'Changes of the followed master\'s epoch after the first master (each a failover election).', [], (s) => [[{}, s.counters.elections]]);
     counter('berkeleyd_claims_total', 'Times this node claimed mastership.', [], (s) => [[{}, s.counters.claims]]);
     counter('berkeleyd_steps_total', 'Steps of this node\'s clock.', [], (s) => [[{}, s.clock.steps]]);
+    counter('berkeleyd_foreign_steps_total', 'Steps of the system clock made by another program, noticed within 10 s (0 with a virtual clock).', [], (s) => [[{}, s.clock.foreignSteps ?? 0]]);
     counter('berkeleyd_corrections_total', 'Corrections applied (steps and slews).', [], (s) => [[{}, s.counters.corrections]]);
     counter('berkeleyd_reloads_total', 'Reloads (SIGHUP), by result: ok, or refused (the old configuration stays).', ['result'], (s) =>
       [[{ result: 'ok' }, s.counters.reloads.ok], [{ result: 'refused' }, s.counters.reloads.refused]]);
