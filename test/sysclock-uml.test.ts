@@ -246,7 +246,7 @@ uml(`3 guests seconds apart and ±100 ppm: --clock system brings them within 1 m
       const st = await g.run(`node ${CLI} status --json --control /tmp/berkeleyd.sock; busybox date +%s.%N`);
       try {
         const j = JSON.parse(st.out.slice(0, st.out.lastIndexOf('}') + 1));
-        t.log(`--- g${i} status: ${JSON.stringify({ groupTimeNs: j.groupTimeNs, lastOffsetNs: j.lastOffsetNs, lastAdjustmentNs: j.lastAdjustmentNs, steps: j.clock?.steps, foreignSteps: j.clock?.state?.foreignSteps, appliedNs: j.clock?.appliedNs, pendingNs: j.clock?.pendingNs })}, kernel right after ${st.out.slice(st.out.lastIndexOf('}') + 1).trim()}`);
+        t.log(`--- g${i} status: ${JSON.stringify({ groupTimeNs: j.groupTimeNs, lastOffsetNs: j.lastOffsetNs, lastAdjustmentNs: j.lastAdjustmentNs, steps: j.clock?.steps, foreignSteps: j.clock?.foreignSteps, appliedNs: j.clock?.appliedNs, pendingNs: j.clock?.pendingNs })}, kernel right after ${st.out.slice(st.out.lastIndexOf('}') + 1).trim()}`);
       } catch {
         t.log(`--- g${i} status: ${st.out.slice(0, 2000)}`);
       }
