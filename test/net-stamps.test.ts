@@ -6,7 +6,7 @@
  * not the last of a batch), and between network namespaces the daemons'
  * status counters show kernel stamps for every exchange.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { loadSocketCalls, parseIpv4, type SocketCalls } from '../lib/net/ffi.js';
 import { newStampCounters, RxStamper, STAMPER_DEFAULTS, type StampClocks } from '../lib/net/stamps.js';
 import { freeUdpPort, Transport, type RxTime } from '../lib/net/transport.js';
@@ -59,12 +59,18 @@ test('missing, late and far-too-old kernel stamps are rejected and counted; the 
   t.deepEqual(counters, { kernel: 1, user: 3, missing: 1, late: 1, old: 1, step: 0 });
 });
 
-test('a step of CLOCK_REALTIME between pairings rejects the stamp read across it; a slew does not', (t) => {
+/** A stamper on fake clocks that has taken one kernel stamp (20 µs old), CLOCK_REALTIME = CLOCK_MONOTONIC. */
+function stamperAfterOne(t: ExecutionContext) {
   const { c, clocks } = fakeClocks({ offsetNs: 0n });
   const s = new RxStamper(clocks);
   const counters = newStampCounters();
   c.kernel = () => c.mono + c.offsetNs - 20_000n;
   t.is(s.stamp(5, c.mono, counters).source, 'kernel');
+  return { c, s, counters };
+}
+
+test('a step of CLOCK_REALTIME rejects the stamps that may straddle it, for maxAgeNs; time passing alone does not', (t) => {
+  const { c, s, counters } = stamperAfterOne(t);
   // One second later, the host clock slewed meanwhile: a slew (like any frequency change) runs CLOCK_MONOTONIC
   // alike, so the offset between them did not move, and the stamp is fine.
   c.mono += 1_000_000_000n;
@@ -83,11 +89,7 @@ test('a step of CLOCK_REALTIME between pairings rejects the stamp read across it
 });
 
 test('datagrams stamped before a small step and read after it are all rejected, not only the first (their stamps are in the old time base)', (t) => {
-  const { c, clocks } = fakeClocks({ offsetNs: 0n });
-  const s = new RxStamper(clocks);
-  const counters = newStampCounters();
-  c.kernel = () => c.mono + c.offsetNs - 20_000n;
-  t.is(s.stamp(5, c.mono, counters).source, 'kernel');
+  const { c, s, counters } = stamperAfterOne(t);
   // Two datagrams reach the kernel at monotonic A and A + 1 ms, stamped in the old base; then the clock is stepped
   // forward by 50 ms (a newcomer's coarse step, under the 100 ms that late/old catch), then both are read.
   c.mono += 1_000_000_000n;
