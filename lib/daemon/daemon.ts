@@ -71,7 +71,14 @@ export class Daemon {
       this.clock = opts.shared.clock;
     } else if (c.kind === 'system') {
       // Refuses (ClockRefused) without CAP_SYS_TIME or beside another time service, before anything is opened.
-      this.system = openSystemClock({ ...common, stateFile: c.stateFile ?? null, force: c.force ?? false, onError: (err) => this.say.warn(`system clock: ${err.message}`), onForeignStep: (movedNs) => this.say.warn(`the system clock was stepped by someone else, by ${formatDurationNs(movedNs)}: another program sets the time (is a time service still running?); following the clock as it now is`) });
+      this.system = openSystemClock({
+        ...common,
+        stateFile: c.stateFile ?? null,
+        force: c.force ?? false,
+        onError: (err) => this.say.warn(`system clock: ${err.message}`),
+        onForeignStep: (movedNs) =>
+          this.say.warn(`the system clock was stepped by someone else, by ${formatDurationNs(movedNs)}: another program sets the time (is a time service still running?); following the clock as it now is`),
+      });
       this.clock = this.system.clock;
       const keeper = new SystemClockKeeper(this.system.clock, { stateFile: c.stateFile ?? null, intervalNs: opts.node.intervalNs, warn: this.say.warn, log: log.clock });
       this.keeper = keeper;
