@@ -7,6 +7,9 @@
  * 1. Noise floor: with no daemon, every guest stamps the same broadcast
  *    probes in its kernel (SO_TIMESTAMPNS); the guests' clocks all come
  *    from this machine's, so what varies between probes is the harness.
+ * 1b. The harness itself: probes held in a guest's socket across a step of
+ *    its clock are marked by the stamper and not used (one such probe once
+ *    made a guest look seconds off for a whole run).
  * 2. The group: clocks set seconds apart (`busybox date -s`) and to
  *    different rates (`busybox adjtimex -f`), then a real daemon in each,
  *    g0 pinned master, 1 s interval. Their CLOCK_REALTIME, measured by the
@@ -39,7 +42,7 @@ import { findChrony } from '../bench/chrony.js';
 import { GUEST_DIR, GUEST_STAMPER, UmlLan, umlAvailability, type Guest } from './helpers/uml.js';
 import { buildC, probeGuest, routeLine, type Probe } from './helpers/uml-probe.js';
 import { boundSamplesFrom, PENDING_SAMPLER, tallyBound } from './helpers/uml-bound.js';
-import { pct, Prober, sleep, spreadNs, stats, us } from './helpers/uml-stamps.js';
+import { MAX_RAW_ERROR_NS, pct, Prober, sleep, spreadNs, stats, us } from './helpers/uml-stamps.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = join(ROOT, 'dist', 'bin', 'berkeleyd.js');
@@ -193,6 +196,29 @@ uml(`noise floor: the guests stamp the same probes with no daemon running${skipp
   const corrected = measurable.map((r) => spreadNs(r.atSend!.map((x, g) => x - BigInt(Math.round(offC[g]!)))));
   t.log(`noise floor, no daemon (${rows.length} probes; the guests' constant boot offsets ${off.map((o) => us(o)).join(', ')} removed): raw stamps ${stats(raw)}; delivery delay taken out (${measurable.length} probes): ${stats(corrected)}`);
   t.pass();
+});
+
+uml(`the harness: probes the kernel stamped before a step of the guest's clock and the stamper read after it are not used${skipped}`, async (t) => {
+  // A daemon's coarse step while probes wait in the stamper's socket put those stamps in the old time base and their raw
+  // readings off by the step; one such probe became a guest's delay base, and the guest looked 3 s off all run (seen in CI).
+  const g = lan!.guests[1]!;
+  const base = prober!.delayBases()[g.index]!;
+  await g.run(`pkill -STOP -f 'python3 .*stampe[r]'`);
+  const held = await prober!.probes(3, 20);
+  await g.run('busybox date -s @$(( $(busybox date +%s) + 5 )) >/dev/null');
+  await g.run(`pkill -CONT -f 'python3 .*stampe[r]'`);
+  const after = await prober!.probes(5, 50);
+  const mine = (seqs: number[]) => g.stamps.filter((s) => seqs.includes(s.seq));
+  t.is(mine(held).length, held.length, 'the held probes were stamped once the stamper ran again');
+  // What the old stamper would have used: the raw reading seconds early, so this guest's least delay seconds short.
+  const sent = prober!.sentMonoOf(held);
+  const early = mine(held).map((s) => Number(base - (s.rawNs - sent.get(s.seq)!)) / 1e9);
+  t.log(`the held probes' raw readings are ${early.map((x) => x.toFixed(3)).join(', ')} s before their delivery; marked unknown: ${mine(held).map((s) => s.rawErrorNs > MAX_RAW_ERROR_NS).join(', ')}`);
+  t.true(early.every((x) => x > 3), 'the step (4-5 s) shows in the held probes\' raw readings');
+  t.true(mine(held).every((s) => s.rawErrorNs > MAX_RAW_ERROR_NS), 'the held probes are marked: their raw reading is unknown');
+  t.true(mine(after).every((s) => s.rawErrorNs <= MAX_RAW_ERROR_NS), 'the probes after are used');
+  const moved = Number(prober!.delayBases()[g.index]! - base);
+  t.true(Math.abs(moved) < 1_000_000, `the guest's delay base moved by ${moved} ns`);
 });
 
 uml(`3 guests seconds apart and ±100 ppm: --clock system brings them within 1 ms (by round 3 here) and holds them there${skipped}`, async (t) => {

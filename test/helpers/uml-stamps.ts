@@ -43,11 +43,17 @@ export class Prober {
     return sent;
   }
 
+  /** This machine's CLOCK_MONOTONIC just before each of these probes was sent, ns. */
+  sentMonoOf(seqs: readonly number[]): Map<number, bigint> {
+    return new Map(seqs.filter((s) => this.sentMono.has(s)).map((s) => [s, this.sentMono.get(s)!]));
+  }
+
   /**
    * Each guest's delay base: the least (raw clock at receipt − this
-   * machine's monotonic clock at sending) over every probe so far. The raw
-   * clock is this machine's monotonic clock plus a constant, so this is the
-   * constant plus the least delivery time.
+   * machine's monotonic clock at sending) over every probe so far whose raw
+   * reading is known (the stamper marks those it read across a step of the
+   * guest's clock). The raw clock is this machine's monotonic clock plus a
+   * constant, so this is the constant plus the least delivery time.
    */
   delayBases(): bigint[] {
     return this.lan.guests.map((g) => {
