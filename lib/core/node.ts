@@ -2,7 +2,8 @@
  * One berkeleyd node: the election, and the master or peer side of the
  * round, behind one entry point (sans-IO). The daemon and the simulator both
  * drive this class: `handle(event)` returns the actions to carry out, in
- * order, at once.
+ * order, at once. The replay fence of SYNCs (fence.ts) and what the node
+ * reports of itself, its status and error bound (node-status.ts), live apart.
  */
 import { resolveAdvertised } from '../wire/address.js';
 import { nodeIdOf } from '../wire/ids.js';
@@ -13,7 +14,6 @@ import {
   type Message,
   type SyncMessage,
 } from '../wire/messages.js';
-import { computeBound } from './bound.js';
 import { Context, type ClockReader, type Randomness } from './context.js';
 import {
   CLAIM_WINDOW,
@@ -29,80 +29,21 @@ import {
   ClaimBook,
   type Credentials,
 } from './election.js';
-import { MasterRole, type Member } from './master.js';
+import { ReplayFence } from './fence.js';
+import { MasterRole } from './master.js';
+import { nodeErrorBound, nodeStatus, type Followed, type NodeStatus, type NodeView } from './node-status.js';
 import { validateOptions, type NodeOptions } from './options.js';
 import { PeerRole } from './peer.js';
 import { Resignation } from './resign.js';
-import type { Action, Address, DropReason, ErrorBound, Event, FaultReason, Role, RoundRow, TimerName } from './types.js';
-
-/** The master this node follows, as its last SYNC described it. */
-interface Followed extends Credentials {
-  name: string;
-  pinned: boolean;
-  address: Address;
-  /** The master's steps from the top of a hierarchy, and whether its time follows a reference (SYNC). */
-  steps: number;
-  reference: boolean;
-  round: number;
-  intervalNs: bigint;
-  /** Monotonic arrival time of its last SYNC. */
-  lastSyncMonoNs: bigint;
-}
-
-export interface NodeStatus {
-  name: string;
-  node: bigint;
-  role: Role;
-  masterName: string | null;
-  /** The master's steps from the top and reference flag: this node's own as master, else from the followed master's last SYNC (null: none followed). */
-  masterSteps: number | null;
-  masterReference: boolean | null;
-  epoch: number;
-  round: number;
-  synced: boolean;
-  lastAdjustmentNs: bigint | null;
-  frequencyPpm: number;
-  lastOffsetNs: bigint | null;
-  lastDelayNs: bigint | null;
-  members: Member[];
-  lastTable: RoundRow[];
-  lastTableRound: number;
-  lastQuorum: boolean;
-  lastAverageNs: bigint | null;
-  /** The master's last common frequency (ppm) and selection margin (ns). */
-  lastCommonPpm: number;
-  lastMarginNs: bigint;
-  /** Members named faulty so far by this node as master. */
-  faultsNamed: number;
-  /** The master's last table named this node faulty. */
-  namedFaulty: boolean;
-  /** This node's frequency estimate needs more than the frequency limit. */
-  cannotFollow: boolean;
-  /** As master: its own clock is named faulty, and why; as a peer: why it stood down as master, until its clock recovers (resign.ts). */
-  ownClockFault: FaultReason | null;
-  /** As master: it serves the group's time in place of its own faulty clock (runaway.ts). */
-  servingGroupTime: boolean;
-  /** As a peer: why its reports reach no table of the master's (null: they do; see peer.ts). */
-  leftOut: 'table-full' | 'not-in-table' | null;
-  /** As master: the burst asked of peers this round, the member limit, and the nodes it refused (in all). */
-  probes: number;
-  maxMembers: number;
-  membersRefused: number;
-  /** As master: the last round refused nodes (the table is full). */
-  tableFull: boolean;
-  dropped: Partial<Record<DropReason, number>>;
-}
+import type { Action, Address, ErrorBound, Event, Role, TimerName } from './types.js';
 
 /** Epochs at the top of the u32 range are refused: a group could never elect past them. */
 const MAX_EPOCH = 0xffff_0000;
-/** Masters whose last (epoch, round) is remembered for replay fencing, and for how many intervals of silence. */
-const FENCE_MEMORY = 64;
-const FENCE_INTERVALS = 3n;
 
 export class Node {
   readonly id: bigint;
-  /** Highest (epoch, round) accepted from each master, kept whether or not we still follow it. */
-  private readonly fence = new Map<bigint, { epoch: number; round: number; monoNs: bigint }>();
+  /** Highest (epoch, round) accepted from each master, kept whether or not we still follow it (fence.ts). */
+  private readonly fence = new ReplayFence();
   readonly ctx: Context;
   private role: Role = 'peer';
   private epoch = 0;
@@ -221,11 +162,7 @@ export class Node {
     const masterless = this.role === 'peer' && this.followed === null;
     if (msg.epoch < this.epoch && !masterless) return ctx.drop('stale-epoch', msg, from);
     if (msg.epoch > MAX_EPOCH || !saneTiming(msg.intervalMs, msg.collectMs)) return ctx.drop('bad-sync', msg, from);
-    // Replay fencing per master. A master silent for FENCE_INTERVALS is
-    // forgotten, so that one restarted at round 1 is heard again.
-    const seen = this.fence.get(msg.sender);
-    if (seen && rxMonoNs - seen.monoNs > FENCE_INTERVALS * BigInt(msg.intervalMs) * 1_000_000n) this.fence.delete(msg.sender);
-    else if (seen && (msg.epoch < seen.epoch || (msg.epoch === seen.epoch && msg.round <= seen.round))) return ctx.drop('stale-round', msg, from);
+    if (this.fence.stale(msg, rxMonoNs)) return ctx.drop('stale-round', msg, from);
     const theirs: Credentials = { epoch: msg.epoch, priority: msg.priority, node: msg.sender };
     if (this.role === 'master') {
       if (this.opts.pinnedMaster && msg.pinned) {
@@ -236,7 +173,7 @@ export class Node {
         ctx.notice({ kind: 'role', role: 'peer', epoch: msg.epoch, masterName: msg.name, why: `two pinned masters (--master): yielding to ${msg.name}` });
         this.master!.stop();
         this.master = null;
-        this.remember(msg, rxMonoNs);
+        this.fence.remember(msg, rxMonoNs);
         return this.follow(msg, from, rxMonoNs);
       }
       if (compareCredentials(theirs, this.credentials) <= 0) return ctx.drop('worse-master', msg, from);
@@ -257,14 +194,8 @@ export class Node {
         return ctx.drop('worse-master', msg, from);
       }
     }
-    this.remember(msg, rxMonoNs);
+    this.fence.remember(msg, rxMonoNs);
     this.follow(msg, from, rxMonoNs);
-  }
-
-  private remember(msg: SyncMessage, rxMonoNs: bigint): void {
-    this.fence.delete(msg.sender);
-    this.fence.set(msg.sender, { epoch: msg.epoch, round: msg.round, monoNs: rxMonoNs });
-    if (this.fence.size > FENCE_MEMORY) this.fence.delete(this.fence.keys().next().value!);
   }
 
   private follow(msg: SyncMessage, from: Address, rxMonoNs: bigint): void {
@@ -477,64 +408,25 @@ export class Node {
 
   /** This node's error bound at monoNs, which must be now (see ErrorBound and bound.ts). */
   errorBound(monoNs: bigint): ErrorBound {
-    const { ctx } = this;
-    return computeBound(
-      {
-        role: this.role,
-        synced: ctx.synced,
-        namedFaulty: this.role !== 'master' && this.peer.namedFaulty,
-        ownClockFaulty: (this.master?.own.fault ?? null) !== null,
-        leftOut: this.peer.leftOut,
-        cannotFollow: ctx.atFrequencyLimit,
-        following: this.followed !== null,
-        update: ctx.lastUpdate,
-        appliedNowNs: ctx.clock.appliedNs(),
-        typicalDelayNs: this.peer.typicalDelayNs,
-        averagesNs: this.master ? (this.master.lastAverageNs === null ? [] : [this.master.lastAverageNs]) : this.peer.averagesNs,
-        frequencyErrorPpm: ctx.frequencyErrorPpm,
-        intervalNs: this.intervalNs,
-        collectNs: this.opts.collectTimeoutNs,
-      },
-      monoNs,
-    );
+    return nodeErrorBound(this.view(), monoNs);
   }
 
   status(): NodeStatus {
-    const { ctx } = this;
+    return nodeStatus(this.view());
+  }
+
+  private view(): NodeView {
     return {
-      name: this.opts.name,
-      node: this.id,
+      id: this.id,
+      opts: this.opts,
+      ctx: this.ctx,
       role: this.role,
-      masterName: this.role === 'master' ? this.opts.name : (this.followed?.name ?? null),
-      masterSteps: this.role === 'master' ? this.opts.steps : (this.followed?.steps ?? null),
-      masterReference: this.role === 'master' ? this.opts.reference : (this.followed?.reference ?? null),
       epoch: this.epoch,
-      round: this.master?.round ?? this.followed?.round ?? 0,
-      // A peer left out of the table gets no corrections: whatever it did before, it is not synchronized. Nor is a
-      // master whose own clock is named faulty: it serves the group's time, but its own clock is off (runaway.ts).
-      synced: ctx.synced && (this.role === 'master' ? !this.master?.own.fault : this.peer.leftOut === null),
-      lastAdjustmentNs: ctx.lastAdjustmentNs,
-      frequencyPpm: ctx.frequencyPpm,
-      lastOffsetNs: this.peer.lastOffsetNs,
-      lastDelayNs: this.peer.lastDelayNs,
-      members: this.master ? [...this.master.members.values()] : [],
-      lastTable: this.master?.lastTable ?? [],
-      lastTableRound: this.master?.lastTableRound ?? 0,
-      lastQuorum: this.master?.lastQuorum ?? true,
-      lastAverageNs: this.master?.lastAverageNs ?? null,
-      lastCommonPpm: this.master?.lastCommonPpm ?? 0,
-      lastMarginNs: this.master?.lastMarginNs ?? 0n,
-      faultsNamed: this.master?.faultsNamed ?? 0,
-      namedFaulty: this.peer.namedFaulty,
-      cannotFollow: ctx.atFrequencyLimit,
-      ownClockFault: this.master ? this.master.own.fault : this.resigned.reason,
-      servingGroupTime: this.master?.serving ?? false,
-      leftOut: this.role === 'master' ? null : this.peer.leftOut,
-      probes: this.master?.load.probes ?? this.peer.probes,
-      maxMembers: this.opts.maxMembers,
-      membersRefused: this.master?.limit.refusedTotal ?? 0,
-      tableFull: this.master?.limit.full ?? false,
-      dropped: Object.fromEntries(ctx.counters),
+      followed: this.followed,
+      master: this.master,
+      peer: this.peer,
+      resignedFor: this.resigned.reason,
+      intervalNs: this.intervalNs,
     };
   }
 }

@@ -3,7 +3,7 @@
  * faults) and what it returns (SimResult and its records). The simulation
  * itself is simulator.ts; the report built from a result, report.ts.
  */
-import type { NodeStatus } from '../core/node.js';
+import type { NodeStatus } from '../core/node-status.js';
 import { DEFAULTS } from '../core/options.js';
 import type { ErrorBound, Notice, RoundRow } from '../core/types.js';
 import type { BoundHonesty } from './honesty.js';
