@@ -19,13 +19,13 @@ import { log, warner } from './log.js';
 import { Metrics, MetricsServer } from './metrics.js';
 import { SystemClockKeeper } from './keeper.js';
 import { BoundPublisher } from './publish.js';
+import { movesBound, tell } from './notices.js';
 import { ReferenceLink } from './reference.js';
 import { buildStatus, type StatusJson } from './status.js';
 import { boundJson } from './bound.js';
 import type { Counters, DaemonOptions } from './types.js';
 
 export type { Counters, DaemonOptions } from './types.js';
-
 
 /** What a reload may change while the daemon runs (see README, "Reload"). */
 export interface Reloadable {
@@ -182,12 +182,12 @@ export class Daemon {
     }
   }
 
-  /** Which clock this daemon disciplines, for the start line. */
   /** What the master advertises in SYNC: the unspecified address of the group's family (the source of the SYNC). */
   private get anyAddress(): string {
     return this.transport.family === 6 ? '::' : '0.0.0.0';
   }
 
+  /** Which clock this daemon disciplines, for the start line. */
   private clockLine(): string {
     if (this.system) {
       const s = this.system;
@@ -344,19 +344,9 @@ export class Daemon {
   }
 
   private notice(n: Notice): void {
-    // What moves the bound or its state: the segment follows at once, not at the next refresh.
-    if (this.clockbound && n.kind !== 'dropped' && n.kind !== 'measured' && n.kind !== 'member-joined' && n.kind !== 'member-left') this.clockbound.soon();
+    if (this.clockbound && movesBound(n)) this.clockbound.soon();
+    // The daemon's own bookkeeping; what is logged or said of each notice is notices.ts's.
     switch (n.kind) {
-      case 'round':
-        log.round('round %d/%d: average %s%s', n.epoch, n.round, formatDurationNs(n.averageNs), n.quorum ? '' : ' (no majority: following the master)');
-        for (const r of n.table) {
-          log.round('  %s offset %s ± %s delay %s adjustment %s%s%s', r.name, formatDurationNs(r.offsetNs), formatDurationNs(r.errorNs), formatDurationNs(r.delayNs), formatDurationNs(r.adjustmentNs), r.outlier ? ' outlier' : '', r.faulty ? ` faulty (${r.faulty})` : '');
-        }
-        return;
-      case 'measured':
-        return log.round('round %d: offset %s delay %s (best of %d)', n.round, formatDurationNs(n.offsetNs), formatDurationNs(n.delayNs), n.samples);
-      case 'burst-failed':
-        return log.round('round %d: no measurement: %s', n.round, n.why);
       case 'corrected':
         this.counters.corrections += 1;
         this.lastCorrectionMonoNs = process.hrtime.bigint();
@@ -367,12 +357,10 @@ export class Daemon {
           const alone = st.role === 'master' && st.lastTable.length < 2;
           this.keeper.corrected(n.adjustmentNs, st.synced && !alone, delay);
         }
-        return log.clock('round %d/%d: adjustment %s, correction %s%s, frequency %s ppm', n.epoch, n.round, formatDurationNs(n.adjustmentNs), formatDurationNs(n.correctionNs), n.step ? ' (step)' : '', n.frequencyPpm.toFixed(3));
-      case 'coarse-step':
-        return log.clock('coarse step to the master: %s', formatDurationNs(n.correctionNs));
+        break;
       case 'refused':
         this.reject('refused-adjust');
-        return this.say.warn(`refused a correction of ${formatDurationNs(n.correctionNs)} in round ${n.round}: larger than --max-adjust ${formatDurationNs(n.maxAdjustNs)}`);
+        break;
       case 'role':
         if (n.role === 'candidate') this.counters.claims += 1;
         if (n.masterName !== null && n.epoch !== this.lastEpoch) {
@@ -380,54 +368,12 @@ export class Daemon {
           this.lastEpoch = n.epoch;
         }
         if (n.role === 'candidate') this.keeper?.lost(`no master heard: ${n.why}`);
-        return log.election('%s in epoch %d (master %s): %s', n.role, n.epoch, n.masterName ?? 'none', n.why);
-      case 'member-joined':
-        return log.round('member %s joined', n.name);
-      case 'member-left':
-        return log.round('member %s left (%s)', n.name, n.why);
-      case 'member-faulty':
-        if (n.reason === null) return this.say.warn(`member ${n.name} recovered in round ${n.round}: it agrees with the group again`);
-        return this.say.warn(
-          `member ${n.name} is faulty (${n.reason}) in round ${n.round}: ` +
-            (n.reason === 'outlier' ? 'its clock disagrees with the majority round after round' : 'its clock needs more frequency correction than the limit allows') +
-            '; it no longer counts in the average',
-        );
-      case 'cannot-follow':
-        if (!n.atLimit) return this.say.warn(`this clock follows its corrections again (estimate ${n.estimatePpm.toFixed(1)} ppm, group ${n.commonPpm.toFixed(1)} ppm)`);
-        return this.say.warn(
-          `this clock cannot follow its corrections: it needs ${(n.estimatePpm - n.commonPpm).toFixed(1)} ppm, beyond the frequency limit; its oscillator is faulty or another program is steering this clock`,
-        );
-      case 'own-clock':
-        return n.fault
-          ? this.say.warn(
-              this.opts.node.pinnedMaster
-                ? `own-clock-faulty (${n.fault}) in round ${n.round}: this master's own clock cannot follow the group; it keeps serving, with the group's time (running ${n.ratePpm.toFixed(2)} ppm against the monotonic clock) in place of its own clock, which stays out of the average`
-                : `own-clock-faulty (${n.fault}) in round ${n.round}: this master's own clock cannot follow the group; stepping down, and claiming no mastership until it recovers`,
-            )
-          : this.say.warn(`this node's own clock agrees with the group again (round ${n.round}): no longer named faulty`);
-      case 'self-outlier':
-        return n.outlier
-          ? this.say.warn(`this master's own clock disagrees with the majority of the group (round ${n.round}): the group corrects it, but if its oscillator is faulty, run the group without --master here so that another node leads`)
-          : this.say.warn(`this master's own clock agrees with the group again (round ${n.round})`);
+        break;
       case 'table':
-        if (n.inTable) return this.say.warn(`this node is in the master's table again (round ${n.round})`);
-        this.keeper?.lost(n.why === 'table-full' ? "left out of the master's table: it is full" : "left out of the master's table");
-        return this.say.warn(
-          n.why === 'table-full'
-            ? `the master's table is full (its --max-members) and this node is not in it (round ${n.round}): not synchronized until a place frees`
-            : `this node's reports reach no table of the master's (round ${n.round}): not synchronized`,
-        );
-      case 'member-limit':
-        return n.refusing
-          ? this.say.warn(`the member table is full (--max-members ${n.max}): refusing ${n.refused} node(s) in round ${n.round}; they are counted in the status and the metrics (members_refused)`)
-          : this.say.warn(`the member table has room again (--max-members ${n.max}, round ${n.round})`);
-      case 'named-faulty':
-        return n.faulty ? this.say.warn(`the master names this node faulty in round ${n.round}`) : this.say.warn(`the master no longer names this node faulty (round ${n.round})`);
-      case 'reference':
-        return n.state === 'lost' ? this.say.warn(ReferenceLink.message(n)) : this.say.info(ReferenceLink.message(n));
-      case 'dropped':
-        return log.wire('ignored %s from %s:%d: %s', MessageType[n.type] ?? n.type, n.from.address, n.from.port, n.reason);
+        if (!n.inTable) this.keeper?.lost(n.why === 'table-full' ? "left out of the master's table: it is full" : "left out of the master's table");
+        break;
     }
+    tell(n, this.say, this.opts.node.pinnedMaster);
   }
 
   private command(cmd: string): unknown {
