@@ -23,6 +23,7 @@ import { MessageType, type Message } from '../wire/messages.js';
 import type { Fault, RoundRecord, SimInternals, SimOptions, SimResult, TruthSample } from './options.js';
 import { HonestyTally } from './honesty.js';
 import { Prng } from './prng.js';
+import { adjustTable, type Multicast } from './multicast.js';
 import { deliveryOrder, Heap, type QueueEntry } from './queue.js';
 
 export { SIM_DEFAULTS, type Fault, type RoundRecord, type SimInternals, type SimOptions, type SimResult, type TruthSample } from './options.js';
@@ -45,43 +46,6 @@ type Scheduled =
   | { kind: 'timer'; node: SimNode; timer: TimerName; state: Timer }
   | { kind: 'sample' }
   | { kind: 'multicast'; batch: Multicast };
-
-/**
- * One group datagram on its way to every receiver. Its deliveries are what
- * one event per receiver would be (the same arrival times, the same sequence
- * numbers, so the same global order), but they wait in the queue as one
- * entry that stands for the earliest delivery not yet made: the queue holds
- * O(datagrams in flight), not O(datagrams x receivers). At 10,000 nodes one
- * round's ADJUST table alone is 127 parts x 9,999 receivers.
- *
- * Of those, each receiver needs one: the part whose range holds its node
- * id (protocol 3). The engine ignores every other part at once, with no
- * action and no state (the daemon does not even decode them: 'other-part'),
- * so only that part is delivered. `runSimulation(o, { deliverAll: true })`
- * delivers every datagram, and the tests check that both give the same
- * result.
- */
-interface AdjustTable {
-  id: number;
-  /** By node index: the part that holds the node's entry; -1 none, -2 more than one (always delivered). */
-  partOf: Int32Array;
-}
-
-interface Multicast {
-  msg: Message;
-  /** For an ADJUST part: its table, and its number in it. */
-  table: AdjustTable | null;
-  part: number;
-  from: Address;
-  sentAtNs: bigint;
-  /** Receiver k (a node index), its one-way delay (ns, an integer) and sequence number seq0 + k, in the order they were drawn. */
-  receivers: number[];
-  delays: number[];
-  seq0: number;
-  /** Receiver indices by (arrival, sequence), and the next one to deliver. */
-  order: Uint32Array;
-  next: number;
-}
 
 /**
  * A node's timer: armed or not, and when it fires (at, and the sequence
@@ -126,7 +90,8 @@ class Simulation {
   /** The node that is master now (the group's time is its clock with its own adjustment applied), or null. */
   private master: SimNode | null = null;
 
-  private readonly byId = new Map<bigint, number>();
+  /** Node ids by index (for the ADJUST parts each reads). */
+  private readonly ids: bigint[] = [];
   private readonly keepEvents: boolean;
   private tables = 0;
 
@@ -169,7 +134,7 @@ class Simulation {
       };
       const node = new Node(options, clock, { random: () => rng.random(), nonce: () => rng.nonce() });
       const sn: SimNode = { name, index: i, address, node, clock, alive: true, timers: new Map(), busyUntil: 0n, receiveDrops: 0 };
-      this.byId.set(node.id, i);
+      this.ids.push(node.id);
       this.nodes.push(sn);
       this.byAddress.set(address.address, sn);
       this.startOffsetsNs.push(offsetNs);
@@ -368,7 +333,7 @@ class Simulation {
       const n = this.nodes.find((m) => m.name === f.node);
       if (n) {
         n.clock.disturb(f.ns);
-          }
+      }
     }
     if (o.crashMasterAtRound !== null && !this.crashed && done + 1 >= o.crashMasterAtRound) {
       const master = this.nodes.find((n) => n.alive && n.node.status().role === 'master');
@@ -394,7 +359,7 @@ class Simulation {
       if (f.kind === 'lie' && msg.type === MessageType.Report) msg = { ...msg, offsetNs: msg.offsetNs + f.ns };
     }
     const parts = msg.type === MessageType.Adjust ? splitAdjust(msg, false) : [msg];
-    const table = msg.type === MessageType.Adjust && to === 'group' ? this.adjustTable(parts) : null;
+    const table = msg.type === MessageType.Adjust && to === 'group' ? adjustTable(this.tables++, parts, this.ids) : null;
     const toMaster = msg.type === MessageType.TimeRequest || msg.type === MessageType.Report;
     const base = Number(this.o.delayNs) + (toMaster ? 1 : -1) * Number(this.o.asymmetryNs) / 2;
     for (let p = 0; p < parts.length; p++) {
@@ -429,25 +394,6 @@ class Simulation {
       const at = this.now + BigInt(delays[first]!);
       this.queue.push({ at, t: Number(at), seq: seq0 + first, item: { kind: 'multicast', batch } });
     }
-  }
-
-  /** Which part's range holds each node's id (the one part a node reads, whether or not its entry is there). */
-  private adjustTable(parts: readonly Message[]): AdjustTable {
-    const partOf = new Int32Array(this.nodes.length).fill(-1);
-    // Parts cover the ids in order (splitAdjust): the last part whose range starts at or below the id.
-    const firsts = parts.map((part) => (part.type === MessageType.Adjust ? part.rangeFirst : 0n));
-    this.nodes.forEach((n, i) => {
-      const id = n.node.id;
-      let lo = 0;
-      let hi = firsts.length - 1;
-      while (lo < hi) {
-        const mid = (lo + hi + 1) >> 1;
-        if (firsts[mid]! <= id) lo = mid;
-        else hi = mid - 1;
-      }
-      partOf[i] = lo;
-    });
-    return { id: this.tables++, partOf };
   }
 
   /** The one-way delay (ns, an integer) of a datagram from one node to another, or null if it is lost. */
