@@ -21,29 +21,9 @@ import { exchangesOf, probeTimeoutNs, REPORT_BY, SLOT_JITTER, SLOT_SPAN, SLOT_ST
 import { bestOfBurst, exchange, type Sample } from './measure.js';
 import { boundDriftPpm } from './bound.js';
 import { carryApplies, RoundFilter } from './carry.js';
+import { DelayFilter } from './delay-filter.js';
 import type { Address } from './types.js';
 
-/**
- * Delay filter (like chrony's maxdelayratio): a burst whose best round trip
- * exceeds DELAY_RATIO times the median of the last DELAY_HISTORY bursts'
- * best round trips is not reported: its offset may be off by half the
- * excess, and skipping one round costs little once the frequency is known.
- * Each rejection in a row widens the bound by DELAY_RELAX times the median,
- * so that a node is not left to drift for round after round. Rejected
- * bursts enter the history too, so the bound follows a network that really
- * became slower.
- */
-const DELAY_HISTORY = 16;
-const DELAY_RATIO = 1.2;
-const DELAY_RELAX = 0.6;
-const DELAY_MIN_HISTORY = 4;
-/**
- * The filter never rejects a burst whose best round trip is within this of
- * the median: on a fast LAN (round trips of a few µs) 1.2x the median is
- * inside the scheduling noise, and at most half the excess, 2.5 µs, could
- * enter the offset.
- */
-const DELAY_FLOOR_NS = 5_000n;
 /** Complete tables in a row without our entry (our report reached no table) before we count as left out. */
 const LEFT_OUT_ROUNDS = 3;
 /** Exchanges a liveness probe tries before the master counts as gone. */
@@ -116,9 +96,8 @@ export class PeerRole {
   lastDelayNs: bigint | null = null;
   /** Monotonic arrival of the last reply that echoed one of our requests: the master is alive. */
   lastAnswerMonoNs: bigint | null = null;
-  /** Best round trips of the last bursts, for the delay filter, and how many bursts in a row it rejected. */
-  private readonly delays: bigint[] = [];
-  private rejectedInARow = 0;
+  /** Best round trips of the last bursts (delay-filter.ts). */
+  private readonly delays = new DelayFilter();
   /** The master's last table named this node faulty. */
   namedFaulty = false;
   /** No burst has completed against the master followed now (see finish: a coarse step may join a new group). */
@@ -252,14 +231,8 @@ export class PeerRole {
       if (b.fallback) return this.report(b, b.fallback);
       return ctx.notice({ kind: 'burst-failed', round: b.round, why: failed ?? 'no reply' });
     }
-    const bound = this.delayBound();
-    this.delays.push(best.delayNs);
-    if (this.delays.length > DELAY_HISTORY) this.delays.shift();
-    if (ctx.synced && bound !== null && best.delayNs > bound) {
-      this.rejectedInARow += 1;
-      return ctx.notice({ kind: 'burst-failed', round: b.round, why: `best round trip ${best.delayNs} ns above the delay filter's bound (${bound} ns)` });
-    }
-    this.rejectedInARow = 0;
+    const bound = this.delays.judge(best.delayNs, ctx.synced);
+    if (bound !== null) return ctx.notice({ kind: 'burst-failed', round: b.round, why: `best round trip ${best.delayNs} ns above the delay filter's bound (${bound} ns)` });
     const index = b.samples.indexOf(best);
     const chosen: Chosen = { best, appliedAtNs: b.appliedAt[index]!, monoNs: b.takenAt[index]!, samples: b.samples.length };
     // A newcomer whose clock is outside the group's tolerance takes the
@@ -321,23 +294,9 @@ export class PeerRole {
     });
   }
 
-  /**
-   * The median of the last bursts' best round trips (null while the history is short): the error bound takes half
-   * of it when the measurement's own round trip is shorter (bound.ts): a round trip far below the usual is the one
-   * a stamp error (a clock pairing preempted under load) may have shortened, and its offset may be off by more.
-   */
+  /** The median of the last bursts' best round trips (delay-filter.ts), for the error bound; null while the history is short. */
   get typicalDelayNs(): bigint | null {
-    if (this.delays.length < DELAY_MIN_HISTORY) return null;
-    return [...this.delays].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))[this.delays.length >> 1]!;
-  }
-
-  /** (DELAY_RATIO + DELAY_RELAX x rejections in a row) times the median of recent best round trips; null while the history is short. */
-  private delayBound(): bigint | null {
-    if (this.delays.length < DELAY_MIN_HISTORY) return null;
-    const sorted = [...this.delays].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    const median = sorted[sorted.length >> 1]!;
-    const bound = BigInt(Math.round(Number(median) * (DELAY_RATIO + DELAY_RELAX * this.rejectedInARow)));
-    return bound > median + DELAY_FLOOR_NS ? bound : median + DELAY_FLOOR_NS;
+    return this.delays.typicalNs;
   }
 
   /** One part of the table of the master we follow. */
