@@ -207,16 +207,21 @@ uml(`the harness: probes the kernel stamped before a step of the guest's clock a
   const held = await prober!.probes(3, 20);
   await g.run('busybox date -s @$(( $(busybox date +%s) + 5 )) >/dev/null');
   await g.run(`pkill -CONT -f 'python3 .*stampe[r]'`);
-  const after = await prober!.probes(5, 50);
   const mine = (seqs: number[]) => g.stamps.filter((s) => seqs.includes(s.seq));
+  for (let i = 0; i < 100 && mine(held).length < held.length; i++) await sleep(50);
   t.is(mine(held).length, held.length, 'the held probes were stamped once the stamper ran again');
+  // The next probes come after the stamper has seen its queue empty again, on the stepped clock.
+  await sleep(200);
+  const after = await prober!.probes(10, 50);
   // What the old stamper would have used: the raw reading seconds early, so this guest's least delay seconds short.
   const sent = prober!.sentMonoOf(held);
   const early = mine(held).map((s) => Number(base - (s.rawNs - sent.get(s.seq)!)) / 1e9);
   t.log(`the held probes' raw readings are ${early.map((x) => x.toFixed(3)).join(', ')} s before their delivery; marked unknown: ${mine(held).map((s) => s.rawErrorNs > MAX_RAW_ERROR_NS).join(', ')}`);
   t.true(early.every((x) => x > 3), 'the step (4-5 s) shows in the held probes\' raw readings');
   t.true(mine(held).every((s) => s.rawErrorNs > MAX_RAW_ERROR_NS), 'the held probes are marked: their raw reading is unknown');
-  t.true(mine(after).every((s) => s.rawErrorNs <= MAX_RAW_ERROR_NS), 'the probes after are used');
+  // Marking is not for good: the probes after are used (but those whose raw reads were preempted for over 100 µs).
+  const used = mine(after).filter((s) => s.rawErrorNs <= MAX_RAW_ERROR_NS).length;
+  t.true(used >= after.length / 2, `only ${used} of the ${after.length} probes after the step are used (raw read widths ${mine(after).map((s) => s.rawErrorNs).join(', ')} ns)`);
   const moved = Number(prober!.delayBases()[g.index]! - base);
   t.true(Math.abs(moved) < 1_000_000, `the guest's delay base moved by ${moved} ns`);
 });
