@@ -87,7 +87,7 @@ export interface NodeView {
 
 /** A node's error bound at monoNs, which must be now (see ErrorBound and bound.ts). */
 export function nodeErrorBound(v: NodeView, monoNs: bigint): ErrorBound {
-const { ctx } = v;
+  const { ctx } = v;
   return computeBound(
     {
       role: v.role,
