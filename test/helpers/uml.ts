@@ -127,11 +127,14 @@ while True:
     # ADJ_SETOFFSET) after the stamp and before these reads leaves the stamp in the old time base, and this raw
     # reading off by the whole step: seen in CI as a guest 3 s off for the rest of a run, through the delay bases.
     # REALTIME - RAW moves otherwise only by rate (the guest's frequency and slew, under 2000 ppm): a larger move
-    # since the queue was last seen empty marks the raw reading unknown.
+    # since the queue was last seen empty marks the raw reading unknown. A smaller one (a step of 100-200 us after
+    # the stamper waited long for the CPU) still bounds the raw reading's error: it counts in the width.
     rt, raw, width = clocks()
     moved = abs((rt - raw) - (since[0] - since[1]))
     if moved > 20000 + 2 * (raw - since[1]) // 1000:
         width = 10 ** 12
+    else:
+        width = max(width, moved)
     print('STAMP %s %d %d %d' % (data.decode('ascii', 'replace').strip(), ts, ts - rt + raw, width), flush=True)
 `;
 
@@ -144,7 +147,11 @@ export interface Stamp {
   realtimeNs: bigint;
   /** The guest's CLOCK_MONOTONIC_RAW at the same instant (this machine's CLOCK_MONOTONIC plus a constant), ns. */
   rawNs: bigint;
-  /** How far off rawNs may be: the width of the (raw, realtime, raw) reads it was derived from, ns. */
+  /**
+   * How far off rawNs may be, ns: the width of the (raw, realtime, raw) reads it was derived from, or how far
+   * REALTIME − RAW moved since the stamper last saw its queue empty, whichever is larger; 10^12 (unknown) when
+   * it moved by more than the clock's rate could (a step between the kernel's stamp and the reads).
+   */
   rawErrorNs: number;
 }
 
