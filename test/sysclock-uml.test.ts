@@ -25,6 +25,8 @@
  *    segment says unknown.
  * 4. Refusals: without CAP_SYS_TIME (setpriv), and beside a running
  *    chronyd: exit 2 with the message, the kernel clock untouched.
+ * 4b. Another program steps a guest's clock (+5 ms): its daemon notices
+ *    within 10 s, warns with the size, and counts it in status and metrics.
  *
  * First a probe guest says in one line which kernel runs, how (the xstate
  * library that lets linux.uml run on CPUs with a large XSAVE area:
@@ -68,6 +70,11 @@ let chronyWhy = '';
 let cbWhy = '';
 let hostBefore: ReturnType<typeof hostClock> | null = null;
 let prober: Prober | null = null;
+/** When another program stepped g1's clock (the refusals test does it; the test after it checks what g1's daemon made of it). */
+let foreignStepAtMs: number | null = null;
+/** Another program's step of CLOCK_REALTIME by +5 ms, exact: adjtimex ADJ_SETOFFSET | ADJ_NANO (struct timex's time at byte 72). */
+const FOREIGN_STEP_NS = 5_000_000;
+const FOREIGN_STEP = `python3 -c 'import ctypes, struct; b = ctypes.create_string_buffer(208); struct.pack_into("i", b, 0, 0x2100); struct.pack_into("qq", b, 72, 0, ${FOREIGN_STEP_NS}); print(ctypes.CDLL(None).adjtimex(b))'`;
 
 /** This machine's clock: REALTIME − MONOTONIC and the kernel's timex state (read only). */
 function hostClock(): { offsetNs: bigint; freq: number; tick: number; status: number; offset: number } {
@@ -374,6 +381,11 @@ uml(`SIGTERM: STA_UNSYNC set, the learned frequency kept in the kernel and the s
 });
 
 uml(`refusals: without CAP_SYS_TIME, and beside a running chronyd: exit 2 with the message, the clock untouched; --force overrides the second; a PLL left on by a stopped service is taken over${skipped}`, async (t) => {
+  // Meanwhile another program steps g1's clock by +5 ms (as chronyd's makestep or an ntpdate in cron would). Its daemon
+  // looks every 10 s, which this test's own work covers; the next test checks what it said.
+  const stepped = await lan!.guests[1]!.run(FOREIGN_STEP);
+  t.true(Number(stepped.out.trim()) >= 0, `adjtimex ADJ_SETOFFSET: ${stepped.out}`);
+  foreignStepAtMs = performance.now();
   const g = lan!.guests[2]!;
   await g.run('kill -TERM $(pidof node | tr " " "\\n" | while read p; do grep -q -- "--clock" /proc/$p/cmdline && echo $p; done); sleep 1');
   const before = await adjtimex(g);
@@ -413,6 +425,28 @@ uml(`refusals: without CAP_SYS_TIME, and beside a running chronyd: exit 2 with t
   t.is((await adjtimex(g)).status & 0x1, 0, 'the PLL is off');
   t.log(`STA_PLL left on (as systemd-timesyncd leaves it), no time service running: ${/warning: .*/.exec(left.out)?.[0]}`);
   await g.run('kill -TERM $(pidof node | tr " " "\\n" | while read p; do grep -q -- "leftover" /proc/$p/cmdline && echo $p; done); sleep 0.5');
+});
+
+uml(`another program steps the clock: the daemon notices within 10 s, warns with the step's size, and counts it in status and the metrics${skipped}`, async (t) => {
+  t.not(foreignStepAtMs, null, 'the refusals test stepped g1');
+  const g = lan!.guests[1]!;
+  let log = '';
+  while (performance.now() < foreignStepAtMs! + 15_000) {
+    log = (await g.run('cat /tmp/daemon.log')).out;
+    if (/stepped by someone else/.test(log)) break;
+    await sleep(250);
+  }
+  const warned = /warning: the system clock was stepped by someone else, by \+(\d+\.\d+) ms: another program sets the time.*/.exec(log);
+  t.truthy(warned, `no warning within 15 s of the step:\n${log.slice(-1500)}`);
+  // As big as it was, within the (REALTIME, MONOTONIC) pairings' width on both sides (tens of µs in a guest, more
+  // when the host preempts it between the reads).
+  const toldNs = Number(warned?.[1]) * 1e6;
+  t.true(Math.abs(toldNs - FOREIGN_STEP_NS) < 500_000, `a step of ${FOREIGN_STEP_NS} ns told as ${toldNs} ns`);
+  const json = JSON.parse((await g.run(`node ${CLI} status --json --control /tmp/berkeleyd.sock`)).out);
+  t.is(json.clock.foreignSteps, 1);
+  t.regex((await g.run(`node ${CLI} status --control /tmp/berkeleyd.sock`)).out, /^Clock +: system .*\d+ step\(s\), 1 by someone else,/m);
+  t.regex((await g.run(`node ${CLI} status --format prometheus --control /tmp/berkeleyd.sock`)).out, /^berkeleyd_foreign_steps_total 1$/m);
+  t.log(`g1 after a +5 ms step by another program: "${warned?.[0]}"`);
 });
 
 uml(`a member left out of a full table (--max-members) knows it, and so does its kernel: STA_UNSYNC set; the master warns and counts the refusal${skipped}`, async (t) => {
